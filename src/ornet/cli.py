@@ -1,0 +1,88 @@
+"""`ornet` command line: dispatch to one module per subcommand, map errors to exit codes.
+
+Exit codes: 0 ok, 2 bad input or usage (one line on stderr naming the file, line or value),
+1 unexpected failure (a bug: the traceback is printed). Each subcommand module is imported
+only when it runs, so `ornet --help` and torch-free commands do not pay torch's import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module under ornet.commands, one-line help). Kept here, import-free, for --help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("synth", "generate the synthetic WSOL benchmark (CUB layout, with masks)"),
+    "check-data": ("check_data", "validate a dataset and print per-split counts and every problem"),
+    "train": ("train", "train the stages a config lists (ORNet or the CAM baseline), then evaluate"),
+    "evaluate": ("evaluate", "evaluate a trained run or checkpoint on a split"),
+    "evaluate-maps": ("evaluate_maps", "score saved maps against wsolevaluation metadata (MaxBoxAcc, PxAP)"),
+    "localize": ("localize", "predict boxes and maps for your own images with a trained model"),
+    "figures": ("figures", "draw a run's figures (overlay, evolution, histogram, failures, ...)"),
+    "demo": ("demo", "generate synthetic data, train ORNet and CAM, compare them"),
+}
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = [
+        "usage: ornet [-h] [--version] COMMAND [options]",
+        "",
+        "Weakly supervised object localization: ORNet (ICCV 2021), baselines and wsolevaluation metrics.",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run `ornet COMMAND --help` for the options of a command.",
+              "Exit codes: 0 ok, 2 bad input or usage, 1 unexpected failure."]
+    return "\n".join(lines)
+
+
+def error_line(prog: str, message: str) -> str:
+    """The one line printed for a user error (no traceback)."""
+    message = " ".join(str(message).split())
+    return f"{prog}: error: {message}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from . import __version__
+
+        print(f"ornet {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(error_line("ornet", f"unknown command {name!r}; commands: {', '.join(COMMANDS)}"), file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"ornet.commands.{COMMANDS[name][0]}")
+    prog = f"ornet {name}"
+    from .errors import OrnetError
+
+    try:
+        return int(module.main(rest, prog) or 0)
+    except OrnetError as e:
+        print(error_line(prog, str(e)), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        print(f"{prog}: unexpected failure (a bug; please report it with the traceback above)", file=sys.stderr)
+        return 1
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,162 @@
+"""Parsing a `RunConfig` from YAML presets and dotted command-line flags (jsonargparse).
+
+`--config FILE` loads a preset; any key can then be overridden: `--data.root DIR`,
+`--coarse.epochs 3`, `--stages [cam]`. Unknown keys and ill-typed values are errors (exit 2)
+that name the key and, for unknown ones, list the valid keys of that section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any
+
+from .config import VALID_STAGES, DataConfig, RunConfig
+from .errors import ConfigError
+
+
+class _Parser:
+    """Lazily-built jsonargparse parser (jsonargparse is light, but keep the import local)."""
+
+
+def _error_handler(prog: str):
+    def handler(parser, message: str):  # jsonargparse calls this instead of printing usage
+        raise ConfigError(_explain(message))
+
+    return handler
+
+
+def _valid_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(f.default_factory() if f.default_factory is not dataclasses.MISSING else None):
+            keys += _valid_keys(type(f.default_factory()), f"{prefix}{f.name}.")
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _explain(message: str) -> str:
+    """Make jsonargparse's multi-line messages one clear line; list valid keys for unknown ones."""
+    text = " ".join(message.split())
+    import re
+
+    m = re.search(r"[Uu]nrecognized arguments?: (\S+)", text) or re.search(r"'([\w.]+)' is not a valid key|key '?([\w.]+)'? is not expected", text)
+    if m:
+        bad = next(g for g in m.groups() if g)
+        bad = bad.lstrip("-").split("=")[0]
+        section = bad.rsplit(".", 1)[0] if "." in bad else ""
+        valid = [k for k in _valid_keys(RunConfig) if not section or k.startswith(section + ".")] or _valid_keys(RunConfig)
+        close = difflib.get_close_matches(bad, valid, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return f"unknown key {bad!r}{hint}; valid keys{' of ' + section if section else ''}: {', '.join(valid)}"
+    return text
+
+
+def make_parser(prog: str, description: str, with_config: bool = True, run_config: bool = True):
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False,
+                            default_meta=False, parser_mode="yaml")
+    if with_config:
+        parser.add_argument("--config", action=ActionConfigFile, help="YAML preset (see configs/)")
+    if run_config:
+        parser.add_class_arguments(RunConfig, fail_untyped=True, sub_configs=True)
+    return parser
+
+
+def make_data_parser(prog: str, description: str):
+    """A parser with only the `data` section (check-data)."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False, default_meta=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML preset (only its data section is used)")
+    parser.add_class_arguments(DataConfig, "data", fail_untyped=True)
+    return parser
+
+
+def parse(parser, argv: list[str]):
+    """Parse argv; any parse problem becomes a ConfigError with one clear line."""
+    from jsonargparse import ArgumentError
+
+    try:
+        ns = parser.parse_args(argv)
+    except ArgumentError as e:
+        raise ConfigError(_explain(str(e))) from None
+    except (ValueError, TypeError) as e:  # YAML errors, bad types in nested configs
+        raise ConfigError(_explain(str(e))) from None
+    return ns
+
+
+def to_run_config(parser, ns) -> RunConfig:
+    init = parser.instantiate_classes(ns)
+    d = init.as_dict() if hasattr(init, "as_dict") else dict(init)
+    d.pop("config", None)
+    d.pop("__path__", None)
+    cfg = _build(RunConfig, d)
+    validate(cfg)
+    return cfg
+
+
+def _build(cls: type, values: Any):
+    if dataclasses.is_dataclass(values):
+        return values
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        v = values[f.name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default) and isinstance(v, dict):
+            v = _build(type(default), v)
+        kwargs[f.name] = v
+    return cls(**kwargs)
+
+
+def validate(cfg: RunConfig) -> None:
+    """Value checks a type cannot express."""
+    bad = [s for s in cfg.stages if s not in VALID_STAGES]
+    if bad:
+        raise ConfigError(f"unknown stage {bad[0]!r} in stages; valid: {', '.join(VALID_STAGES)}")
+    if not cfg.stages:
+        raise ConfigError("stages is empty; list at least one of: " + ", ".join(VALID_STAGES))
+    if "cam" in cfg.stages and len(cfg.stages) > 1:
+        raise ConfigError(f"stage 'cam' is the baseline and runs alone, got stages {cfg.stages}")
+    d = cfg.data
+    for key in ("resize", "crop", "batch_size", "eval_batch_size"):
+        if getattr(d, key) <= 0:
+            raise ConfigError(f"data.{key} must be positive, got {getattr(d, key)}")
+    if d.num_workers < 0 or d.val_per_class < 0:
+        raise ConfigError("data.num_workers and data.val_per_class must be >= 0")
+    if d.crop > d.resize or d.crop % 32:
+        raise ConfigError(f"data.crop must be <= data.resize and divisible by 32, got crop={d.crop}, resize={d.resize}")
+    for name in ("evaluator", "coarse", "refine", "cam"):
+        st = getattr(cfg, name)
+        if st.epochs <= 0:
+            raise ConfigError(f"{name}.epochs must be positive, got {st.epochs}")
+        if not st.lr > 0:
+            raise ConfigError(f"{name}.lr must be positive, got {st.lr}")
+        if st.batch_size is not None and st.batch_size <= 0:
+            raise ConfigError(f"{name}.batch_size must be positive, got {st.batch_size}")
+    m = cfg.method
+    if not 0 <= m.erase_p <= 1:
+        raise ConfigError(f"method.erase_p must be in [0, 1], got {m.erase_p}")
+    if not 0 < m.f_max <= 1:
+        raise ConfigError(f"method.f_max must be in (0, 1], got {m.f_max}")
+    if m.sigma <= 0:
+        raise ConfigError(f"method.sigma must be positive, got {m.sigma}")
+    if m.area_topk <= 0 or m.area_skip < 0:
+        raise ConfigError("method.area_topk must be positive and method.area_skip >= 0")
+    if cfg.model.generator_width <= 0:
+        raise ConfigError(f"model.generator_width must be positive, got {cfg.model.generator_width}")
+    e = cfg.eval
+    if not 0 < e.cam_curve_interval < 1:
+        raise ConfigError(f"eval.cam_curve_interval must be in (0, 1), got {e.cam_curve_interval}")
+    if not e.iou_thresholds or any(not 0 < t <= 100 for t in e.iou_thresholds):
+        raise ConfigError(f"eval.iou_thresholds must be percentages in (0, 100], got {e.iou_thresholds}")
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)

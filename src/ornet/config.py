@@ -1,0 +1,168 @@
+"""Run configuration: one dataclass per concern (STYLE.md, habit 7).
+
+Torch-free on purpose, so that `ornet --help` and config validation stay fast. YAML presets
+in `configs/` set these fields; every field can be overridden with a dotted flag
+(`--data.root DIR`, `--coarse.epochs 3`). `jsonargparse` does the parsing (see `cli_config.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Optional, Union
+
+StageName = Literal["evaluator", "coarse", "refine", "cam"]
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, where, and how images become tensors."""
+
+    name: str = "cub"
+    """Dataset reader: cub, ilsvrc, wsol, dogs, aircraft, market1501, dukemtmc, msmt17, folder."""
+    root: Optional[str] = None
+    """Dataset root folder."""
+    metadata: Optional[str] = None
+    """wsolevaluation metadata folder (reader `wsol` only)."""
+    resize: int = 256
+    """Images are resized to resize x resize before cropping (the release: 256)."""
+    crop: int = 224
+    """Crop size fed to the networks (random crop in training, centre crop in test); divisible by 32."""
+    flip: bool = True
+    """Random horizontal flip in training."""
+    batch_size: int = 16
+    """Training batch size (per process)."""
+    eval_batch_size: int = 64
+    """Batch size for validation, test and inference."""
+    num_workers: int = 2
+    """DataLoader worker processes."""
+    val_per_class: int = 5
+    """Images per class carved from train into the held-out validation split (threshold selection)."""
+    split_seed: int = 0
+    """Seed of the train/val carve."""
+    clip_boxes: bool = False
+    """Clip boxes that leave the image instead of reporting them as an error."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Reader-specific options (e.g. aircraft: level, crop_banner)."""
+
+
+@dataclass
+class ModelConfig:
+    """Networks of the method (METHOD.md, Notation)."""
+
+    backbone: str = "resnet50"
+    """Classifier whose stem F_c1 feeds the generator (and whose rest F_c2 is the stage-1 head); also the CAM baseline's network."""
+    backbone_weights: str = "none"
+    """torchvision weights name (e.g. IMAGENET1K_V1), a local state-dict / safetensors file, or none."""
+    evaluator: str = "vgg16"
+    """Classifier used as the frozen evaluator F_e in stage 2."""
+    evaluator_weights: str = "none"
+    """Weights of the evaluator before stage 0 (same forms as backbone_weights)."""
+    generator_width: int = 64
+    """Base width c of the generator's U-Net (2c, 4c, 8c in the encoder)."""
+
+
+@dataclass
+class StageConfig:
+    """Optimisation settings of one training stage."""
+
+    epochs: int = 1
+    lr: float = 1e-3
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    scheduler: Literal["cosine", "cosine_step", "none"] = "cosine"
+    """cosine: per epoch; cosine_step: per iteration (the release's stage 2); none: constant."""
+    batch_size: Optional[int] = None
+    """Overrides data.batch_size for this stage."""
+    head_lr_mult: float = 1.0
+    """Learning-rate multiplier of newly initialised layers (classifier heads, generator)."""
+
+
+@dataclass
+class MethodConfig:
+    """Stage-2 losses and erasing (METHOD.md, Stage 2)."""
+
+    erasing: str = "attentive"
+    """attentive (AE), random (RE), rectangle (ER) or none."""
+    erase_p: float = 0.5
+    """Probability that a sample is erased."""
+    f_max: float = 0.5
+    """Upper bound of f ~ U(0, f_max) that sets the region threshold."""
+    min_half: int = 4
+    """Smallest half size of the erasing rectangle (map pixels)."""
+    eval_weight: float = 1.0
+    area_weight: float = 0.02
+    entropy_weight: float = 1.5
+    mu: float = 0.5
+    sigma: float = 0.1
+    beta: float = 0.0
+    area_topk: int = 25
+    area_skip: int = 3
+    area_form: Literal["faithful", "bounded"] = "bounded"
+    """faithful: mean(f_a[k]) as in the release (unbounded below); bounded: mean(relu(f_a[k]))."""
+
+
+@dataclass
+class EvalConfig:
+    """How maps become boxes and numbers (METHOD.md, Evaluation protocol and metrics)."""
+
+    box_mode: Literal["all", "largest", "multi"] = "largest"
+    """Box of a thresholded map for GT-known / Top-k Loc: all pixels, largest region, or every region."""
+    cam_curve_interval: float = 0.01
+    """Threshold step of the sweep (numpy.arange(0, 1, interval))."""
+    iou_thresholds: list[int] = field(default_factory=lambda: [30, 50, 70])
+    """IoU levels (percent) of MaxBoxAccV2."""
+    iou_strict: bool = False
+    """Count IoU > 0.5 (the release) instead of >= 0.5 (wsolevaluation)."""
+    normalize: Literal["minmax", "none"] = "minmax"
+    """Per-image min-max normalisation of maps before thresholding."""
+    threshold_split: Literal["val", "test"] = "val"
+    """Split on which the threshold is chosen."""
+
+
+@dataclass
+class TrainerConfig:
+    """Passed to lightning.Trainer."""
+
+    accelerator: str = "auto"
+    devices: Union[int, str] = "auto"
+    strategy: str = "auto"
+    precision: str = "32-true"
+    seed: int = 0
+    deterministic: bool = False
+    log_every_n_steps: int = 10
+    limit_train_batches: Union[int, float] = 1.0
+    limit_val_batches: Union[int, float] = 1.0
+    limit_test_batches: Union[int, float] = 1.0
+    progress: bool = True
+    snapshot_images: int = 4
+    """Images whose stage-2 map is saved after every epoch (evolution figure); 0 turns it off."""
+
+
+@dataclass
+class RunConfig:
+    """Everything `ornet train` needs."""
+
+    stages: list[str] = field(default_factory=lambda: ["evaluator", "coarse", "refine"])
+    """Stages to run in order: evaluator, coarse, refine (ORNet) or cam (baseline)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    evaluator: StageConfig = field(default_factory=lambda: StageConfig(epochs=1, lr=1e-3))
+    coarse: StageConfig = field(default_factory=lambda: StageConfig(epochs=1, lr=1e-3))
+    refine: StageConfig = field(
+        default_factory=lambda: StageConfig(
+            epochs=1, lr=1e-4, optimizer="adam", weight_decay=0.0, scheduler="cosine_step"
+        )
+    )
+    cam: StageConfig = field(default_factory=lambda: StageConfig(epochs=1, lr=1e-3))
+    method: MethodConfig = field(default_factory=MethodConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+VALID_STAGES = ("evaluator", "coarse", "refine", "cam")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain nested dict of a config dataclass (for YAML / JSON output)."""
+    return asdict(cfg)

@@ -1,0 +1,61 @@
+"""LightningDataModule over any reader: train / val (held out from train) / test."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from ..config import DataConfig
+from .dataset import WSOLDataset
+from .readers import read_dataset
+from .records import DatasetIndex
+from .sample import collate
+from .transforms import build_transform
+
+
+class WSOLDataModule(L.LightningDataModule):
+    """Reads the index once (raising the first problem found), then serves DataLoaders.
+
+    `batch_size` may be overridden per stage by the pipeline (StageConfig.batch_size).
+    """
+
+    def __init__(self, cfg: DataConfig, index: DatasetIndex | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.index = index if index is not None else read_dataset(cfg)
+        self.index.raise_problems()
+        self.batch_size = cfg.batch_size
+        self.train_tf = build_transform(True, cfg.resize, cfg.crop, cfg.flip)
+        self.test_tf = build_transform(False, cfg.resize, cfg.crop, cfg.flip)
+
+    @property
+    def num_classes(self) -> int:
+        return self.index.num_classes
+
+    @property
+    def classes(self) -> list[str]:
+        return self.index.classes
+
+    def dataset(self, split: str, train_transform: bool | None = None) -> WSOLDataset:
+        train_tf = split == "train" if train_transform is None else train_transform
+        return WSOLDataset(self.index.split(split), self.train_tf if train_tf else self.test_tf,
+                           with_masks=split != "train")
+
+    def _loader(self, split: str, shuffle: bool, batch_size: int, drop_last: bool = False) -> DataLoader:
+        ds = self.dataset(split)
+        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.cfg.num_workers,
+                          collate_fn=collate, drop_last=drop_last and len(ds) > batch_size,
+                          persistent_workers=self.cfg.num_workers > 0, pin_memory=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True, self.batch_size, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False, self.cfg.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False, self.cfg.eval_batch_size)
+
+    def loader(self, split: str) -> DataLoader:
+        """An evaluation loader (test transform, no shuffle) for any split."""
+        return self._loader(split, False, self.cfg.eval_batch_size)

@@ -1,0 +1,80 @@
+"""The dataset-reader registry and what every reader shares (torch-free)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+
+from ..config import DataConfig
+from ..errors import DataError, OrnetError
+from ..registry import Registry
+from .records import DatasetIndex, Record
+
+READERS: Registry = Registry("dataset")
+"""name -> function(DataConfig) -> DatasetIndex."""
+
+# Modules that register readers; imported on first use so that `import ornet.data` stays light.
+_READER_MODULES = ("cub", "ilsvrc", "wsol_metadata", "dogs", "aircraft", "reid", "folder")
+
+
+def _load_readers() -> None:
+    for mod in _READER_MODULES:
+        try:
+            importlib.import_module(f"{__package__}.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__package__}.{mod}":
+                raise
+
+
+def read_dataset(cfg: DataConfig) -> DatasetIndex:
+    """Read the dataset `cfg.name` at `cfg.root`; problems are collected in the index."""
+    _load_readers()
+    reader = READERS.get(cfg.name)
+    if cfg.root is None:
+        raise OrnetError("no dataset root given (set --data.root DIR)")
+    root = Path(cfg.root)
+    if not root.is_dir():
+        raise DataError("dataset root does not exist or is not a folder", file=str(root))
+    if cfg.val_per_class < 0:
+        raise OrnetError(f"data.val_per_class must be >= 0, got {cfg.val_per_class}")
+    return reader(cfg)
+
+
+def carve_val(train: list[Record], num_classes: int, per_class: int, seed: int) -> tuple[list[Record], list[Record]]:
+    """Move `per_class` images of each class from train to a held-out validation split.
+
+    Seeded and independent of the order of classes; a class keeps at least one training
+    image (with fewer than per_class + 1 images it gives what it can spare). The threshold
+    is chosen on this split, never on test (wsolevaluation's protocol).
+    """
+    if per_class == 0:
+        return list(train), []
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list[int]] = {}
+    for i, r in enumerate(train):
+        by_class.setdefault(r.label, []).append(i)
+    val_idx: set[int] = set()
+    for label in sorted(by_class):
+        idx = by_class[label]
+        take = min(per_class, len(idx) - 1)
+        if take > 0:
+            chosen = rng.choice(len(idx), size=take, replace=False)
+            val_idx.update(idx[j] for j in chosen)
+    kept = [r for i, r in enumerate(train) if i not in val_idx]
+    val = [r for i, r in enumerate(train) if i in val_idx]
+    return kept, val
+
+
+def finish_index(index: DatasetIndex) -> DatasetIndex:
+    """Checks every reader shares: classes exist, no split is empty, labels in range."""
+    if index.num_classes == 0:
+        index.problems.append(DataError("dataset has zero classes", file=str(index.root)))
+    for name, records in index.splits.items():
+        if not records and name != "val":  # an empty val split is an error only when used
+            index.problems.append(DataError(f"split {name!r} is empty", file=str(index.root)))
+        for r in records:
+            if not 0 <= r.label < max(index.num_classes, 1):
+                index.problems.append(DataError(f"label {r.label} of {r.image_id} is out of range", file=str(r.path)))
+    return index

@@ -1,0 +1,57 @@
+"""Joint image / box / mask transforms through torchvision.transforms.v2.
+
+Defaults follow the ORNet release: train = resize to 256x256, random 224 crop, horizontal
+flip; test = resize to 256x256, centre 224 crop. Boxes (`tv_tensors.BoundingBoxes`, XYXY)
+and masks (`tv_tensors.Mask`) move with the image. For wsolevaluation's protocol set
+resize = crop = 224 (a plain resize, no crop).
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def check_sizes(resize: int, crop: int) -> None:
+    from ..errors import ConfigError
+
+    if resize <= 0 or crop <= 0:
+        raise ConfigError(f"data.resize and data.crop must be positive, got resize={resize}, crop={crop}")
+    if crop > resize:
+        raise ConfigError(f"data.crop ({crop}) must not exceed data.resize ({resize})")
+    if crop % 32:
+        raise ConfigError(f"data.crop must be divisible by 32 (the networks downsample 32x), got {crop}")
+
+
+def geometry(train: bool, resize: int = 256, crop: int = 224, flip: bool = True) -> v2.Transform:
+    """The geometric part only (no dtype change or normalisation); used by tests and figures."""
+    ops: list[v2.Transform] = [v2.Resize((resize, resize), antialias=True)]
+    if train:
+        ops.append(v2.RandomCrop(crop))
+        if flip:
+            ops.append(v2.RandomHorizontalFlip())
+    else:
+        ops.append(v2.CenterCrop(crop))
+    return v2.Compose(ops)
+
+
+def build_transform(train: bool, resize: int = 256, crop: int = 224, flip: bool = True,
+                    mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Transform:
+    """PIL image (+ boxes, masks) -> normalised float tensor (+ transformed boxes, masks)."""
+    check_sizes(resize, crop)
+    return v2.Compose([
+        v2.ToImage(),
+        geometry(train, resize, crop, flip),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=list(mean), std=list(std)),
+    ])
+
+
+def denormalize(images: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """Undo `Normalize` for display: B x 3 x H x W -> values in [0, 1]."""
+    m = torch.tensor(mean, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    return (images * s + m).clamp(0, 1)
