@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny datasets built on the fly (never committed binaries)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def write_cub_tree(root: Path, classes: int = 3, per_class: int = 6, size: tuple[int, int] = (80, 64),
+                   test_every: int = 3, masks: bool = True, seed: int = 0) -> Path:
+    """A CUB-200-2011 layout tree: a bright rectangle (the object) on noise, mask = the rectangle.
+
+    size is (width, height). Every `test_every`-th image of a class goes to test.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "images").mkdir(exist_ok=True)
+    if masks:
+        (root / "segmentations").mkdir(exist_ok=True)
+    w, h = size
+    images, labels, split, boxes = [], [], [], []
+    with open(root / "classes.txt", "w") as f:
+        for c in range(classes):
+            f.write(f"{c + 1} {c + 1:03d}.class_{c}\n")
+    iid = 0
+    for c in range(classes):
+        folder = f"{c + 1:03d}.class_{c}"
+        (root / "images" / folder).mkdir(exist_ok=True)
+        if masks:
+            (root / "segmentations" / folder).mkdir(exist_ok=True)
+        for k in range(per_class):
+            iid += 1
+            rel = f"{folder}/img_{k:03d}.jpg"
+            arr = rng.integers(0, 80, size=(h, w, 3), dtype=np.uint8)
+            bw, bh = int(rng.integers(w // 4, w // 2)), int(rng.integers(h // 4, h // 2))
+            x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+            colour = np.array([255 * (c == 0), 255 * (c == 1), 255 * (c >= 2)], dtype=np.uint8)
+            arr[y0:y0 + bh, x0:x0 + bw] = np.maximum(colour, 120)
+            Image.fromarray(arr).save(root / "images" / rel, quality=95)
+            if masks:
+                m = np.zeros((h, w), dtype=np.uint8)
+                m[y0:y0 + bh, x0:x0 + bw] = 255
+                Image.fromarray(m).save(root / "segmentations" / rel.replace(".jpg", ".png"))
+            images.append(f"{iid} {rel}")
+            labels.append(f"{iid} {c + 1}")
+            split.append(f"{iid} {0 if k % test_every == 0 else 1}")
+            boxes.append(f"{iid} {x0}.0 {y0}.0 {bw}.0 {bh}.0")
+    for name, lines in (("images.txt", images), ("image_class_labels.txt", labels),
+                        ("train_test_split.txt", split), ("bounding_boxes.txt", boxes)):
+        (root / name).write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture
+def cub_tree(tmp_path: Path) -> Path:
+    return write_cub_tree(tmp_path / "cub")
