@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     except OrnetError as e:
         print(error_line(prog, str(e)), file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

@@ -57,7 +57,7 @@ def make_parser(prog: str, description: str, with_config: bool = True, run_confi
     from jsonargparse import ActionConfigFile, ArgumentParser
 
     parser = ArgumentParser(prog=prog, description=description, exit_on_error=False,
-                            default_meta=False, parser_mode="yaml")
+                            default_meta=False, parser_mode="yaml", allow_abbrev=False)
     if with_config:
         parser.add_argument("--config", action=ActionConfigFile, help="YAML preset (see configs/)")
     if run_config:
@@ -69,7 +69,7 @@ def make_data_parser(prog: str, description: str):
     """A parser with only the `data` section (check-data)."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False, default_meta=False)
+    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False, default_meta=False, allow_abbrev=False)
     parser.add_argument("--config", action=ActionConfigFile, help="YAML preset (only its data section is used)")
     parser.add_class_arguments(DataConfig, "data", fail_untyped=True)
     return parser

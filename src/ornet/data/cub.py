@@ -57,6 +57,7 @@ def read_cub(cfg: DataConfig) -> DatasetIndex:
             continue
         paths[iid] = (rel, lineno)
 
+    failed: set[str] = set()  # ids with a reported problem: not reported again as "missing"
     labels: dict[str, int] = {}
     f = root / "image_class_labels.txt"
     for lineno, (iid, lab) in iter_fields(f, 2):
@@ -64,6 +65,7 @@ def read_cub(cfg: DataConfig) -> DatasetIndex:
         if label not in classes:
             problems.append(DataError(f"label {label} of image {iid} is out of range 1..{len(classes)}",
                                       file=str(f), line=lineno))
+            failed.add(iid)
             continue
         labels[iid] = label - 1
 
@@ -72,6 +74,7 @@ def read_cub(cfg: DataConfig) -> DatasetIndex:
     for lineno, (iid, flag) in iter_fields(f, 2):
         if flag not in ("0", "1"):
             problems.append(DataError(f"split flag {flag!r} of image {iid} must be 0 or 1", file=str(f), line=lineno))
+            failed.add(iid)
             continue
         is_train[iid] = flag == "1"
 
@@ -83,6 +86,7 @@ def read_cub(cfg: DataConfig) -> DatasetIndex:
             x, y, w, h = (parse_float(v, f, lineno, "box value") for v in xywh)
         except DataError as e:
             problems.append(e)
+            failed.add(iid)
             continue
         boxes.setdefault(iid, []).append(((x, y, x + w, y + h), lineno))
 
@@ -91,6 +95,8 @@ def read_cub(cfg: DataConfig) -> DatasetIndex:
     splits: dict[str, list[Record]] = {"train": [], "test": []}
     images_txt = root / "images.txt"
     for iid, (rel, lineno) in paths.items():
+        if iid in failed:
+            continue
         missing = [n for n, d in (("image_class_labels.txt", labels), ("train_test_split.txt", is_train),
                                   ("bounding_boxes.txt", boxes)) if iid not in d]
         if missing:
