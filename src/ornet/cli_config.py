@@ -41,9 +41,12 @@ def _explain(message: str) -> str:
     text = " ".join(message.split())
     import re
 
-    m = re.search(r"[Uu]nrecognized arguments?: (\S+)", text) or re.search(r"'([\w.]+)' is not a valid key|key '?([\w.]+)'? is not expected", text)
-    if m:
-        bad = next(g for g in m.groups() if g)
+    m = re.search(r"Group '([\w.]+)' does not accept (?:option|nested key) '([\w.]+)'", text)
+    bad = f"{m.group(1)}.{m.group(2)}" if m else None
+    if bad is None:
+        m = re.search(r"[Uu]nrecognized arguments?: (\S+)", text) or re.search(r"[Kk]ey '([\w.]+)' is not expected", text)
+        bad = m.group(1) if m else None
+    if bad:
         bad = bad.lstrip("-").split("=")[0]
         section = bad.rsplit(".", 1)[0] if "." in bad else ""
         valid = [k for k in _valid_keys(RunConfig) if not section or k.startswith(section + ".")] or _valid_keys(RunConfig)
@@ -81,10 +84,13 @@ def parse(parser, argv: list[str]):
 
     try:
         ns = parser.parse_args(argv)
-    except ArgumentError as e:
-        raise ConfigError(_explain(str(e))) from None
-    except (ValueError, TypeError) as e:  # YAML errors, bad types in nested configs
-        raise ConfigError(_explain(str(e))) from None
+    except (ArgumentError, ValueError, TypeError) as e:  # bad keys or types, YAML syntax
+        message = _explain(str(e))
+        configs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
+        configs += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+        if configs and "parsing config" in message:
+            message = f"{', '.join(configs)}: {message}"
+        raise ConfigError(message) from None
     return ns
 
 
@@ -95,6 +101,11 @@ def to_run_config(parser, ns) -> RunConfig:
     d.pop("__path__", None)
     cfg = _build(RunConfig, d)
     validate(cfg)
+    if cfg.trainer.max_epochs is not None:
+        if cfg.trainer.max_epochs <= 0:
+            raise ConfigError(f"trainer.max_epochs must be positive, got {cfg.trainer.max_epochs}")
+        for stage in cfg.stages:
+            getattr(cfg, stage).epochs = cfg.trainer.max_epochs
     return cfg
 
 

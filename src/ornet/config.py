@@ -128,6 +128,8 @@ class TrainerConfig:
     devices: Union[int, str] = "auto"
     strategy: str = "auto"
     precision: str = "32-true"
+    max_epochs: Optional[int] = None
+    """If set, every listed stage runs this many epochs (applied once, visible in the saved config)."""
     seed: int = 0
     deterministic: bool = False
     log_every_n_steps: int = 10
