@@ -82,6 +82,7 @@ def parse(parser, argv: list[str]):
     """Parse argv; any parse problem becomes a ConfigError with one clear line."""
     from jsonargparse import ArgumentError
 
+    argv = _expand_presets(argv)
     try:
         ns = parser.parse_args(argv)
     except (ArgumentError, ValueError, TypeError) as e:  # bad keys or types, YAML syntax
@@ -92,6 +93,20 @@ def parse(parser, argv: list[str]):
             message = f"{', '.join(configs)}: {message}"
         raise ConfigError(message) from None
     return ns
+
+
+def _expand_presets(argv: list[str]) -> list[str]:
+    """`--config demo` -> the bundled configs/demo.yaml when no file of that name exists."""
+    from pathlib import Path
+
+    from .presets import preset_path
+
+    out = list(argv)
+    for i, a in enumerate(out[:-1]):
+        if a == "--config" and not Path(out[i + 1]).exists() and "/" not in out[i + 1] \
+                and not out[i + 1].endswith((".yaml", ".yml")):
+            out[i + 1] = str(preset_path(out[i + 1]))
+    return out
 
 
 def to_run_config(parser, ns) -> RunConfig:
