@@ -1,0 +1,148 @@
+"""The activation map generator F_g (METHOD.md, Notation and Stage 1).
+
+A small U-Net F_d on the stem features f_c (C x h x w, h = H/4) gives f_a (K x h x w);
+then ``p_a = sigmoid(BN(conv3x3(f_a)))`` (1 x h x w) and the stage-1 attention head
+``y_a = GAP(conv1x1(f_a))`` (K logits). Layout as in the public release (c = `width`):
+
+    down1: maxpool 2, block(C -> 2c)        up1: upsample, concat down2, block(8c + 4c -> 4c)
+    down2: maxpool 2, block(2c -> 4c)       up2: upsample, concat down1, block(4c + 2c -> 3c)
+    down3: maxpool 2, block(4c -> 8c)       up3: upsample, concat f_c,   block(3c + C -> K)
+
+block = (conv3x3 no bias - BN(momentum 0.01) - LeakyReLU(0.01)) x 2. Upsampling is bilinear
+to the skip's exact size, so any h, w >= 8 works (odd sizes too; the release doubles and
+needs h, w divisible by 8). f_a is the last block's LeakyReLU output, so it can be negative
+(see `ornet.method.losses.area_loss`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import OrnetError
+
+BN_MOMENTUM = 0.01  # the release's U-Net blocks
+
+
+@dataclass
+class GeneratorOutput:
+    """Named outputs of `ActivationMapGenerator` (all at the stem's h x w)."""
+
+    f_a: Tensor
+    """B x K x h x w decoder features (LeakyReLU output, may be negative)."""
+    p_a: Tensor
+    """B x 1 x h x w activation map in [0, 1]: sigmoid(BN(conv3x3(f_a)))."""
+    attn_logits: Tensor
+    """B x K stage-1 attention head: GAP(conv1x1(f_a))."""
+
+
+class ConvBlock(nn.Sequential):
+    """(conv3x3 - BN - LeakyReLU) x 2."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(
+            nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM),
+            nn.LeakyReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM),
+            nn.LeakyReLU(inplace=True),
+        )
+
+
+class Down(nn.Sequential):
+    """2x max-pool then a block."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(nn.MaxPool2d(2), ConvBlock(c_in, c_out))
+
+
+class Up(nn.Module):
+    """Bilinear upsampling to the skip's size, concat [skip, x], a block."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.block = ConvBlock(c_in, c_out)
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.block(torch.cat([skip, x], dim=1))
+
+
+class ActivationMapGenerator(nn.Module):
+    """F_g: stem features B x C x h x w -> `GeneratorOutput` (module docstring)."""
+
+    MIN_SIZE = 8  # three 2x max-pools
+
+    def __init__(self, in_channels: int, num_classes: int, width: int = 64):
+        super().__init__()
+        if in_channels < 1 or num_classes < 1 or width < 1:
+            raise OrnetError(f"generator sizes must be positive: in_channels={in_channels}, "
+                             f"num_classes={num_classes}, width={width}")
+        c = width
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.width = width
+        self.down1 = Down(in_channels, 2 * c)
+        self.down2 = Down(2 * c, 4 * c)
+        self.down3 = Down(4 * c, 8 * c)
+        self.up1 = Up(8 * c + 4 * c, 4 * c)
+        self.up2 = Up(4 * c + 2 * c, 3 * c)
+        self.up3 = Up(3 * c + in_channels, num_classes)
+        self.out_conv = nn.Conv2d(num_classes, 1, kernel_size=3, padding=1, bias=False)
+        self.out_bn = nn.BatchNorm2d(1)
+        self.attn_conv = nn.Conv2d(num_classes, num_classes, kernel_size=1, bias=False)
+        for m in self.modules():  # the release's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, f_c: Tensor) -> GeneratorOutput:
+        if f_c.dim() != 4 or f_c.shape[1] != self.in_channels:
+            raise OrnetError(f"generator expects B x {self.in_channels} x h x w features, "
+                             f"got {tuple(f_c.shape)}")
+        if min(f_c.shape[-2:]) < self.MIN_SIZE:
+            raise OrnetError(f"generator input must be at least {self.MIN_SIZE}x{self.MIN_SIZE} "
+                             f"(its encoder halves it three times), got {tuple(f_c.shape[-2:])}")
+        x1 = self.down1(f_c)
+        x2 = self.down2(x1)
+        x3 = self.down3(x2)
+        x = self.up1(x3, x2)
+        x = self.up2(x, x1)
+        f_a = self.up3(x, f_c)
+        p_a = torch.sigmoid(self.out_bn(self.out_conv(f_a)))
+        # GAP(conv1x1(f_a)) == conv1x1(GAP(f_a)) (both linear, no bias): pool first, K*K per
+        # image instead of K*K*h*w.
+        attn_logits = self.attn_conv(f_a.mean(dim=(2, 3), keepdim=True)).flatten(1)
+        return GeneratorOutput(f_a=f_a, p_a=p_a, attn_logits=attn_logits)
+
+    # ---------------------------------------------------------------- stage 2
+
+    def refine_modules(self) -> list[nn.Module]:
+        """The parts trained in stage 2 (METHOD.md, Stage 2; the release's up_2, up_3,
+        att_conv3, bn_att3): the last two up blocks, the output conv and its BN."""
+        return [self.up2, self.up3, self.out_conv, self.out_bn]
+
+    def refine_parameters(self) -> Iterator[nn.Parameter]:
+        return itertools.chain.from_iterable(m.parameters() for m in self.refine_modules())
+
+    def freeze_for_refine(self) -> ActivationMapGenerator:
+        """requires_grad only on `refine_parameters()`; returns self.
+
+        Only gradients are switched off: in train mode the frozen blocks' BatchNorm layers
+        still normalise with batch statistics and update their running averages (as in the
+        release, which calls model.train() on everything). Put them in eval mode for fixed
+        statistics.
+        """
+        for p in self.parameters():
+            p.requires_grad_(False)
+        for p in self.refine_parameters():
+            p.requires_grad_(True)
+        return self

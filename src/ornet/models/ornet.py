@@ -1,0 +1,77 @@
+"""ORNet: stem F_c1, generator F_g, stage-1 head F_c2 and the evaluator F_e (METHOD.md).
+
+Inference needs only ``stem`` + ``generator`` (`ORNet.maps`); ``rest_head`` is used in
+stage 1 and ``evaluator`` in stage 2 and for class predictions.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .backbones import build_classifier
+from .evaluator import build_evaluator
+from .generator import ActivationMapGenerator, GeneratorOutput
+
+
+class ORNet(nn.Module):
+    """The method's networks.
+
+    - ``stem`` (F_c1): image -> f_c at 1/4 resolution (`build_classifier(backbone).stem`);
+    - ``generator`` (F_g): f_c -> `GeneratorOutput` (f_a, p_a, attention logits);
+    - ``rest_head`` (F_c2): ``rest`` then ``head`` of the same classifier, on f_c * p_a;
+    - ``evaluator`` (F_e, optional): a classifier on the (masked) image.
+
+    Maps come out at the stem's resolution, input / 4 (56 x 56 for 224 x 224 images).
+    """
+
+    map_stride = 4
+
+    def __init__(self, backbone: str, num_classes: int, evaluator: str | None = "vgg16",
+                 generator_width: int = 64, backbone_weights: str = "none",
+                 evaluator_weights: str = "none"):
+        super().__init__()
+        classifier = build_classifier(backbone, num_classes, backbone_weights)
+        self.backbone = backbone
+        self.evaluator_name = evaluator
+        self.num_classes = num_classes
+        self.stem = classifier.stem
+        self.generator = ActivationMapGenerator(classifier.stem_channels, num_classes,
+                                                generator_width)
+        self.rest_head = nn.Sequential(OrderedDict(rest=classifier.rest, head=classifier.head))
+        self.evaluator = (build_evaluator(evaluator, num_classes, evaluator_weights)
+                          if evaluator else None)
+
+    def maps(self, images: Tensor) -> GeneratorOutput:
+        """Stem + generator only: the inference path (METHOD.md, Inference)."""
+        return self.generator(self.stem(images))
+
+    def coarse_forward(self, images: Tensor) -> tuple[Tensor, Tensor, GeneratorOutput]:
+        """Stage 1: ``(y_hat, y_a, out)``, y_hat = F_c2(f_c * p_a), y_a = attention logits."""
+        f_c = self.stem(images)
+        out = self.generator(f_c)
+        y_hat = self.rest_head(f_c * out.p_a)  # p_a (B x 1 x h x w) gates every channel
+        return y_hat, out.attn_logits, out
+
+    def evaluate_masked(self, images: Tensor, p_map: Tensor) -> Tensor:
+        """Stage 2: F_e(I * upsample(p_map)), bilinear to the image size -> B x K logits."""
+        if self.evaluator is None:
+            raise RuntimeError("this ORNet has no evaluator")
+        mask = F.interpolate(p_map, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        return self.evaluator(images * mask)
+
+    def predict(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Evaluation: ``(maps B x 1 x h x w in [0, 1], logits B x K)``.
+
+        Logits come from the evaluator on the raw image when there is one, else from F_c2
+        on the gated features. `labels` are ignored (the map is class-agnostic).
+        """
+        f_c = self.stem(images)
+        p_a = self.generator(f_c).p_a
+        if self.evaluator is not None:
+            logits = self.evaluator(images)
+        else:
+            logits = self.rest_head(f_c * p_a)
+        return p_a, logits

@@ -1,0 +1,196 @@
+"""Loading weights into our networks: torchvision names, local state dicts, safetensors.
+
+`load_weights(module, spec, arch)` accepts three forms of `spec`:
+
+- ``"none"``: keep the module's initialisation (train from scratch);
+- a torchvision weights name such as ``"IMAGENET1K_V1"`` or ``"DEFAULT"``, resolved with
+  ``torchvision.models.get_model_weights(arch)[spec]`` (downloads into ``$TORCH_HOME`` on
+  first use);
+- a local file: ``.safetensors`` (read with ``safetensors.torch.load_file``) or anything
+  else as a ``torch.save``-d state dict (read with ``torch.load(weights_only=True)``, so no
+  arbitrary object is ever unpickled). A dict holding a ``"state_dict"`` entry (Lightning
+  and the ORNet release save that way) is unwrapped.
+
+Keys may be in the module's own layout (``stem.conv1.weight``, what ``module.state_dict()``
+gives) or in torchvision's (``conv1.weight``, ``features.0.weight``): modules built by
+`ornet.models.backbones` carry the correspondence (`source_keys`). Rules:
+
+- a key of the replaceable head (`optional_keys`: the last Linear, layers we add) whose shape
+  differs, e.g. 1000 ImageNet classes against K, is skipped with a logged note; it may also
+  be missing;
+- source keys under `ignored_source_prefixes` (VGG's FC classifier when the CAM network
+  drops it) are ignored with a logged note;
+- any other missing or unexpected key is an `OrnetError` naming the file and the keys
+  (with ``strict_backbone=False`` they are only logged); a shape mismatch outside the head
+  is always an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import OrnetError
+
+log = logging.getLogger(__name__)
+
+FILE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+
+
+@dataclass
+class LoadReport:
+    """What `load_weights` did (for logs and tests)."""
+
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    """Own keys that received a value."""
+    skipped: list[str] = field(default_factory=list)
+    """Own head keys whose source shape differed (kept their initialisation)."""
+    missing: list[str] = field(default_factory=list)
+    """Own keys with no source value (only non-empty for head keys or strict_backbone=False)."""
+    unexpected: list[str] = field(default_factory=list)
+    """Source keys with no place in the module (only with strict_backbone=False)."""
+    ignored: list[str] = field(default_factory=list)
+    """Source keys dropped on purpose (`ignored_source_prefixes`)."""
+
+
+def load_weights(module: nn.Module, spec: str | None, arch: str, strict_backbone: bool = True,
+                 prefix: str = "") -> LoadReport:
+    """Load `spec` (``"none"``, a torchvision weights name or a file path) into `module`.
+
+    `arch` is the torchvision model name whose weights enum resolves a name (``resnet50``).
+    `prefix`: only source keys starting with it are used, with the prefix removed (e.g.
+    ``"evaluator."`` to pick a sub-network out of a whole-model state dict).
+    Returns a `LoadReport`; raises `OrnetError` for unreadable files, unknown names and
+    keys that do not fit (see the module docstring).
+    """
+    if spec is None or spec.strip().lower() in ("", "none"):
+        return LoadReport(source="none")
+    spec = spec.strip()
+    if _looks_like_path(spec):
+        state = read_state_dict(spec)
+        source = spec
+    else:
+        state = _torchvision_state_dict(spec, arch)
+        source = f"torchvision {arch} {spec}"
+    if prefix:
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not state:
+            raise OrnetError(f"{source}: no key starts with {prefix!r}")
+    return apply_state_dict(module, state, source, strict_backbone=strict_backbone)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return ("/" in spec or "\\" in spec or spec.lower().endswith(FILE_SUFFIXES)
+            or Path(spec).exists())
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A flat name -> tensor dict from a ``.safetensors`` or ``torch.save`` file (on CPU)."""
+    p = Path(path)
+    if not p.is_file():
+        raise OrnetError(f"{p}: no such weights file")
+    try:
+        if p.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(p), device="cpu")
+        else:
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # any reader failure means the same thing to the user
+        raise OrnetError(f"{p}: cannot read weights ({type(err).__name__}: {err})") from err
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        raise OrnetError(f"{p}: not a state dict (expected a mapping of names to tensors)")
+    state = dict(obj)
+    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _torchvision_state_dict(name: str, arch: str) -> dict[str, torch.Tensor]:
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(arch)
+    except (ValueError, KeyError) as err:
+        raise OrnetError(f"torchvision has no weights for architecture {arch!r}") from err
+    try:
+        weights = enum[name]
+    except KeyError:
+        known = ", ".join(["DEFAULT", *enum.__members__])
+        raise OrnetError(f"unknown weights {name!r} for {arch}; known: {known}; "
+                         "or give the path of a .pth / .safetensors file") from None
+    try:
+        return dict(weights.get_state_dict(progress=True, check_hash=True))
+    except Exception as err:  # network errors, hash mismatch, corrupt cache
+        raise OrnetError(f"could not fetch torchvision weights {arch} {name} ({err}); "
+                         f"download {weights.url} yourself and pass the file path") from err
+
+
+def apply_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str,
+                     strict_backbone: bool = True) -> LoadReport:
+    """Translate `state` to the module's own keys, check it (module docstring) and load it."""
+    own = module.state_dict()
+    to_own = {src: k for k, src in getattr(module, "source_keys", {}).items()}
+    optional = set(getattr(module, "optional_keys", ()))
+    ignored_prefixes = tuple(getattr(module, "ignored_source_prefixes", ()))
+    report = LoadReport(source=source)
+
+    translated: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        target = key if key in own else to_own.get(key)
+        if target is None:
+            if ignored_prefixes and key.startswith(ignored_prefixes):
+                report.ignored.append(key)
+            else:
+                report.unexpected.append(key)
+            continue
+        translated[target] = value
+
+    mismatched = []
+    for key in list(translated):
+        if translated[key].shape != own[key].shape:
+            if key in optional:
+                report.skipped.append(key)
+                del translated[key]
+            else:
+                mismatched.append(f"{key} {tuple(translated[key].shape)} vs {tuple(own[key].shape)}")
+    if mismatched:
+        raise OrnetError(f"{source}: shapes do not fit: {_some(mismatched)}")
+
+    missing = [k for k in own if k not in translated and k not in report.skipped]
+    required = [k for k in missing if k not in optional and not k.endswith("num_batches_tracked")]
+    if required or report.unexpected:
+        parts = []
+        if required:
+            parts.append(f"missing keys: {_some(required)}")
+        if report.unexpected:
+            parts.append(f"unexpected keys: {_some(report.unexpected)}")
+        msg = f"{source}: weights do not fit the network; " + "; ".join(parts)
+        if strict_backbone:
+            raise OrnetError(msg)
+        log.warning("%s (loading the rest, strict_backbone=False)", msg)
+    report.missing = missing
+
+    module.load_state_dict(translated, strict=False)
+    report.loaded = sorted(translated)
+    if report.skipped:
+        log.info("%s: head layers of another shape skipped (kept initialised): %s",
+                 source, _some(report.skipped))
+    if report.ignored:
+        log.info("%s: source layers this network does not use ignored: %s",
+                 source, _some(report.ignored))
+    return report
+
+
+def _some(keys: list[str], n: int = 6) -> str:
+    shown = ", ".join(keys[:n])
+    return shown if len(keys) <= n else f"{shown}, ... ({len(keys)} in all)"
