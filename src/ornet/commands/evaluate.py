@@ -1,0 +1,117 @@
+"""`ornet evaluate`: evaluate a trained model (a run folder or model.json/.safetensors) on a split.
+
+    ornet evaluate runs/demo                       # the run's data (config.yaml), test split
+    ornet evaluate runs/demo/model.json --data.root DIR --data.name cub --out eval/ --save-scoremaps maps/
+
+The model is rebuilt from model.json and model.safetensors (no pickle). Preprocessing (resize,
+crop) and the map-to-box settings come from model.json; the dataset from the run's config.yaml
+unless --data.* flags say otherwise. Writes metrics.json, predictions.csv and curves.json to
+--out (default: evaluate_<split>/ beside the model files).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..cli_config import _build, make_parser, parse
+from ..config import DataConfig, EvalConfig, RunConfig, TrainerConfig
+from ..errors import OrnetError
+
+DESCRIPTION = ("Evaluate a trained model on a dataset split: GT-known / Top-k Loc, MaxBoxAccV2, PxAP "
+               "(threshold chosen on val unless the model's config says test). Writes metrics.json, "
+               "predictions.csv and curves.json.")
+
+
+def build_parser(prog: str):
+    parser = make_parser(prog, DESCRIPTION, with_config=False, run_config=False)
+    parser.add_argument("model", type=str, help="run folder, model.json or model.safetensors")
+    parser.add_class_arguments(DataConfig, "data", fail_untyped=True)
+    parser.add_class_arguments(TrainerConfig, "trainer", fail_untyped=True)
+    parser.add_argument("--split", type=str, default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--threshold-split", type=str, default=None, choices=["val", "test", "model"],
+                        help="where the threshold comes from: val (default for models trained that way), test, "
+                             "or model (the threshold stored in model.json)")
+    parser.add_argument("--out", type=str, default=None, help="output folder (default: evaluate_<split>/ next to the model)")
+    parser.add_argument("--save-scoremaps", type=str, default=None,
+                        help="also write each map as DIR/<image_id>.npy (wsolevaluation's layout)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _given(argv: list[str], prefix: str) -> list[str]:
+    """Dotted keys given on the command line under `prefix` (e.g. data.root)."""
+    keys = []
+    for a in argv:
+        if a.startswith(f"--{prefix}."):
+            keys.append(a[2:].split("=", 1)[0])
+    return keys
+
+
+def main(argv: list[str], prog: str) -> int:
+    import yaml
+
+    from ..tasks.export import load_model, read_meta, resolve
+    from ..tasks.pipeline import global_rank
+
+    parser = build_parser(prog)
+    ns = parse(parser, argv)
+    info, _ = resolve(ns.model)
+    meta = read_meta(info)
+    run_dir = info.parent
+    # The dataset: the run's config.yaml data section, then any --data.* flag on top.
+    data = {}
+    saved = run_dir / "config.yaml"
+    if saved.is_file():
+        data = dict((yaml.safe_load(saved.read_text()) or {}).get("data") or {})
+    flags = ns.data.as_dict() if hasattr(ns.data, "as_dict") else dict(vars(ns.data))
+    for key in _given(argv, "data"):
+        data[key.split(".", 1)[1]] = flags[key.split(".", 1)[1]]
+    if not data:
+        data = flags
+    pre = meta["preprocessing"]
+    data.update(resize=int(pre["resize"]), crop=int(pre["crop"]))
+    data_cfg = _build(DataConfig, data)
+    if data_cfg.root is None:
+        raise OrnetError("no dataset: pass --data.root DIR (and --data.name) or a run folder with config.yaml")
+    loc = meta["localization"]
+    threshold_split = ns.threshold_split or loc.get("threshold_split") or "val"
+    eval_cfg = EvalConfig(box_mode=loc["box_mode"], cam_curve_interval=float(loc["cam_curve_interval"]),
+                          normalize=loc["normalize"], iou_strict=bool(loc["iou_strict"]),
+                          threshold_split="test" if threshold_split == "test" else "val")
+    saved_eval = (yaml.safe_load(saved.read_text()) or {}).get("eval") if saved.is_file() else None
+    if saved_eval and saved_eval.get("iou_thresholds"):
+        eval_cfg.iou_thresholds = list(saved_eval["iou_thresholds"])
+    trainer = ns.trainer.as_dict() if hasattr(ns.trainer, "as_dict") else dict(vars(ns.trainer))
+    cfg = RunConfig(data=data_cfg, eval=eval_cfg, trainer=_build(TrainerConfig, trainer))
+    cfg.data.batch_size = cfg.data.eval_batch_size
+
+    from ..data.datamodule import WSOLDataModule
+    from ..evaluation import evaluate, write_outputs
+
+    start = time.perf_counter()
+    datamodule = WSOLDataModule(cfg.data)
+    if datamodule.num_classes != meta["num_classes"]:
+        raise OrnetError(f"the model has {meta['num_classes']} classes but dataset {data_cfg.root} has "
+                         f"{datamodule.num_classes}")
+    model, _ = load_model(info)
+    fallback = loc.get("threshold_index")
+    if threshold_split == "model":
+        if fallback is None:
+            raise OrnetError(f"{info} stores no threshold; use --threshold-split val or test")
+        datamodule.index.splits["val"] = []  # use the stored threshold, never re-choose it
+    result = evaluate(model, datamodule, cfg, split=ns.split, quiet=ns.quiet, scoremap_dir=ns.save_scoremaps,
+                      fallback_threshold_index=fallback)
+    if global_rank() != 0:
+        return 0
+    result.metrics.update(method=meta["method"], model=str(info), seconds=round(time.perf_counter() - start, 2))
+    out = Path(ns.out) if ns.out else run_dir / f"evaluate_{ns.split}"
+    out.mkdir(parents=True, exist_ok=True)
+    write_outputs(out, result)
+    if not ns.quiet:
+        m = result.metrics
+        keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")
+        print(f"{meta['method']} on {ns.split}: " + ", ".join(
+            f"{k} {m[k]:.2f}" for k in keys if isinstance(m.get(k), (int, float)))
+            + f" (threshold {m['threshold']:.2f} from {m['threshold_split']}); wrote {out}")
+    return 0

@@ -1,0 +1,163 @@
+"""`ornet train`: run the stages a config lists, then evaluate and export the model.
+
+    ornet train --config configs/demo.yaml --data.root DIR --out OUT [overrides]
+    ornet train --config configs/demo.yaml --out OUT --stages [refine]   # rerun stage 2 only
+    ornet train --out OUT --resume                                      # continue an interrupted run
+
+OUT receives config.yaml, checkpoints/, logs/, snapshots/, metrics.json, predictions.csv,
+curves.json, model.safetensors and model.json (docs/training.md, "The run folder").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+from ..cli_config import dump_yaml, make_parser, parse, to_run_config
+from ..errors import OrnetError
+
+DESCRIPTION = ("Train the stages of a config (ORNet: evaluator, coarse, refine; or the CAM baseline), "
+               "then evaluate on the test split (threshold chosen on val) and export the model. "
+               "Any config key can be overridden with a dotted flag, e.g. --coarse.epochs 3.")
+
+
+def build_parser(prog: str):
+    parser = make_parser(prog, DESCRIPTION)
+    parser.add_argument("--out", type=str, required=True, help="run folder (must be new or empty unless "
+                        "--resume, --force or --stages is given)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue OUT: skip completed stages, resume an interrupted one from its last checkpoint")
+    parser.add_argument("--force", action="store_true",
+                        help="train into a non-empty OUT, replacing the checkpoints of the listed stages")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or model summaries")
+    return parser
+
+
+def _given(argv: list[str], flag: str) -> bool:
+    return any(a == flag or a.startswith(flag + "=") for a in argv)
+
+
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _nonempty(path: Path) -> bool:
+    return path.exists() and (not path.is_dir() or any(path.iterdir()))
+
+
+def main(argv: list[str], prog: str) -> int:
+    from ..tasks.pipeline import global_rank
+
+    argv = list(argv)
+    out_arg = _flag_value(argv, "--out")
+    resume, rerun = _given(argv, "--resume"), _given(argv, "--stages")
+    # Continuing a run without --config: start from the run's own resolved config.
+    if out_arg and not _given(argv, "--config") and (resume or rerun) and (Path(out_arg) / "config.yaml").is_file():
+        argv = ["--config", str(Path(out_arg) / "config.yaml"), *argv]
+    parser = build_parser(prog)
+    ns = parse(parser, argv)
+    cfg = to_run_config(parser, ns)
+    out = Path(ns.out)
+    quiet = bool(ns.quiet)
+    if resume and ns.force:
+        raise OrnetError("--resume and --force contradict each other: choose one")
+    if out.exists() and not out.is_dir():
+        raise OrnetError(f"--out {out} exists and is not a folder")
+    rank = global_rank()  # ranks > 0 are re-executions of this command by a DDP launcher
+    if rank == 0 and _nonempty(out) and not (resume or ns.force or rerun):
+        raise OrnetError(f"--out {out} exists and is not empty; pass --resume to continue it, --stages to rerun "
+                         "some stages from its checkpoints, or --force to train into it again")
+    _setup_logging(quiet)
+
+    from ..tasks import pipeline
+
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if ns.force:
+            for stage in cfg.stages:
+                for p in (pipeline.checkpoint_path(out, stage), pipeline.checkpoint_path(out, stage, last=True)):
+                    p.unlink(missing_ok=True)
+        _write_config(cfg, out)
+    return run(cfg, out, resume=resume, quiet=quiet)
+
+
+def _write_config(cfg, out: Path) -> None:
+    """config.yaml: the resolved config; a partial rerun keeps the run's full list of stages."""
+    import yaml
+
+    from ..tasks.export import write_text
+
+    saved = cfg
+    old = out / "config.yaml"
+    if old.is_file():
+        try:
+            previous = (yaml.safe_load(old.read_text()) or {}).get("stages") or []
+        except yaml.YAMLError:
+            previous = []
+        if set(cfg.stages) < set(previous):
+            saved = dataclasses.replace(cfg, stages=list(previous))
+    write_text(out / "config.yaml", dump_yaml(saved))
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.getLogger("ornet").setLevel(logging.WARNING if quiet else logging.INFO)
+    if not logging.getLogger("ornet").handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logging.getLogger("ornet").addHandler(handler)
+    if quiet:
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run(cfg, out: Path, resume: bool = False, quiet: bool = False) -> int:
+    """Stages, evaluation, export and output files (rank 0 writes)."""
+    import yaml
+
+    from ..data.datamodule import WSOLDataModule
+    from ..evaluation import evaluate, write_outputs
+    from ..tasks import pipeline
+    from ..tasks.export import export_model, model_meta
+
+    start = time.perf_counter()
+    datamodule = WSOLDataModule(cfg.data)
+    seconds = pipeline.run_stages(cfg, datamodule, out, resume=resume, quiet=quiet)
+    stages = cfg.stages
+    saved = out / "config.yaml"
+    if saved.is_file():  # a partial rerun evaluates the run's full pipeline
+        stages = (yaml.safe_load(saved.read_text()) or {}).get("stages") or stages
+    stage = pipeline.final_stage(stages, out)
+    if stage is None:
+        logging.getLogger("ornet").info("no map-producing stage in %s: nothing to evaluate or export", stages)
+        return 0
+    model = pipeline.final_model(cfg, stage, out, datamodule.num_classes)
+    method = pipeline.METHOD_OF_STAGE[stage]
+    t0 = time.perf_counter()
+    result = evaluate(model, datamodule, cfg, split="test", quiet=quiet)
+    if pipeline.global_rank() != 0:
+        return 0
+    seconds["evaluation"] = round(time.perf_counter() - t0, 2)
+    seconds["total"] = round(time.perf_counter() - start, 2)
+    result.metrics.update(method=method, stages_run=[s for s in seconds if s not in ("evaluation", "total")],
+                          seconds=seconds["total"], seconds_per_stage=seconds)
+    meta = model_meta(cfg, method, datamodule.classes, result.metrics.get("threshold"),
+                      result.metrics.get("threshold_index"))
+    export_model(out, model, meta)
+    write_outputs(out, result)
+    if not quiet:
+        _print_summary(result.metrics, out)
+    return 0
+
+
+def _print_summary(metrics: dict, out: Path) -> None:
+    keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")
+    parts = [f"{k} {metrics[k]:.2f}" for k in keys if isinstance(metrics.get(k), (int, float))]
+    print(f"{metrics.get('method')}: " + ", ".join(parts) +
+          f" (threshold {metrics.get('threshold')} chosen on {metrics.get('threshold_split')}); wrote {out}")

@@ -1,0 +1,152 @@
+"""Inference export: `model.safetensors` (weights) + `model.json` (everything else, plain JSON).
+
+`model.json` names the architecture (method, backbone, evaluator, generator width), the classes,
+the preprocessing (resize, crop, mean, std) and how a map becomes a box (chosen threshold,
+normalisation, box mode). `load_model` rebuilds the network from these names and loads the
+tensors with safetensors: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import OrnetError
+
+FORMAT = "ornet-model"
+FORMAT_VERSION = 1
+METHODS = ("ornet", "ornet-coarse", "cam")
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path next to `path`; it replaces `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
+               threshold_index: int | None = None) -> dict:
+    """The model.json content for a run config (`RunConfig`) and an evaluation's threshold."""
+    from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    m, e = cfg.model, cfg.eval
+    arch: dict[str, Any] = {"backbone": m.backbone}
+    if method != "cam":
+        arch.update(evaluator=m.evaluator, generator_width=int(m.generator_width))
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "method": method,
+        "architecture": arch,
+        "num_classes": len(classes),
+        "classes": list(classes),
+        "preprocessing": {"resize": int(cfg.data.resize), "crop": int(cfg.data.crop),
+                          "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        "localization": {"threshold": None if threshold is None else float(threshold),
+                         "threshold_index": threshold_index, "threshold_split": e.threshold_split,
+                         "box_mode": e.box_mode, "normalize": e.normalize,
+                         "cam_curve_interval": float(e.cam_curve_interval), "iou_strict": bool(e.iou_strict)},
+    }
+
+
+def export_model(out: str | Path, model: nn.Module, meta: dict) -> tuple[Path, Path]:
+    """Write OUT/model.safetensors and OUT/model.json (each atomically)."""
+    from safetensors.torch import save_model
+
+    out = Path(out)
+    weights, info = out / "model.safetensors", out / "model.json"
+    with atomic_path(weights) as tmp:
+        save_model(model, str(tmp), metadata={"format": FORMAT, "method": meta["method"]})
+    write_json(info, meta)
+    return weights, info
+
+
+def resolve(path: str | Path) -> tuple[Path, Path]:
+    """(model.json, model.safetensors) from a run folder, either file, or a run's config."""
+    p = Path(path)
+    if p.is_dir():
+        info, weights = p / "model.json", p / "model.safetensors"
+    elif p.suffix == ".json":
+        info, weights = p, p.with_suffix(".safetensors")
+    elif p.suffix == ".safetensors":
+        info, weights = p.with_suffix(".json"), p
+    else:
+        raise OrnetError(f"{p}: expected a run folder, model.json or model.safetensors")
+    for f in (info, weights):
+        if not f.is_file():
+            raise OrnetError(f"{f} does not exist (train with `ornet train --out DIR` to create it)")
+    return info, weights
+
+
+def read_meta(info: str | Path) -> dict:
+    try:
+        meta = json.loads(Path(info).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise OrnetError(f"{info}: cannot read model description ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise OrnetError(f"{info}: not an ornet model description (format != {FORMAT!r})")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise OrnetError(f"{info}: format version {meta['format_version']} is newer than this ornet supports")
+    for key in ("method", "architecture", "num_classes", "classes", "preprocessing", "localization"):
+        if key not in meta:
+            raise OrnetError(f"{info}: missing key {key!r}")
+    if meta["method"] not in METHODS:
+        raise OrnetError(f"{info}: unknown method {meta['method']!r}; known: {', '.join(METHODS)}")
+    return meta
+
+
+def build_model(meta: dict) -> nn.Module:
+    """An untrained network of the architecture `meta` names."""
+    arch, k = meta["architecture"], int(meta["num_classes"])
+    if meta["method"] == "cam":
+        from ..models.cam import CAMModel
+
+        return CAMModel(arch["backbone"], k, "none")
+    from ..models.ornet import ORNet
+
+    return ORNet(arch["backbone"], k, evaluator=arch["evaluator"], generator_width=int(arch["generator_width"]),
+                 backbone_weights="none", evaluator_weights="none")
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """(model in eval mode, model.json dict) from a run folder or its model files; no pickle."""
+    from safetensors.torch import load_model as st_load
+
+    info, weights = resolve(path)
+    meta = read_meta(info)
+    model = build_model(meta)
+    try:
+        missing, unexpected = st_load(model, str(weights), strict=False, device=str(device))
+    except Exception as e:  # header or shape problems: a file that does not fit this description
+        raise OrnetError(f"{weights}: weights do not fit {info} ({type(e).__name__}: {e})") from None
+    if missing or unexpected:
+        raise OrnetError(f"{weights}: weights do not fit {info}: missing {sorted(missing)[:5]}, "
+                         f"unexpected {sorted(unexpected)[:5]}")
+    return model.to(device).eval(), meta

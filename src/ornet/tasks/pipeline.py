@@ -1,0 +1,211 @@
+"""Run `cfg.stages` in order, handing each stage's checkpoint explicitly to the next.
+
+    evaluator (stage 0)  ->  checkpoints/evaluator.ckpt
+    coarse    (stage 1)  ->  checkpoints/coarse.ckpt      (init: nothing / model.backbone_weights)
+    refine    (stage 2)  ->  checkpoints/refine.ckpt      (init: ORNet from coarse.ckpt,
+                                                            evaluator from evaluator.ckpt)
+    cam       (baseline) ->  checkpoints/cam.ckpt
+
+`checkpoints/<stage>.ckpt` is written (atomically) only when a stage has finished: it marks the
+stage complete. `checkpoints/<stage>-last.ckpt` is rewritten after every epoch (with optimiser
+state) so that `resume=True` continues an interrupted stage through Lightning's `ckpt_path`.
+Reading a checkpoint never unpickles objects (`torch.load(weights_only=True)`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from ..config import RunConfig, to_dict
+from ..errors import OrnetError
+from ..registry import Registry
+
+log = logging.getLogger("ornet")
+
+STAGES: Registry = Registry("stage")
+"""stage name -> LightningModule class (imported lazily)."""
+
+
+def _lazy(module: str, cls: str):
+    def factory(*args, **kwargs):
+        import importlib
+
+        return getattr(importlib.import_module(f"ornet.tasks.{module}"), cls)(*args, **kwargs)
+
+    return factory
+
+
+STAGES.register("evaluator")(_lazy("evaluator", "EvaluatorTask"))
+STAGES.register("coarse")(_lazy("coarse", "CoarseTask"))
+STAGES.register("refine")(_lazy("refine", "RefineTask"))
+STAGES.register("cam")(_lazy("cam", "CamTask"))
+
+MAP_STAGES = ("refine", "coarse", "cam")
+"""Stages whose model produces maps, in order of preference for the final evaluation."""
+METHOD_OF_STAGE = {"refine": "ornet", "coarse": "ornet-coarse", "cam": "cam"}
+
+
+def global_rank() -> int:
+    """This process's rank (0 before a distributed launch and in single-process runs)."""
+    from lightning.fabric.utilities.rank_zero import _get_rank
+
+    return _get_rank() or 0
+
+
+def checkpoint_path(out: Path, stage: str, last: bool = False) -> Path:
+    return Path(out) / "checkpoints" / (f"{stage}-last.ckpt" if last else f"{stage}.ckpt")
+
+
+def load_state(path: Path, prefix: str = "model.") -> dict[str, torch.Tensor]:
+    """The network's state dict from a stage checkpoint (keys under `prefix`, prefix removed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise OrnetError(f"checkpoint {path} does not exist")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    state = ckpt["state_dict"] if "state_dict" in ckpt else ckpt
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+@dataclass
+class StagePlan:
+    stage: str
+    skip: bool = False
+    """The stage's final checkpoint exists and `resume` was asked: nothing to do."""
+    ckpt_path: Path | None = None
+    """Continue from this `<stage>-last.ckpt`."""
+
+
+def plan(cfg: RunConfig, out: Path, resume: bool) -> list[StagePlan]:
+    """What to do for each stage; checks that the checkpoints a stage depends on will exist."""
+    plans = []
+    for stage in cfg.stages:
+        p = StagePlan(stage)
+        if resume and checkpoint_path(out, stage).is_file():
+            p.skip = True
+        elif resume and checkpoint_path(out, stage, last=True).is_file():
+            p.ckpt_path = checkpoint_path(out, stage, last=True)
+        plans.append(p)
+    if "refine" in cfg.stages:
+        done_before = cfg.stages[: cfg.stages.index("refine")]
+        if "coarse" not in done_before and not checkpoint_path(out, "coarse").is_file():
+            raise OrnetError(f"stage refine needs the stage-1 checkpoint {checkpoint_path(out, 'coarse')}: "
+                             "run the coarse stage first (stages: [evaluator, coarse, refine])")
+    return plans
+
+
+def build_trainer(cfg: RunConfig, stage: str, out: Path, quiet: bool = False, callbacks: list | None = None,
+                  epochs: int | None = None, logger: bool = True) -> L.Trainer:
+    """A Trainer with cfg.trainer's settings; TensorBoard + CSV logs under OUT/logs/<stage>/."""
+    t = cfg.trainer
+    loggers = False
+    if logger:
+        from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+        loggers = [TensorBoardLogger(save_dir=str(Path(out) / "logs"), name=stage, version="", default_hp_metric=False),
+                   CSVLogger(save_dir=str(Path(out) / "logs"), name=stage, version="")]
+    return L.Trainer(
+        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
+        deterministic=t.deterministic, max_epochs=epochs, log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+        limit_test_batches=t.limit_test_batches, enable_progress_bar=t.progress and not quiet,
+        enable_model_summary=not quiet, num_sanity_val_steps=0, logger=loggers,
+        callbacks=callbacks or [], default_root_dir=str(out), enable_checkpointing=bool(callbacks),
+    )
+
+
+def build_task(cfg: RunConfig, stage: str, num_classes: int, classes: list[str]):
+    return STAGES.get(stage)(to_dict(cfg), num_classes, classes)
+
+
+def _initialise(task, cfg: RunConfig, stage: str, out: Path) -> None:
+    """Hand earlier stages' weights to this stage (explicitly, never read inside a constructor)."""
+    if stage != "refine":
+        return  # stage 0, stage 1 and CAM start from model.*_weights (loaded by the model builders)
+    evaluator_ckpt = checkpoint_path(out, "evaluator")
+    evaluator_state = load_state(evaluator_ckpt) if evaluator_ckpt.is_file() else None
+    task.init_from(ornet_state=load_state(checkpoint_path(out, "coarse")), evaluator_state=evaluator_state)
+    if evaluator_state is None:
+        from ..models.weights import load_weights
+
+        spec = cfg.model.evaluator_weights
+        log.warning("no %s: the evaluator of stage 2 uses model.evaluator_weights=%s as it is",
+                    evaluator_ckpt, spec)
+        if spec != "none":
+            load_weights(task.model.evaluator, spec, cfg.model.evaluator)
+
+
+def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path | None = None,
+              quiet: bool = False) -> Path:
+    """Train one stage; returns its final checkpoint `checkpoints/<stage>.ckpt`."""
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    stage_cfg = getattr(cfg, stage)
+    datamodule.batch_size = stage_cfg.batch_size or cfg.data.batch_size
+    task = build_task(cfg, stage, datamodule.num_classes, datamodule.classes)
+    if ckpt_path is None:
+        _initialise(task, cfg, stage, out)
+    ckpt_dir = Path(out) / "checkpoints"
+    last = ModelCheckpoint(dirpath=str(ckpt_dir), filename=f"{stage}-last", monitor=None, save_top_k=1,
+                           every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
+    callbacks = [last, LearningRateMonitor(logging_interval="epoch")]
+    if stage == "refine" and cfg.trainer.snapshot_images > 0:
+        from .refine import MapSnapshots
+
+        callbacks.append(MapSnapshots(Path(out) / "snapshots", cfg.trainer.snapshot_images))
+    trainer = build_trainer(cfg, stage, out, quiet, callbacks, epochs=stage_cfg.epochs)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    final = checkpoint_path(out, stage)
+    tmp = final.with_name(final.name + ".tmp")
+    trainer.save_checkpoint(str(tmp), weights_only=True)  # model weights + plain hyper-parameters
+    if trainer.is_global_zero:
+        os.replace(tmp, final)
+    trainer.strategy.barrier("ornet.final_checkpoint")
+    return final
+
+
+def run_stages(cfg: RunConfig, datamodule, out: Path, resume: bool = False, quiet: bool = False) -> dict[str, float]:
+    """All stages of `cfg.stages` (skipping completed ones when resuming); seconds per stage."""
+    seconds: dict[str, float] = {}
+    for p in plan(cfg, out, resume):
+        if p.skip:
+            log.info("stage %s: complete in %s, skipped", p.stage, checkpoint_path(out, p.stage))
+            continue
+        start = time.perf_counter()
+        run_stage(cfg, p.stage, datamodule, out, p.ckpt_path, quiet)
+        seconds[p.stage] = round(time.perf_counter() - start, 2)
+    return seconds
+
+
+def final_stage(stages: list[str], out: Path) -> str | None:
+    """The map-producing stage whose model the run evaluates and exports (refine > coarse > cam)."""
+    for stage in MAP_STAGES:
+        if stage in stages and checkpoint_path(out, stage).is_file():
+            return stage
+    return None
+
+
+def final_model(cfg: RunConfig, stage: str, out: Path, num_classes: int) -> torch.nn.Module:
+    """The localization model (predict(images, labels) -> maps, logits) of a finished run."""
+    if stage == "cam":
+        from ..models.cam import CAMModel
+
+        model = CAMModel(cfg.model.backbone, num_classes, "none")
+        model.load_state_dict(load_state(checkpoint_path(out, "cam")))
+        return model.eval()
+    from ..models.ornet import ORNet
+
+    m = cfg.model
+    model = ORNet(m.backbone, num_classes, evaluator=m.evaluator, generator_width=m.generator_width,
+                  backbone_weights="none", evaluator_weights="none")
+    model.load_state_dict(load_state(checkpoint_path(out, stage)))
+    if stage == "coarse" and checkpoint_path(out, "evaluator").is_file():
+        model.evaluator.load_state_dict(load_state(checkpoint_path(out, "evaluator")))
+    return model.eval()
