@@ -223,6 +223,9 @@ def evaluate(model: torch.nn.Module, datamodule, cfg: RunConfig, split: str = "t
     With threshold_split `val` and an empty val split, `fallback_threshold_index` (e.g. the one a
     trained model carries) is used and `threshold_split` reads `model`; without it it is an error.
     """
+    from .tasks.pipeline import quiet_lightning_warnings
+
+    quiet_lightning_warnings()
     e = cfg.eval
     model.eval()
     trainer = _trainer(cfg, quiet)

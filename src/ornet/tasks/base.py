@@ -109,6 +109,12 @@ class StageTask(L.LightningModule):
         raise NotImplementedError
 
     # --- Lightning hooks ---------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        # Lightning does not call `train()` on the module at the start of an epoch (it restores
+        # each submodule's own mode after validation); stages that keep frozen parts in eval
+        # mode override `train()`, so apply it here.
+        self.train(True)
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
 

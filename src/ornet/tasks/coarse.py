@@ -45,6 +45,7 @@ class CoarseTask(OrnetTask):
     def __init__(self, cfg: dict, num_classes: int, classes: list[str] | None = None):
         super().__init__(cfg, num_classes, classes)
         self.model.evaluator.requires_grad_(False)
+        self.train(True)
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -52,6 +52,19 @@ MAP_STAGES = ("refine", "coarse", "cam")
 METHOD_OF_STAGE = {"refine": "ornet", "coarse": "ornet-coarse", "cam": "cam"}
 
 
+def quiet_lightning_warnings() -> None:
+    """Silence Lightning warnings that are expected in our runs (and say nothing to a user)."""
+    import warnings
+
+    for pattern in (r"Checkpoint directory .* exists and is not empty",  # rerun / resume into OUT
+                    r"Experiment logs directory .* exists and is not empty",  # TensorBoard + CSV share it
+                    r"Found \d+ module\(s\) in eval mode",  # frozen parts (stages 1-2) are in eval on purpose
+                    r"The number of training batches .* is smaller than the logging interval",
+                    r".*does not have many workers.*",
+                    r".*isinstance\(treespec, LeafSpec\).*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
 def global_rank() -> int:
     """This process's rank (0 before a distributed launch and in single-process runs)."""
     from lightning.fabric.utilities.rank_zero import _get_rank
@@ -108,8 +121,8 @@ def build_trainer(cfg: RunConfig, stage: str, out: Path, quiet: bool = False, ca
     if logger:
         from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-        loggers = [TensorBoardLogger(save_dir=str(Path(out) / "logs"), name=stage, version="", default_hp_metric=False),
-                   CSVLogger(save_dir=str(Path(out) / "logs"), name=stage, version="")]
+        loggers = [CSVLogger(save_dir=str(Path(out) / "logs"), name=stage, version=""),
+                   TensorBoardLogger(save_dir=str(Path(out) / "logs"), name=stage, version="", default_hp_metric=False)]
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
         deterministic=t.deterministic, max_epochs=epochs, log_every_n_steps=t.log_every_n_steps,
@@ -146,6 +159,7 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
     """Train one stage; returns its final checkpoint `checkpoints/<stage>.ckpt`."""
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
+    quiet_lightning_warnings()
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     stage_cfg = getattr(cfg, stage)
     datamodule.batch_size = stage_cfg.batch_size or cfg.data.batch_size

@@ -38,6 +38,7 @@ class RefineTask(OrnetTask):
         m = self.method_cfg
         self.eraser = build_eraser(m.erasing, p=m.erase_p, f_max=m.f_max, min_half=m.min_half)
         self.freeze_for_stage()
+        self.train(True)  # frozen parts in eval mode from the start
 
     def freeze_for_stage(self) -> None:
         """requires_grad only on the parameters METHOD.md trains in stage 2."""
