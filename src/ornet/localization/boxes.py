@@ -1,0 +1,315 @@
+"""Boxes from activation maps, and IoU, in wsolevaluation's conventions (numpy + OpenCV, no torch).
+
+Box convention (METHOD.md, "Evaluation protocol and metrics"): a box is ``x0, y0, x1, y1`` in
+integer pixels and counts *inclusively*: its area is ``(x1 - x0 + 1) * (y1 - y0 + 1)``.
+
+- Ground-truth boxes given as float XYXY pixels become integers in one place,
+  :func:`truncate_boxes` (``int()`` of each coordinate, as wsolevaluation's ``resize_bbox``).
+- A predicted region's box is OpenCV's ``boundingRect`` ``x, y, w, h`` written
+  ``x, y, x + w, y + h`` with ``x1, y1`` clipped to ``W - 1, H - 1``. (``x + w`` is one past the
+  region's last column; wsolevaluation keeps that quirk and so do we, for parity.)
+- A threshold with no pixel above it gives the box ``0, 0, 0, 0``.
+
+Thresholding rule. A map is evaluated as ``values`` compared with ``levels``; a pixel survives
+when ``value > level`` (``cv2.THRESH_BINARY``). :func:`map_levels` builds both:
+
+- relative (wsolevaluation): ``values = uint8(map * 255)`` (truncated) and
+  ``level = int(t * max(values))``: the threshold is a fraction of the map's maximum;
+- absolute (the ORNet release): ``values = map`` and ``level = t``: ``map > t``.
+
+Box modes (``MODES``): ``all`` = tight box of every surviving pixel; ``largest`` = box of the
+OpenCV contour of largest ``cv2.contourArea`` (wsolevaluation MaxBoxAcc); ``multi`` = the box of
+every contour (``RETR_TREE``, so holes count too), the best IoU counts (MaxBoxAccV2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+MODES: tuple[str, ...] = ("all", "largest", "multi")
+EMPTY_BOX = np.zeros(4, dtype=np.int64)
+
+# Contour sets larger than this get their areas and boxes by vectorised numpy instead of a
+# Python loop over cv2.contourArea / cv2.boundingRect (identical numbers, see _contour_areas).
+_VECTORISE_ABOVE = 8
+
+
+def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """IoU matrix (A x B, float64) of inclusive-pixel integer boxes ``x0, y0, x1, y1``.
+
+    Areas and intersections count pixels (+1 on widths and heights); a degenerate union (never
+    the case for valid boxes) gives IoU 0, as in wsolevaluation.
+    """
+    a = np.asarray(boxes_a, dtype=np.int64).reshape(-1, 4)
+    b = np.asarray(boxes_b, dtype=np.int64).reshape(-1, 4)
+    ix = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]) + 1
+    iy = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]) + 1
+    inter = np.maximum(0, ix) * np.maximum(0, iy)
+    area_a = (a[:, 2] - a[:, 0] + 1) * (a[:, 3] - a[:, 1] + 1)
+    area_b = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    degenerate = union <= 0
+    iou = inter / np.where(degenerate, 1, union)
+    iou[degenerate] = 0.0
+    return iou
+
+
+def truncate_boxes(boxes) -> np.ndarray:
+    """Float XYXY pixel boxes (N x 4) -> int64 inclusive-pixel boxes, by ``int()`` truncation.
+
+    The one place where ground-truth boxes become the integer convention. Truncation (not
+    rounding) is what wsolevaluation's ``resize_bbox`` does after scaling a box to 224 x 224, so a
+    box scaled in float by the data pipeline and truncated here gives wsolevaluation's box.
+    Raises ValueError on a non-finite or negative coordinate or an inverted box.
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if not np.isfinite(b).all():
+        raise ValueError("box coordinates must be finite")
+    out = np.trunc(b).astype(np.int64)
+    if (out < 0).any():
+        raise ValueError(f"box coordinates must be non-negative, got {b[(out < 0).any(1)][0].tolist()}")
+    if (out[:, 2] < out[:, 0]).any() or (out[:, 3] < out[:, 1]).any():
+        raise ValueError("boxes must satisfy x0 <= x1 and y0 <= y1 (XYXY convention)")
+    return out
+
+
+def resize_box(box: Sequence[float], image_size: Sequence[float], resize_size: Sequence[float]) -> tuple[int, ...]:
+    """Scale ``box`` (x0, y0, x1, y1) from ``image_size`` to ``resize_size``, both (width, height).
+
+    Each coordinate is ``coord * new / old`` in float64 (in that order) and truncated to int, as
+    in wsolevaluation (e.g. (1, 2, 4, 3) from (10, 20) to (35, 10) -> (3, 1, 14, 1)).
+    """
+    x0, y0, x1, y1 = map(float, box)
+    w, h = map(float, image_size)
+    new_w, new_h = map(float, resize_size)
+    return tuple(int(c) for c in truncate_boxes(
+        [x0 * new_w / w, y0 * new_h / h, x1 * new_w / w, y1 * new_h / h])[0])
+
+
+def cam_thresholds(interval: float) -> np.ndarray:
+    """The swept map thresholds: ``numpy.arange(0, 1, interval)`` exactly as NumPy computes it."""
+    interval = float(interval)
+    if not 0.0 < interval < 1.0:
+        raise ValueError(f"threshold interval must be in (0, 1), got {interval}")
+    return np.arange(0, 1, interval)
+
+
+def scoremap_to_uint8(scoremap: np.ndarray) -> np.ndarray:
+    """``uint8(map * 255)`` with truncation, computed in float64 (wsolevaluation's conversion)."""
+    return (np.asarray(scoremap, dtype=np.float64) * 255).astype(np.uint8)
+
+
+def map_levels(scoremap: np.ndarray, thresholds, relative: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, levels)`` for a map in [0, 1]: a pixel survives threshold i iff ``values > levels[i]``.
+
+    relative=True is wsolevaluation's rule (uint8 map, ``level = int(t * max)``); relative=False
+    compares the float map with ``t`` itself.
+    """
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    if relative:
+        values = scoremap_to_uint8(scoremap)
+        return values, (thresholds * int(values.max())).astype(np.int64)
+    return np.asarray(scoremap, dtype=np.float64), thresholds
+
+
+def find_contours(binary: np.ndarray, offset: tuple[int, int] = (0, 0)) -> Sequence[np.ndarray]:
+    """OpenCV contours of a uint8 binary image (``RETR_TREE``, ``CHAIN_APPROX_SIMPLE``)."""
+    return cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE, offset=offset)[-2]
+
+
+def _contour_areas(contours: Sequence[np.ndarray]) -> list[float]:
+    """``cv2.contourArea`` of each contour.
+
+    Beyond a few contours, a vectorised shoelace formula on the integer points: cv2 sums
+    ``prev.x * p.y - prev.y * p.x`` in double over integer coordinates, which is exact, so the
+    two give the same numbers and the same ties (tested).
+    """
+    if len(contours) <= _VECTORISE_ABOVE:
+        return [cv2.contourArea(c) for c in contours]
+    pts, starts, ends = _stacked(contours)
+    prev = np.roll(pts, 1, axis=0)
+    prev[starts] = pts[ends]  # each contour closes on itself
+    cross = prev[:, 0] * pts[:, 1] - prev[:, 1] * pts[:, 0]
+    return (np.abs(np.add.reduceat(cross, starts)) / 2.0).tolist()
+
+
+def _contour_boxes(contours: Sequence[np.ndarray], width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """boundingRect-convention boxes of contours, clipped to the image."""
+    if len(contours) <= _VECTORISE_ABOVE:
+        rects = [cv2.boundingRect(c) for c in contours]
+        return [(x, y, min(x + w, width - 1), min(y + h, height - 1)) for x, y, w, h in rects]
+    pts, starts, _ = _stacked(contours)
+    lo = np.minimum.reduceat(pts, starts, axis=0)
+    hi = np.maximum.reduceat(pts, starts, axis=0) + 1
+    boxes = np.column_stack([lo, np.minimum(hi[:, 0], width - 1), np.minimum(hi[:, 1], height - 1)])
+    return [tuple(b) for b in boxes.tolist()]
+
+
+def _stacked(contours: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All contour points (N x 2 int64) with each contour's first and last row index."""
+    sizes = np.fromiter((len(c) for c in contours), dtype=np.int64, count=len(contours))
+    ends = np.cumsum(sizes) - 1
+    return np.concatenate(contours).reshape(-1, 2).astype(np.int64), ends - sizes + 1, ends
+
+
+def _binary(values: np.ndarray, level) -> np.ndarray:
+    if values.dtype == np.uint8:
+        return cv2.threshold(values, int(level), 255, cv2.THRESH_BINARY)[1]
+    return (values > level).view(np.uint8)
+
+
+def _extents(values: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Extents of the surviving pixels at each level: (U x 4) first column, first row, last
+    column, last row (inclusive), and whether any pixel survives (U,). Vectorised over levels."""
+    height, width = values.shape
+    rows = values.max(axis=1)[None, :] > levels[:, None]
+    cols = values.max(axis=0)[None, :] > levels[:, None]
+    ext = np.column_stack([cols.argmax(1), rows.argmax(1),
+                           width - 1 - cols[:, ::-1].argmax(1), height - 1 - rows[:, ::-1].argmax(1)])
+    return ext.astype(np.int64), rows.any(1)
+
+
+_SQUARE = np.ones((3, 3), np.uint8)
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+
+
+def _one_region_levels(source: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    """Levels ``lo <= L < hi`` at which ``values > L`` is provably one contour (one region, no hole).
+
+    ``values`` must be a non-decreasing function of ``source`` (uint8 of the float map, or the
+    map itself). Each 8-connected region of ``values > L`` holds a pixel whose ``source`` is >= all
+    its 8 neighbours (the region's maximum), so there is at most one region once L reaches the
+    second-highest ``values`` among such local-maximum pixels (``lo``). Each hole (a 4-connected
+    background component off the image border) holds a pixel off the border whose ``source`` is <=
+    its 4 neighbours, with ``values <= L``; so there is no hole while L is below the lowest
+    ``values`` of such pixels (``hi``). OpenCV then returns exactly one contour, whose box is the
+    tight box of the pixels: the tracing can be skipped without changing any number (tested).
+    """
+    src = np.asarray(source, dtype=np.float32)  # monotone cast: the argument above still holds
+    peaks = values[src >= cv2.dilate(src, _SQUARE, borderType=cv2.BORDER_REPLICATE)]
+    lo = float(np.partition(peaks, peaks.size - 2)[-2]) if peaks.size >= 2 else -np.inf
+    pits = (src <= cv2.erode(src, _CROSS, borderType=cv2.BORDER_REPLICATE))[1:-1, 1:-1]
+    hi = float(values[1:-1, 1:-1][pits].min()) if pits.any() else np.inf
+    return lo, hi
+
+
+def _group_levels(values: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Representative levels and, per level, the index of its representative.
+
+    Two levels leave the same pixels (hence the same contours and boxes) when no pixel value lies
+    between them; on a uint8 map that is read off the value histogram, so only distinct binary
+    images are traced. Float maps are grouped by equal level only.
+    """
+    if values.dtype == np.uint8:
+        if levels.size and (levels.min() < 0 or levels.max() > 255):
+            raise ValueError("levels of a uint8 map must be in [0, 255]")
+        if values.size < 2**24:  # float32 histogram counts are exact below 2**24 pixels
+            hist = cv2.calcHist([np.ascontiguousarray(values)], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+        else:
+            hist = np.bincount(values.ravel(), minlength=256)
+        at_or_below = np.cumsum(hist)
+        _, first, inverse = np.unique(at_or_below[levels], return_index=True, return_inverse=True)
+        return levels[first], inverse.reshape(-1)
+    reps, inverse = np.unique(levels, return_inverse=True)
+    return reps, inverse.reshape(-1)
+
+
+def level_boxes(values: np.ndarray, level, mode: str = "largest") -> np.ndarray:
+    """Boxes (K x 4 int64) of one thresholded map (pixels with ``values > level``) in ``mode``.
+
+    ``all`` and ``largest`` give one box, ``multi`` one per contour; no pixel -> ``[[0,0,0,0]]``.
+    """
+    _, boxes, _ = sweep_boxes(values, np.asarray([level]), (mode,))[mode]
+    return boxes
+
+
+def boxes_from_map(scoremap: np.ndarray, threshold: float, mode: str = "largest", relative: bool = True) -> np.ndarray:
+    """Boxes of a [0, 1] map at one threshold (see :func:`map_levels` for ``relative``)."""
+    values, levels = map_levels(scoremap, [threshold], relative)
+    return level_boxes(values, levels[0], mode)
+
+
+def sweep_boxes(values: np.ndarray, levels: np.ndarray, modes: Sequence[str] = MODES,
+                source: np.ndarray | None = None) -> dict[str, tuple]:
+    """Boxes of ``values > level`` for every level, per mode.
+
+    Returns ``{mode: (inverse, boxes, owner)}``: ``boxes`` (K x 4) belong to representative level
+    ``owner[k]`` (sorted, every representative owns at least one box) and level ``i`` uses
+    representative ``inverse[i]``. Contours are traced once per distinct binary image, on the
+    crop holding its pixels (``findContours`` with an offset): the crop changes neither the
+    contours nor their order, only the cost (tested against full-image tracing). Levels at
+    which the pixels provably form one region without holes skip the tracing altogether
+    (``_one_region_levels``; ``source`` is the float map ``values`` came from, default ``values``).
+    """
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise ValueError(f"unknown box mode {unknown[0]!r}; modes: {', '.join(MODES)}")
+    values = np.asarray(values)
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(f"a map must be a non-empty 2-D array, got shape {values.shape}")
+    height, width = values.shape
+    levels = np.asarray(levels).reshape(-1)
+    reps, inverse = _group_levels(values, levels)
+    ext, present = _extents(values, reps)
+    n = len(reps)
+    # The `all` box: tight extents in the boundingRect convention (x1 = last column + 1, clipped).
+    tight = np.column_stack([ext[:, 0], ext[:, 1], np.minimum(ext[:, 2] + 1, width - 1),
+                             np.minimum(ext[:, 3] + 1, height - 1)])
+    tight[~present] = 0
+    out: dict[str, tuple] = {}
+    if "all" in modes:
+        out["all"] = (inverse, tight, np.arange(n))
+    want_largest, want_multi = "largest" in modes, "multi" in modes
+    if want_largest or want_multi:
+        # Levels without a pixel keep box 0,0,0,0 and provably single regions their tight box
+        # (every mode agrees there); only the other levels are traced.
+        lo, hi = _one_region_levels(values if source is None else source, values)
+        traced = present & ((reps < lo) | (reps >= hi))
+        largest = tight.copy()
+        multi: list[tuple] = []
+        owner: list[int] = []
+        for u in np.flatnonzero(traced).tolist():  # Python scalars: cheaper than numpy ones here
+            x0, y0, xl, yl = ext[u].tolist()
+            contours = find_contours(_binary(values[y0:yl + 1, x0:xl + 1], reps[u]), offset=(x0, y0))
+            boxes = _contour_boxes(contours, width, height)
+            if want_largest and len(boxes) > 1:  # the first contour of largest area, as max() picks
+                areas = _contour_areas(contours)
+                largest[u] = boxes[areas.index(max(areas))]
+            elif want_largest:
+                largest[u] = boxes[0]
+            if want_multi:
+                multi.extend(boxes)
+                owner.extend([u] * len(boxes))
+        if want_largest:
+            out["largest"] = (inverse, largest, np.arange(n))
+        if want_multi:
+            single = np.flatnonzero(~traced)
+            boxes = np.concatenate([tight[single], np.array(multi, dtype=np.int64).reshape(-1, 4)])
+            owners = np.concatenate([single, np.array(owner, dtype=np.int64)])
+            order = np.argsort(owners, kind="stable")
+            out["multi"] = (inverse, boxes[order], owners[order])
+    return out
+
+
+def sweep_best_iou(values: np.ndarray, levels, gt_boxes, modes: Sequence[str] = MODES,
+                   source: np.ndarray | None = None) -> np.ndarray:
+    """Best IoU with any ground-truth box at every level, per mode: (len(modes), len(levels)).
+
+    ``gt_boxes`` are inclusive-pixel integer boxes (at least one). In ``multi`` mode the best pair
+    over the level's boxes and the ground truth counts (MaxBoxAccV2); otherwise the level's one
+    box against its best-matching ground-truth box.
+    """
+    gt = np.asarray(gt_boxes, dtype=np.int64).reshape(-1, 4)
+    if len(gt) == 0:
+        raise ValueError("an image needs at least one ground-truth box")
+    swept = sweep_boxes(values, levels, modes, source)
+    out = np.empty((len(modes), np.asarray(levels).size), dtype=np.float64)
+    for i, mode in enumerate(modes):
+        inverse, boxes, owner = swept[mode]
+        best = box_iou(boxes, gt).max(1)
+        starts = np.flatnonzero(np.concatenate(([True], owner[1:] != owner[:-1])))
+        out[i] = np.maximum.reduceat(best, starts)[inverse]
+    return out

@@ -1,0 +1,313 @@
+"""wsolevaluation-format metadata and score maps, evaluated exactly as wsolevaluation does.
+
+Metadata folder (one split of wsolevaluation's ``metadata/<dataset>/<split>``):
+``image_ids.txt`` (one id a line), ``image_sizes.txt`` (``id,width,height``), ``localization.txt``
+with boxes (``id,x0,y0,x1,y1`` in original pixels, one line per box) or masks
+(``id,mask_path,ignore_path``, one line per mask, the ignore field of later lines empty);
+``class_labels.txt`` is not needed here. Score maps: ``<root>/<image_id>.npy`` (wsolevaluation
+saves ``a/b.jpg`` as ``a/b.jpg.npy``; ``a/b.npy`` is accepted too), 224 x 224 float arrays in
+[0, 1]. Ground-truth boxes are scaled to 224 x 224 (``resize_box``); masks are read as grey,
+resized to 224 x 224 with nearest neighbour, and a pixel is foreground when its grey value is
+> 0.5 (any non-zero value, as in wsolevaluation). No torch anywhere on this path.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import multiprocessing as mp
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+
+from ..data.io import iter_fields, parse_int
+from ..errors import DataError
+from .boxes import cam_thresholds, map_levels, resize_box, sweep_best_iou
+from .pxap import pxap_edges, pxap_from_histograms, score_histograms
+from .sweep import count_hits
+
+RESIZE_LENGTH = 224
+
+
+@dataclass
+class Metadata:
+    """One wsolevaluation metadata folder. Boxes are in original pixels; sizes are (width, height)."""
+
+    root: Path
+    image_ids: list[str]
+    image_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    boxes: dict[str, list[tuple[int, int, int, int]]] = field(default_factory=dict)
+    mask_paths: dict[str, list[str]] = field(default_factory=dict)
+    ignore_paths: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def has_masks(self) -> bool:
+        return bool(self.mask_paths)
+
+    def resized_boxes(self, size: int = RESIZE_LENGTH) -> dict[str, np.ndarray]:
+        """Ground-truth boxes scaled to ``size`` x ``size`` (int64, N x 4) per image id."""
+        return {i: np.array([resize_box(b, self.image_sizes[i], (size, size)) for b in self.boxes[i]],
+                            dtype=np.int64) for i in self.image_ids}
+
+
+def _relative_path(value: str, file: Path, line: int, what: str) -> str:
+    """A path that stays inside its root: relative, no '..' (ids and mask paths are joined to roots)."""
+    p = PurePosixPath(value.replace("\\", "/"))
+    if not value or p.is_absolute() or ".." in p.parts:
+        raise DataError(f"{what} {value!r} must be a relative path without '..'", file=str(file), line=line)
+    return value
+
+
+def read_metadata(root: str | Path, masks: bool = False) -> Metadata:
+    """Read and check a metadata folder; DataError names the file and line of the first problem.
+
+    masks=False expects box lines (and image_sizes.txt), masks=True mask lines. Every listed
+    image needs at least one box (mask); a box must lie inside its image
+    (``0 <= x0 <= x1 <= width - 1``, same for y); ids outside image_ids.txt are errors.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError("metadata folder not found", file=str(root))
+    ids_file = root / "image_ids.txt"
+    image_ids: list[str] = []
+    where: dict[str, int] = {}
+    for line, (image_id,) in iter_fields(ids_file, 1, sep=","):
+        _relative_path(image_id, ids_file, line, "image id")
+        if image_id in where:
+            raise DataError(f"image id {image_id!r} repeats line {where[image_id]}", file=str(ids_file), line=line)
+        where[image_id] = line
+        image_ids.append(image_id)
+    if not image_ids:
+        raise DataError("no image id listed", file=str(ids_file))
+    meta = Metadata(root=root, image_ids=image_ids)
+    loc_file = root / "localization.txt"
+
+    def known(image_id: str, file: Path, line: int) -> str:
+        if image_id not in where:
+            raise DataError(f"unknown image id {image_id!r} (not in image_ids.txt)", file=str(file), line=line)
+        return image_id
+
+    if masks:
+        for line, (image_id, mask, ignore) in iter_fields(loc_file, 3, sep=","):
+            known(image_id, loc_file, line)
+            mask = _relative_path(mask, loc_file, line, "mask path")
+            ignore = _relative_path(ignore, loc_file, line, "ignore path") if ignore else None
+            if image_id in meta.mask_paths:
+                if ignore is not None:
+                    raise DataError(f"image {image_id!r} has a second ignore mask; only its first line may name one",
+                                    file=str(loc_file), line=line)
+                meta.mask_paths[image_id].append(mask)
+            else:
+                meta.mask_paths[image_id] = [mask]
+                meta.ignore_paths[image_id] = ignore
+        missing = [i for i in image_ids if i not in meta.mask_paths]
+        what = "mask"
+    else:
+        sizes_file = root / "image_sizes.txt"
+        for line, (image_id, w, h) in iter_fields(sizes_file, 3, sep=","):
+            known(image_id, sizes_file, line)
+            size = (parse_int(w, sizes_file, line, "width"), parse_int(h, sizes_file, line, "height"))
+            if min(size) <= 0:
+                raise DataError(f"image size must be positive, got {size[0]}x{size[1]}", file=str(sizes_file), line=line)
+            meta.image_sizes[image_id] = size
+        unsized = [i for i in image_ids if i not in meta.image_sizes]
+        if unsized:
+            raise DataError(f"{len(unsized)} image(s) have no size, first {unsized[0]!r}", file=str(sizes_file))
+        for line, fields in iter_fields(loc_file, (5, 3), sep=","):
+            if len(fields) == 3:
+                raise DataError("a mask line (id,mask,ignore) but no --mask-root given; box lines are id,x0,y0,x1,y1",
+                                file=str(loc_file), line=line)
+            image_id = known(fields[0], loc_file, line)
+            x0, y0, x1, y1 = (parse_int(v, loc_file, line, n) for v, n in zip(fields[1:], ("x0", "y0", "x1", "y1")))
+            w, h = meta.image_sizes[image_id]
+            if not (0 <= x0 <= x1 <= w - 1 and 0 <= y0 <= y1 <= h - 1):
+                raise DataError(f"box ({x0}, {y0}, {x1}, {y1}) of {image_id!r} is inverted or outside its "
+                                f"{w}x{h} image (need 0 <= x0 <= x1 <= {w - 1}, 0 <= y0 <= y1 <= {h - 1})",
+                                file=str(loc_file), line=line)
+            meta.boxes.setdefault(image_id, []).append((x0, y0, x1, y1))
+        missing = [i for i in image_ids if i not in meta.boxes]
+        what = "box"
+    if missing:
+        raise DataError(f"{len(missing)} image(s) have no {what}, first {missing[0]!r}", file=str(loc_file))
+    return meta
+
+
+def find_scoremap(root: str | Path, image_id: str) -> Path:
+    """``root/<id>.npy`` (wsolevaluation's name, e.g. a/b.jpg.npy) or ``root/<id without ext>.npy``."""
+    root = Path(root)
+    candidates = [root / f"{image_id}.npy"]
+    stem, ext = os.path.splitext(image_id)
+    if ext:
+        candidates.append(root / f"{stem}.npy")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise DataError(f"no score map for image id {image_id!r} (looked for {' and '.join(str(c) for c in candidates)})")
+
+
+# The header NumPy writes for a plain 2-D array; anything else goes through numpy.load.
+_NPY_HEADER = re.compile(rb"\{'descr': '([<>|]?[fiub][1248])', 'fortran_order': False, 'shape': \((\d+), (\d+)\), \} *\n")
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """numpy.load without pickles; a plain 2-D array is read without evaluating its header
+    (``numpy.load`` parses it with ``ast.literal_eval``, a fifth of the time of a small map)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] == b"\x93NUMPY\x01\x00":
+        start = 10 + int.from_bytes(data[8:10], "little")
+        m = _NPY_HEADER.fullmatch(data[10:start])
+        if m is not None:
+            dtype, shape = np.dtype(m.group(1).decode()), (int(m.group(2)), int(m.group(3)))
+            if len(data) - start == dtype.itemsize * shape[0] * shape[1]:
+                return np.frombuffer(data, dtype=dtype, offset=start).reshape(shape)
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def load_scoremap(path: str | Path, image_id: str, shape: tuple[int, int] = (RESIZE_LENGTH, RESIZE_LENGTH)) -> np.ndarray:
+    """A validated float64 score map: 2-D of ``shape``, finite, in [0, 1]; DataError otherwise."""
+    def bad(what: str) -> DataError:
+        return DataError(f"score map of {image_id!r} {what}", file=str(path))
+
+    try:
+        arr = _read_npy(Path(path))
+    except (OSError, ValueError, EOFError) as e:
+        raise bad(f"is not a readable .npy array ({e})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiub":
+        raise bad(f"must be a real-valued array, got {getattr(arr, 'dtype', type(arr))}")
+    if arr.ndim != 2:
+        raise bad(f"must be 2-D, got shape {arr.shape}")
+    if arr.shape != tuple(shape):
+        raise bad(f"must be {shape[0]}x{shape[1]} (wsolevaluation's resized image), got {arr.shape[0]}x{arr.shape[1]}")
+    arr = np.asarray(arr, dtype=np.float64)
+    lo, hi = arr.min(), arr.max()  # NaN propagates into both, so one test covers it
+    if not (0.0 <= lo and hi <= 1.0):
+        if not np.isfinite(arr).all():
+            raise bad("contains NaN or infinite values")
+        raise bad(f"must lie in [0, 1], got min {lo:g}, max {hi:g}")
+    return arr
+
+
+def _read_mask(path: Path, size: int) -> np.ndarray:
+    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if grey is None:
+        raise DataError("mask file is missing or unreadable", file=str(path))
+    return cv2.resize(np.float32(grey), (size, size), interpolation=cv2.INTER_NEAREST) > 0.5
+
+
+def load_gt_mask(mask_root: str | Path, mask_paths: Sequence[str], ignore_path: str | None,
+                 size: int = RESIZE_LENGTH) -> tuple[np.ndarray, np.ndarray | None]:
+    """(foreground, ignore) boolean masks at ``size`` x ``size``: the union of the instance masks,
+    and the ignore mask minus the foreground (None without an ignore file)."""
+    root = Path(mask_root)
+    fg = np.logical_or.reduce([_read_mask(root / p, size) for p in mask_paths])
+    ignore = None if ignore_path is None else _read_mask(root / ignore_path, size) & ~fg
+    return fg, ignore
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every worker needs (small; sent with each chunk)."""
+
+    scoremap_root: str
+    thresholds: np.ndarray
+    iou_thresholds: tuple[float, ...]
+    modes: tuple[str, ...]
+    mask_root: str | None
+
+
+def _run_chunk(job: _Job, items: list[tuple]) -> tuple:
+    """Counters for a chunk of images: (hits, positive hist, negative hist, error message or None)."""
+    hits = np.zeros((len(job.modes), len(job.thresholds), len(job.iou_thresholds)), dtype=np.int64)
+    edges = pxap_edges(job.thresholds)
+    pos = np.zeros(len(edges) - 1, dtype=np.int64)
+    neg = np.zeros_like(pos)
+    try:
+        for item in items:
+            image_id = item[0]
+            scoremap = load_scoremap(find_scoremap(job.scoremap_root, image_id), image_id)
+            if job.mask_root is None:
+                best = sweep_best_iou(*map_levels(scoremap, job.thresholds), item[1], job.modes, scoremap)
+                hits += count_hits(best, job.iou_thresholds)
+            else:
+                fg, ignore = load_gt_mask(job.mask_root, item[1], item[2])
+                p, n = score_histograms(scoremap, fg, ignore, edges)
+                pos += p
+                neg += n
+    except DataError as e:
+        return hits, pos, neg, str(e)
+    return hits, pos, neg, None
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # parallelism comes from the processes
+
+
+def evaluate_scoremaps(metadata: str | Path | Metadata, scoremap_root: str | Path, *,
+                       mask_root: str | Path | None = None, cam_curve_interval: float = 0.01,
+                       iou_thresholds: Sequence[int] = (30, 50, 70), multi_contour: bool = False,
+                       workers: int = 2, chunk_size: int | None = None) -> dict:
+    """wsolevaluation's ``evaluate_wsol`` on saved score maps, with the same numbers.
+
+    Boxes: MaxBoxAcc (largest contour) or, with multi_contour, the all-contours variant, per IoU
+    level in percent, plus their mean (MaxBoxAccV2 when multi_contour). Masks (mask_root given):
+    PxAP. Images are processed in chunks by ``workers`` processes; bad input raises DataError
+    naming the file and image id (the first bad image in id order).
+    """
+    meta = metadata if isinstance(metadata, Metadata) else read_metadata(metadata, masks=mask_root is not None)
+    thresholds = cam_thresholds(cam_curve_interval)
+    iou_thresholds = tuple(iou_thresholds)
+    mode = "multi" if multi_contour else "largest"
+    job = _Job(str(scoremap_root), thresholds, iou_thresholds, (mode,),
+               None if mask_root is None else str(mask_root))
+    if mask_root is None:
+        gt = meta.resized_boxes()
+        items = [(i, gt[i]) for i in meta.image_ids]
+    else:
+        items = [(i, meta.mask_paths[i], meta.ignore_paths[i]) for i in meta.image_ids]
+    workers = max(1, min(int(workers), len(items)))
+    size = chunk_size or max(1, min(64, -(-len(items) // (workers * 8))))
+    chunks = [items[k:k + size] for k in range(0, len(items), size)]
+    hits = np.zeros((1, len(thresholds), len(iou_thresholds)), dtype=np.int64)
+    pos = np.zeros(len(thresholds) + 2, dtype=np.int64)
+    neg = np.zeros_like(pos)
+    run = functools.partial(_run_chunk, job)
+    if workers == 1:
+        results = map(run, chunks)
+        pool = None
+    else:
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        pool = ctx.Pool(workers, initializer=_init_worker)
+        results = pool.imap(run, chunks)
+    try:
+        for h, p, n, error in results:
+            if error is not None:
+                raise DataError(error)
+            hits += h
+            pos += p
+            neg += n
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    out: dict = {"num_images": len(items), "cam_curve_interval": float(cam_curve_interval)}
+    if mask_root is not None:
+        try:
+            out["pxap"] = pxap_from_histograms(pos, neg)
+        except ValueError as e:
+            raise DataError(str(e), file=str(meta.root / "localization.txt")) from None
+        return out
+    accuracies = hits[0] * 100.0 / float(len(items))  # T x L, as wsolevaluation's compute()
+    best = accuracies.max(axis=0)
+    out["multi_contour"] = bool(multi_contour)
+    out["iou_thresholds"] = list(iou_thresholds)
+    out["max_box_acc"] = {f"{t:g}": float(a) for t, a in zip(iou_thresholds, best)}
+    out["max_box_acc_mean"] = float(np.average(best))
+    out["best_threshold"] = {f"{t:g}": float(thresholds[int(np.argmax(accuracies[:, k]))])
+                             for k, t in enumerate(iou_thresholds)}
+    return out
