@@ -163,13 +163,19 @@ def _binary(values: np.ndarray, level) -> np.ndarray:
 
 def _extents(values: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Extents of the surviving pixels at each level: (U x 4) first column, first row, last
-    column, last row (inclusive), and whether any pixel survives (U,). Vectorised over levels."""
-    height, width = values.shape
-    rows = values.max(axis=1)[None, :] > levels[:, None]
-    cols = values.max(axis=0)[None, :] > levels[:, None]
-    ext = np.column_stack([cols.argmax(1), rows.argmax(1),
-                           width - 1 - cols[:, ::-1].argmax(1), height - 1 - rows[:, ::-1].argmax(1)])
-    return ext.astype(np.int64), rows.any(1)
+    column, last row (inclusive), and whether any pixel survives (U,).
+
+    The first row with a pixel above L is where the running maximum of the row maxima first
+    exceeds L: a binary search per level instead of a pass over the image.
+    """
+    def first_and_last(maxima: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        first = np.searchsorted(np.maximum.accumulate(maxima), levels, side="right")
+        last = len(maxima) - 1 - np.searchsorted(np.maximum.accumulate(maxima[::-1]), levels, side="right")
+        return first, last
+
+    y0, y1 = first_and_last(values.max(axis=1))
+    x0, x1 = first_and_last(values.max(axis=0))
+    return np.column_stack([x0, y0, x1, y1]).astype(np.int64), y0 < values.shape[0]
 
 
 _SQUARE = np.ones((3, 3), np.uint8)
@@ -196,6 +202,13 @@ def _one_region_levels(source: np.ndarray, values: np.ndarray) -> tuple[float, f
     return lo, hi
 
 
+def _hist256(values: np.ndarray) -> np.ndarray:
+    """Counts of each uint8 value (int64, 256)."""
+    if values.size < 2**24:  # float32 histogram counts are exact below 2**24 pixels
+        return cv2.calcHist([np.ascontiguousarray(values)], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    return np.bincount(values.ravel(), minlength=256)
+
+
 def _group_levels(values: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Representative levels and, per level, the index of its representative.
 
@@ -206,11 +219,7 @@ def _group_levels(values: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, n
     if values.dtype == np.uint8:
         if levels.size and (levels.min() < 0 or levels.max() > 255):
             raise ValueError("levels of a uint8 map must be in [0, 255]")
-        if values.size < 2**24:  # float32 histogram counts are exact below 2**24 pixels
-            hist = cv2.calcHist([np.ascontiguousarray(values)], [0], None, [256], [0, 256]).ravel().astype(np.int64)
-        else:
-            hist = np.bincount(values.ravel(), minlength=256)
-        at_or_below = np.cumsum(hist)
+        at_or_below = np.cumsum(_hist256(values))
         _, first, inverse = np.unique(at_or_below[levels], return_index=True, return_inverse=True)
         return levels[first], inverse.reshape(-1)
     reps, inverse = np.unique(levels, return_inverse=True)
@@ -241,8 +250,9 @@ def sweep_boxes(values: np.ndarray, levels: np.ndarray, modes: Sequence[str] = M
     representative ``inverse[i]``. Contours are traced once per distinct binary image, on the
     crop holding its pixels (``findContours`` with an offset): the crop changes neither the
     contours nor their order, only the cost (tested against full-image tracing). Levels at
-    which the pixels provably form one region without holes skip the tracing altogether
-    (``_one_region_levels``; ``source`` is the float map ``values`` came from, default ``values``).
+    which the pixels provably form one region without holes skip the tracing altogether: no
+    hole below ``hi`` and one region from ``lo`` up (``_one_region_levels``; ``source`` is the
+    float map ``values`` came from, default ``values``).
     """
     unknown = [m for m in modes if m not in MODES]
     if unknown:

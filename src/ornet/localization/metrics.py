@@ -131,8 +131,9 @@ class BoxAccuracySweep(Metric):
             self.num_with_logits += len(arr)
             self.cls_top1 += int(in_top1.sum())
             self.cls_top5 += int(in_top5.sum())
-        if self.keep_per_image:
-            self.per_image_iou.append(torch.from_numpy(best[:, MODES.index(self.box_mode)]).to(self.hits.device))
+        if self.keep_per_image:  # float64 keeps IoU == 0.5 exact (MPS has no float64)
+            dtype = torch.float32 if self.hits.device.type == "mps" else torch.float64
+            self.per_image_iou.append(torch.from_numpy(best[:, MODES.index(self.box_mode)]).to(self.hits.device, dtype))
 
     def compute(self) -> SweepResult:
         per_image = None
