@@ -105,7 +105,7 @@ def test_read_metadata_boxes_and_masks(tmp_path):
     (["a", "b"], {"a": (10, 10)}, ["a,0,0,1,1"], False, "image_sizes.txt: 1 image(s) have no size"),
     (["a"], {"a": (0, 10)}, ["a,0,0,1,1"], False, "image_sizes.txt:1: image size must be positive"),
     (["a", "a"], {"a": (10, 10)}, ["a,0,0,1,1"], False, "image_ids.txt:2: image id 'a' repeats line 1"),
-    (["../a"], {"../a": (10, 10)}, ["../a,0,0,1,1"], False, "must be a relative path"),
+    (["../a"], {"../a": (10, 10)}, ["../a,0,0,1,1"], False, "image_ids.txt:1: image id '../a' escapes"),
     (["a"], {"a": (10, 10)}, ["a,m.png,"], False, "but no --mask-root given"),
     (["a"], None, ["a,0,0,1,1"], True, "localization.txt:1: expected 3 fields, got 5"),
     (["a"], None, ["a,m.png,i.png", "a,m2.png,i2.png"], True, "localization.txt:2: image 'a' has a second ignore"),

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..data.io import iter_fields, parse_int
+from ..data.records import check_image_id
 from ..errors import DataError
 from .boxes import cam_thresholds, map_levels, resize_box, sweep_best_iou
 from .pxap import pxap_edges, pxap_from_histograms, score_histograms
@@ -55,8 +56,8 @@ class Metadata:
                             dtype=np.int64) for i in self.image_ids}
 
 
-def _relative_path(value: str, file: Path, line: int, what: str) -> str:
-    """A path that stays inside its root: relative, no '..' (ids and mask paths are joined to roots)."""
+def _mask_path(value: str, file: Path, line: int, what: str) -> str:
+    """A mask path that stays inside the mask root: relative, no '..'."""
     p = PurePosixPath(value.replace("\\", "/"))
     if not value or p.is_absolute() or ".." in p.parts:
         raise DataError(f"{what} {value!r} must be a relative path without '..'", file=str(file), line=line)
@@ -77,7 +78,7 @@ def read_metadata(root: str | Path, masks: bool = False) -> Metadata:
     image_ids: list[str] = []
     where: dict[str, int] = {}
     for line, (image_id,) in iter_fields(ids_file, 1, sep=","):
-        _relative_path(image_id, ids_file, line, "image id")
+        check_image_id(image_id, ids_file, line)  # ids are joined to the score-map folder
         if image_id in where:
             raise DataError(f"image id {image_id!r} repeats line {where[image_id]}", file=str(ids_file), line=line)
         where[image_id] = line
@@ -95,8 +96,8 @@ def read_metadata(root: str | Path, masks: bool = False) -> Metadata:
     if masks:
         for line, (image_id, mask, ignore) in iter_fields(loc_file, 3, sep=","):
             known(image_id, loc_file, line)
-            mask = _relative_path(mask, loc_file, line, "mask path")
-            ignore = _relative_path(ignore, loc_file, line, "ignore path") if ignore else None
+            mask = _mask_path(mask, loc_file, line, "mask path")
+            ignore = _mask_path(ignore, loc_file, line, "ignore path") if ignore else None
             if image_id in meta.mask_paths:
                 if ignore is not None:
                     raise DataError(f"image {image_id!r} has a second ignore mask; only its first line may name one",
