@@ -210,19 +210,22 @@ def test_vectorised_contour_areas_and_boxes_equal_opencv():
         assert B._contour_boxes(contours, 50, 39 + 1) == expected
 
 
-def test_one_region_levels_hold_exactly_one_contour():
-    """The invariant behind skipping the tracing: certified levels give exactly one contour."""
+def test_untraced_levels_hold_exactly_one_contour(monkeypatch):
+    """The invariant behind skipping the tracing: a level not traced is exactly one contour."""
+    traced: list[int] = []
+    binary_of = B._binary
+    monkeypatch.setattr(B, "_binary", lambda values, level: traced.append(int(level)) or binary_of(values, level))
     rng = np.random.default_rng(11)
-    certified = 0
+    skipped = 0
     for kind in KINDS:
         for _ in range(8):
             m = random_map(rng, kind)
             values = scoremap_to_uint8(m)
-            lo, hi = B._one_region_levels(m, values)
-            for level in range(int(values.max())):
-                if lo <= level < hi:
-                    binary = cv2.threshold(values, level, 255, cv2.THRESH_BINARY)[1]
-                    assert len(B.find_contours(binary)) == 1, (kind, level)
-                    certified += 1
-    assert certified > 500  # the shortcut does fire
-
+            levels = np.unique(values)[:-1].astype(np.int64)  # one level per distinct binary image
+            traced.clear()
+            sweep_boxes(values, levels, ("largest",), source=m)
+            for level in sorted(set(levels.tolist()) - set(traced)):
+                binary = cv2.threshold(values, level, 255, cv2.THRESH_BINARY)[1]
+                assert len(B.find_contours(binary)) == 1, (kind, level)
+                skipped += 1
+    assert skipped > 500  # the shortcut does fire

@@ -182,24 +182,31 @@ _SQUARE = np.ones((3, 3), np.uint8)
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
-def _one_region_levels(source: np.ndarray, values: np.ndarray) -> tuple[float, float]:
-    """Levels ``lo <= L < hi`` at which ``values > L`` is provably one contour (one region, no hole).
+def _region_bounds(source: np.ndarray, values: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """What proves that ``values > L`` is one contour (one region, no hole) without tracing it.
 
     ``values`` must be a non-decreasing function of ``source`` (uint8 of the float map, or the
-    map itself). Each 8-connected region of ``values > L`` holds a pixel whose ``source`` is >= all
-    its 8 neighbours (the region's maximum), so there is at most one region once L reaches the
-    second-highest ``values`` among such local-maximum pixels (``lo``). Each hole (a 4-connected
-    background component off the image border) holds a pixel off the border whose ``source`` is <=
-    its 4 neighbours, with ``values <= L``; so there is no hole while L is below the lowest
-    ``values`` of such pixels (``hi``). OpenCV then returns exactly one contour, whose box is the
-    tight box of the pixels: the tracing can be skipped without changing any number (tested).
+    map itself). Returns ``lo``, ``hi`` and the sorted distinct ``values`` of the local-maximum
+    pixels (``source`` >= its 8 neighbours), from which:
+
+    - each 8-connected region of ``values > L`` holds a local-maximum pixel (its own maximum) with
+      ``values > L``, so once L reaches ``lo``, the second-highest such value counted with
+      multiplicity, there is at most one region;
+    - going down from a level known to be one region, a second region needs a local maximum
+      with a value between the two levels: with no such value the pixels stay one region;
+    - each hole (a 4-connected background component off the image border) holds a pixel off the
+      border whose ``source`` is <= its 4 neighbours, with ``values <= L``: no hole below ``hi``,
+      the lowest ``values`` of such pixels.
+
+    One region without holes is exactly one OpenCV contour, whose box is the tight box of the
+    pixels (tested against full tracing).
     """
-    src = np.asarray(source, dtype=np.float32)  # monotone cast: the argument above still holds
+    src = np.asarray(source, dtype=np.float32)  # a monotone cast: the argument still holds
     peaks = values[src >= cv2.dilate(src, _SQUARE, borderType=cv2.BORDER_REPLICATE)]
     lo = float(np.partition(peaks, peaks.size - 2)[-2]) if peaks.size >= 2 else -np.inf
     pits = (src <= cv2.erode(src, _CROSS, borderType=cv2.BORDER_REPLICATE))[1:-1, 1:-1]
     hi = float(values[1:-1, 1:-1][pits].min()) if pits.any() else np.inf
-    return lo, hi
+    return lo, hi, np.unique(peaks)
 
 
 def _hist256(values: np.ndarray) -> np.ndarray:
@@ -250,9 +257,8 @@ def sweep_boxes(values: np.ndarray, levels: np.ndarray, modes: Sequence[str] = M
     representative ``inverse[i]``. Contours are traced once per distinct binary image, on the
     crop holding its pixels (``findContours`` with an offset): the crop changes neither the
     contours nor their order, only the cost (tested against full-image tracing). Levels at
-    which the pixels provably form one region without holes skip the tracing altogether: no
-    hole below ``hi`` and one region from ``lo`` up (``_one_region_levels``; ``source`` is the
-    float map ``values`` came from, default ``values``).
+    which the pixels provably form one region without holes skip the tracing altogether
+    (``_region_bounds``; ``source`` is the float map ``values`` came from, default ``values``).
     """
     unknown = [m for m in modes if m not in MODES]
     if unknown:
@@ -274,16 +280,27 @@ def sweep_boxes(values: np.ndarray, levels: np.ndarray, modes: Sequence[str] = M
         out["all"] = (inverse, tight, np.arange(n))
     want_largest, want_multi = "largest" in modes, "multi" in modes
     if want_largest or want_multi:
-        # Levels without a pixel keep box 0,0,0,0 and provably single regions their tight box
-        # (every mode agrees there); only the other levels are traced.
-        lo, hi = _one_region_levels(values if source is None else source, values)
-        traced = present & ((reps < lo) | (reps >= hi))
+        # Levels without a pixel keep box 0,0,0,0 and levels that are provably one region their
+        # tight box (every mode agrees there); only the others are traced, from the top down.
+        lo, hi, peak_values = _region_bounds(values if source is None else source, values)
+        peaks_above = (len(peak_values) - np.searchsorted(peak_values, reps, side="right")).tolist()
         largest = tight.copy()
+        traced: list[int] = []
         multi: list[tuple] = []
         owner: list[int] = []
-        for u in np.flatnonzero(traced).tolist():  # Python scalars: cheaper than numpy ones here
+        anchor = -1  # peaks_above of the last level known to be one region (-1: none)
+        reps_l, present_l = reps.tolist(), present.tolist()  # Python scalars: cheaper in this loop
+        for u in range(n - 1, -1, -1):
+            if not present_l[u]:
+                continue
+            level = reps_l[u]
+            if level < hi and (level >= lo or peaks_above[u] == anchor):
+                anchor = peaks_above[u]
+                continue
             x0, y0, xl, yl = ext[u].tolist()
-            contours = find_contours(_binary(values[y0:yl + 1, x0:xl + 1], reps[u]), offset=(x0, y0))
+            contours = find_contours(_binary(values[y0:yl + 1, x0:xl + 1], level), offset=(x0, y0))
+            anchor = peaks_above[u] if len(contours) == 1 else -1
+            traced.append(u)
             boxes = _contour_boxes(contours, width, height)
             if want_largest and len(boxes) > 1:  # the first contour of largest area, as max() picks
                 areas = _contour_areas(contours)
@@ -296,7 +313,7 @@ def sweep_boxes(values: np.ndarray, levels: np.ndarray, modes: Sequence[str] = M
         if want_largest:
             out["largest"] = (inverse, largest, np.arange(n))
         if want_multi:
-            single = np.flatnonzero(~traced)
+            single = np.setdiff1d(np.arange(n), traced)
             boxes = np.concatenate([tight[single], np.array(multi, dtype=np.int64).reshape(-1, 4)])
             owners = np.concatenate([single, np.array(owner, dtype=np.int64)])
             order = np.argsort(owners, kind="stable")
