@@ -69,6 +69,9 @@ def main() -> int:
     p.add_argument("--override", nargs="*", default=[], help="extra train flags as KEY=VALUE (e.g. refine.epochs=3)")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quality.md"))
     p.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS / torch threads of each run")
+    p.add_argument("--reuse", action="store_true",
+                   help="use runs already finished in --work (their metrics.json and recorded seconds) instead of "
+                        "training again; e.g. runs started by hand in parallel")
     args = p.parse_args()
 
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -87,10 +90,13 @@ def main() -> int:
             out = work / f"{method}_seed{seed}"
             cmd = [*ornet_cmd(), "train", "--config", METHODS[method], "--data.root", str(data), "--out", str(out),
                    "--trainer.seed", str(seed), "--trainer.progress", "false", "--force", "--quiet", *extra]
-            commands.append(" ".join(cmd[1:]))
-            seconds = run(cmd, work / f"{method}_seed{seed}.log")
-            metrics = json.loads((out / "metrics.json").read_text())
-            metrics["seconds"] = round(seconds, 1)  # wall clock of the whole command
+            commands.append("ornet " + " ".join(cmd[len(ornet_cmd()):]))
+            if args.reuse and (out / "metrics.json").is_file():
+                metrics = json.loads((out / "metrics.json").read_text())  # seconds: as the run recorded it
+            else:
+                seconds = run(cmd, work / f"{method}_seed{seed}.log")
+                metrics = json.loads((out / "metrics.json").read_text())
+                metrics["seconds"] = round(seconds, 1)  # wall clock of the whole command
             metrics["seed"] = seed
             results[method].append(metrics)
             print(f"{method} seed {seed}: " + ", ".join(

@@ -24,7 +24,7 @@ FILES = ["config.yaml", "metrics.json", "predictions.csv", "curves.json", "model
          "checkpoints/evaluator.ckpt", "checkpoints/coarse.ckpt", "checkpoints/refine.ckpt",
          "checkpoints/evaluator-last.ckpt", "checkpoints/coarse-last.ckpt", "checkpoints/refine-last.ckpt",
          "logs/evaluator/metrics.csv", "logs/coarse/metrics.csv", "logs/refine/metrics.csv",
-         "snapshots/images.npz", "snapshots/refine_epoch_000.npz", "snapshots/refine_epoch_001.npz"]
+         "snapshots/images.npz", "snapshots/epoch_000.npz", "snapshots/epoch_001.npz"]
 PERCENT_KEYS = ["top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc", "max_box_acc", "max_box_acc_v2", "pxap"]
 
 
@@ -124,7 +124,7 @@ def test_rerun_of_stage_two_uses_the_existing_checkpoints(run, data):
     assert main(["train", "--data.root", str(data), "--out", str(run), *TINY, "--stages", "[refine]",
                  "--refine.epochs", "2"]) == 0
     assert (run / "checkpoints" / "coarse.ckpt").stat().st_mtime_ns == before
-    assert (run / "snapshots" / "refine_epoch_002.npz").is_file()
+    assert (run / "snapshots" / "epoch_002.npz").is_file()
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["stages"] == ["evaluator", "coarse", "refine"] and cfg["refine"]["epochs"] == 2
     m = _metrics(run / "metrics.json")

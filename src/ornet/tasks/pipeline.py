@@ -170,10 +170,11 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
     last = ModelCheckpoint(dirpath=str(ckpt_dir), filename=f"{stage}-last", monitor=None, save_top_k=1,
                            every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
     callbacks = [last, LearningRateMonitor(logging_interval="epoch")]
-    if stage == "refine" and cfg.trainer.snapshot_images > 0:
-        from .refine import MapSnapshots
+    if stage == "refine" and cfg.trainer.snapshot_images > 0:  # the evolution figure's source
+        from ..viz.snapshots import MapSnapshots, snapshot_batch
 
-        callbacks.append(MapSnapshots(Path(out) / "snapshots", cfg.trainer.snapshot_images))
+        images, ids = snapshot_batch(datamodule, cfg.trainer.snapshot_images)
+        callbacks.append(MapSnapshots(images, Path(out) / "snapshots", image_ids=ids))
     trainer = build_trainer(cfg, stage, out, quiet, callbacks, epochs=stage_cfg.epochs)
     trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     final = checkpoint_path(out, stage)

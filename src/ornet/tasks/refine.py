@@ -80,7 +80,7 @@ class RefineTask(OrnetTask):
 
 
 
-class MapSnapshots(Callback):
+class MapSnapshots(Callback):  # TODO remove: superseded by ornet.viz.snapshots.MapSnapshots
     """Saves stage-2 maps of a few fixed `val` images before training and after every epoch.
 
     Files (rank 0 only): `images.npz` (images N x H x W x 3 uint8, image_ids, labels) once, and
