@@ -220,6 +220,8 @@ def main() -> None:
         "(wsolevaluation's own evaluator was reported at 6.3 s as a whole process for 700 CUB maps at 100 "
         "thresholds on this machine type; not re-run here)",
         "- numbers: identical to the baseline's in every row (checked by the script)",
+        "- workers: a second process only pays off when a core is free; with other jobs on both cores it adds "
+        "contention (compare the CPU columns, which count the work done)",
         "",
         "| boxes | workers | ornet wall best / median s | ornet CPU s | maps/s (best wall) "
         "| baseline wall best / median s | baseline CPU s | speed-up wall (best) | speed-up CPU | MaxBoxAcc 30/50/70 |",
