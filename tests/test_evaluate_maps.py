@@ -187,6 +187,18 @@ def test_missing_folders_and_masks(tmp_path, capsys):
     (meta / "localization.txt").write_text("a/1.jpg,m.png,\na/2.jpg,m.png,\nb/3.jpg,m.png,\n")
     code, _, err = run(capsys, "--metadata", meta, "--scoremaps", maps, "--mask-root", tmp_path)
     assert code == 2 and "m.png: mask file is missing or unreadable" in err and err.count("\n") == 1
+    (tmp_path / "m.png").write_bytes(b"not a png")
+    code, _, err = run(capsys, "--metadata", meta, "--scoremaps", maps, "--mask-root", tmp_path)
+    assert code == 2 and "m.png: mask file is not a readable image" in err and err.count("\n") == 1
+
+
+def test_bad_mask_prints_one_line_from_a_real_process(tmp_path):
+    """OpenCV's own warnings go to file descriptor 2, which capsys does not see: check a process."""
+    meta, maps = write_box_case(tmp_path)
+    (meta / "localization.txt").write_text("a/1.jpg,m.png,\na/2.jpg,m.png,\nb/3.jpg,m.png,\n")
+    proc = subprocess.run([sys.executable, "-m", "ornet", "evaluate-maps", "--metadata", str(meta),
+                           "--scoremaps", str(maps), "--mask-root", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
 
 
 def test_evaluate_maps_never_imports_torch(tmp_path):

@@ -195,9 +195,15 @@ def load_scoremap(path: str | Path, image_id: str, shape: tuple[int, int] = (RES
 
 
 def _read_mask(path: Path, size: int) -> np.ndarray:
-    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    """Grey mask (as cv2.imread's IMREAD_GRAYSCALE, decoded from the bytes so that OpenCV prints
+    no warning of its own), resized with nearest neighbour, foreground where > 0.5."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise DataError("mask file is missing or unreadable", file=str(path)) from None
+    grey = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
     if grey is None:
-        raise DataError("mask file is missing or unreadable", file=str(path))
+        raise DataError("mask file is not a readable image", file=str(path))
     return cv2.resize(np.float32(grey), (size, size), interpolation=cv2.INTER_NEAREST) > 0.5
 
 
@@ -261,6 +267,8 @@ def evaluate_scoremaps(metadata: str | Path | Metadata, scoremap_root: str | Pat
     naming the file and image id (the first bad image in id order).
     """
     meta = metadata if isinstance(metadata, Metadata) else read_metadata(metadata, masks=mask_root is not None)
+    if meta.has_masks != (mask_root is not None):
+        raise ValueError("mask metadata needs mask_root, box metadata must not have one")
     thresholds = cam_thresholds(cam_curve_interval)
     iou_thresholds = tuple(iou_thresholds)
     mode = "multi" if multi_contour else "largest"
