@@ -166,7 +166,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, damage, message):
     (["--cam-curve-interval", "0"], "must be in (0, 1), got 0"),
     (["--cam-curve-interval", "abc"], "'abc' is not a number"),
     (["--iou-thresholds", "150"], "must be in [0, 100], got 150"),
-    (["--workers", "0"], "must be at least 1"),
+    (["--workers", "0"], "must be in [1, 1024], got 0"),
     (["--bogus"], "unrecognized arguments: --bogus"),
 ])
 def test_usage_errors_exit_2_with_one_line(tmp_path, capsys, argv, message):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -12,45 +11,20 @@ import torch.nn.functional as F
 
 from ornet.localization import MODES, SweepResult, choose_threshold, summarize
 from ornet.localization.metrics import BoxAccuracySweep, PxAP
+from test_boxes import reference_best_iou
 
 H, W = 40, 56
 
 
 def reference_correct(m, gt_float, thresholds, ious, mode, strict, normalize):
-    """Correctness (T x L) of one image, from the definitions: a loop over thresholds."""
+    """Correctness (T x L) of one image, from the definitions (test_boxes' plain per-threshold loop)."""
     if normalize == "minmax":
         lo, hi = m.min(), m.max()
         m = np.zeros_like(m) if hi == lo else (m - lo) / (hi - lo)
-        image = (m * 255).astype(np.uint8)
     gt = [[int(v) for v in b] for b in gt_float]  # truncation
-    out = np.zeros((len(thresholds), len(ious)), dtype=bool)
-    for i, t in enumerate(thresholds):
-        binary = (image > int(t * image.max())) if normalize == "minmax" else (m > t)
-        binary = binary.astype(np.uint8) * 255
-        contours = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
-        if not contours:
-            boxes = [(0, 0, 0, 0)]
-        elif mode == "all":
-            ys, xs = np.nonzero(binary)
-            boxes = [(xs.min(), ys.min(), min(xs.max() + 1, W - 1), min(ys.max() + 1, H - 1))]
-        else:
-            if mode == "largest":
-                contours = [max(contours, key=cv2.contourArea)]
-            boxes = []
-            for c in contours:
-                x, y, w, h = cv2.boundingRect(c)
-                boxes.append((x, y, min(x + w, W - 1), min(y + h, H - 1)))
-        best = 0.0
-        for b in boxes:
-            for g in gt:
-                iw = min(b[2], g[2]) - max(b[0], g[0]) + 1
-                ih = min(b[3], g[3]) - max(b[1], g[1]) + 1
-                inter = max(0, iw) * max(0, ih)
-                union = (b[2] - b[0] + 1) * (b[3] - b[1] + 1) + (g[2] - g[0] + 1) * (g[3] - g[1] + 1) - inter
-                best = max(best, inter / union)
-        for k, level in enumerate(ious):
-            out[i, k] = best > level / 100 if strict else best >= level / 100
-    return out
+    best = reference_best_iou(m, thresholds, gt, mode, relative=normalize == "minmax")[:, None]
+    cuts = np.array([level / 100 for level in ious])
+    return best > cuts if strict else best >= cuts
 
 
 def random_batch(rng, n):

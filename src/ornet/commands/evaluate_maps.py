@@ -22,34 +22,18 @@ class _Parser(argparse.ArgumentParser):
         raise OrnetError(message)
 
 
-def _interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
-    return value
-
-
-def _iou(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer percentage") from None
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be in [0, 100], got {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
+def _number(kind: type, lo: float, hi: float, closed: bool = True):
+    """An argparse type: ``kind`` in [lo, hi] (closed) or (lo, hi) (open)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not (lo <= value <= hi if closed else lo < value < hi):
+            where = f"[{lo:g}, {hi:g}]" if closed else f"({lo:g}, {hi:g})"
+            raise argparse.ArgumentTypeError(f"must be in {where}, got {text}")
+        return value
+    return parse
 
 
 def make_parser(prog: str) -> argparse.ArgumentParser:
@@ -62,15 +46,15 @@ def make_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--scoremaps", required=True, type=Path, metavar="DIR", help="folder of <image_id>.npy maps")
     p.add_argument("--mask-root", type=Path, metavar="DIR",
                    help="root of the mask paths in localization.txt (mask metadata); computes PxAP")
-    p.add_argument("--cam-curve-interval", type=_interval, default=0.01, metavar="STEP",
+    p.add_argument("--cam-curve-interval", type=_number(float, 0, 1, closed=False), default=0.01, metavar="STEP",
                    help="threshold step: thresholds are numpy.arange(0, 1, STEP) (default 0.01)")
-    p.add_argument("--iou-thresholds", type=_iou, nargs="+", default=[30, 50, 70], metavar="PCT",
+    p.add_argument("--iou-thresholds", type=_number(int, 0, 100), nargs="+", default=[30, 50, 70], metavar="PCT",
                    help="IoU levels in percent (default 30 50 70)")
     p.add_argument("--multi-contour", action="store_true",
                    help="best match over every contour's box (MaxBoxAccV2) instead of the largest contour")
     p.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON here (atomically)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
-    p.add_argument("--workers", type=_positive, default=2, metavar="N", help="processes (default 2)")
+    p.add_argument("--workers", type=_number(int, 1, 1024), default=2, metavar="N", help="processes (default 2)")
     return p
 
 
