@@ -69,6 +69,7 @@ def main() -> int:
     p.add_argument("--override", nargs="*", default=[], help="extra train flags as KEY=VALUE (e.g. refine.epochs=3)")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quality.md"))
     p.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS / torch threads of each run")
+    p.add_argument("--notes", default=None, help="a Markdown file appended to the report (analysis)")
     p.add_argument("--reuse", action="store_true",
                    help="use runs already finished in --work (their metrics.json and recorded seconds) instead of "
                         "training again; e.g. runs started by hand in parallel")
@@ -143,6 +144,8 @@ def write_report(path: Path, args, results: dict[str, list[dict]], commands: lis
         gaps = [o["gt_known_loc"] - c["gt_known_loc"] for o, c in zip(results["ornet"], results["cam"])]
         lines += ["", f"ORNet - CAM, GT-known Loc, per seed: {', '.join(f'{g:+.1f}' for g in gaps)} "
                       f"(mean {statistics.fmean(gaps):+.1f} points)."]
+    if args.notes:
+        lines += ["", Path(args.notes).read_text().rstrip()]
     lines += ["", "## Commands", "", "```", *commands, "```", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".md.tmp")

@@ -15,12 +15,8 @@ Per batch (METHOD.md, Stage 2, steps 1-6):
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback
 
 from ..data.sample import Batch
 from ..method.losses import area_loss, weighted_entropy
@@ -79,53 +75,3 @@ class RefineTask(OrnetTask):
         return loss
 
 
-
-class MapSnapshots(Callback):  # TODO remove: superseded by ornet.viz.snapshots.MapSnapshots
-    """Saves stage-2 maps of a few fixed `val` images before training and after every epoch.
-
-    Files (rank 0 only): `images.npz` (images N x H x W x 3 uint8, image_ids, labels) once, and
-    `refine_epoch_{E:03d}.npz` (maps N x h x w float32 in [0, 1], image_ids) where E = 0 is the
-    stage-1 map the refinement starts from. The evolution figure reads them.
-    """
-
-    def __init__(self, folder: Path, count: int, split: str = "val"):
-        self.folder = Path(folder)
-        self.count = int(count)
-        self.split = split
-        self._images: torch.Tensor | None = None
-
-    def _batch(self, trainer):
-        from ..data.sample import collate
-
-        dm = trainer.datamodule
-        split = self.split if self.split in dm.index.splits and dm.index.splits[self.split] else "train"
-        ds = dm.dataset(split, train_transform=False)
-        return collate([ds[i] for i in range(min(self.count, len(ds)))])
-
-    def _save(self, trainer, task, epoch: int) -> None:
-        if not trainer.is_global_zero or self._images is None:
-            return
-        was_training = task.training
-        task.eval()
-        with torch.no_grad():
-            maps, _ = task.model.predict(self._images.to(task.device))
-        task.train(was_training)
-        np.savez_compressed(self.folder / f"refine_epoch_{epoch:03d}.npz",
-                            maps=maps[:, 0].float().cpu().numpy(), image_ids=np.array(self._ids))
-
-    def on_train_start(self, trainer, task) -> None:
-        if not trainer.is_global_zero or self.count <= 0:
-            return
-        from ..data.transforms import denormalize
-
-        batch = self._batch(trainer)
-        self._images, self._ids = batch.images, batch.image_ids
-        self.folder.mkdir(parents=True, exist_ok=True)
-        pixels = (denormalize(batch.images) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        np.savez_compressed(self.folder / "images.npz", images=pixels, image_ids=np.array(batch.image_ids),
-                            labels=batch.labels.numpy())
-        if trainer.current_epoch == 0:
-            self._save(trainer, task, 0)
-
-    def on_train_epoch_end(self, trainer, task) -> None:
-        self._save(trainer, task, trainer.current_epoch + 1)
