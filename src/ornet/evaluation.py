@@ -44,6 +44,7 @@ class PassResult:
     sweep: SweepResult
     pxap: float | None = None
     rows: list[dict] | None = None
+    classification: dict | None = None
 
 
 @dataclass
@@ -75,12 +76,39 @@ class _Rows(Metric):
                 for name in ("index", "label", "pred", "score", "box", "iou")}
 
 
+class _Classification(Metric):
+    """Top-1 / top-5 classification counts (for datasets without boxes), summed across processes."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for name in ("top1", "top5", "total"):
+            self.add_state(name, torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        k = min(5, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        hit = top == labels.view(-1, 1)
+        self.top1 += hit[:, 0].sum()
+        self.top5 += hit.any(dim=1).sum()
+        self.total += labels.numel()
+
+    def compute(self) -> dict:
+        n = int(self.total)
+        return {"num_images": n, "top1_cls": 100.0 * int(self.top1) / max(n, 1),
+                "top5_cls": 100.0 * int(self.top5) / max(n, 1)}
+
+
 class LocalizationPass(L.LightningModule):
     """One pass of a model with `predict(images, labels) -> (maps, logits)` over a split."""
 
     def __init__(self, model: torch.nn.Module, eval_cfg: EvalConfig, image_ids: list[str],
-                 with_masks: bool, threshold_index: int | None = None, scoremap_dir: Path | None = None):
+                 with_masks: bool, threshold_index: int | None = None, scoremap_dir: Path | None = None,
+                 with_boxes: bool = True):
         super().__init__()
+        self.with_boxes = with_boxes
+        self.classification = _Classification()
         self.model = model
         self.eval_cfg = eval_cfg
         e = eval_cfg
@@ -98,6 +126,11 @@ class LocalizationPass(L.LightningModule):
         maps, logits = self.model.predict(images, labels)
         maps, logits = maps.float(), logits.float()
         size = tuple(images.shape[-2:])
+        self.classification.update(logits, labels)
+        if not self.with_boxes:  # e.g. re-id sets: classification and maps only
+            if self.scoremap_dir is not None:
+                self._save_scoremaps(prepare_maps(maps, size, self.eval_cfg.normalize), batch.image_ids)
+            return
         self.sweep.update(maps, batch.boxes, image_size=size, labels=labels, logits=logits)
         if self.pxap is not None and batch.masks is not None:
             self.pxap.update(maps, batch.masks, batch.ignores)
@@ -134,6 +167,9 @@ class LocalizationPass(L.LightningModule):
             np.save(path, m.astype(np.float32))
 
     def on_test_epoch_end(self) -> None:
+        if not self.with_boxes:
+            self.result = PassResult(split="", sweep=None, classification=self.classification.compute())
+            return
         sweep = self.sweep.compute()  # summed across processes
         pxap = float(self.pxap.compute()) if self.pxap is not None and self.pxap.update_called else None
         rows = self.rows.compute() if self.rows is not None else None
@@ -172,11 +208,17 @@ def run_pass(trainer: L.Trainer, model: torch.nn.Module, datamodule, split: str,
              threshold_index: int | None = None, scoremap_dir: Path | None = None) -> PassResult:
     ds = datamodule.dataset(split, train_transform=False)
     with_masks = bool(getattr(datamodule.index, "has_masks", False))
+    with_boxes = bool(getattr(datamodule.index, "has_boxes", True))
     module = LocalizationPass(model, eval_cfg, [r.image_id for r in ds.records], with_masks,
-                              threshold_index, scoremap_dir)
+                              threshold_index, scoremap_dir, with_boxes=with_boxes)
     data = _SplitData(ds, datamodule.cfg.eval_batch_size, datamodule.cfg.num_workers)
     trainer.test(module, datamodule=data, verbose=False)
     result = module.result
+    if result is not None and result.sweep is None:
+        if result.classification["num_images"] == 0:
+            raise OrnetError(f"the {split} split gave no image to evaluate (check trainer.limit_test_batches)")
+        result.split = split
+        return result
     if result is None or result.sweep.num_images == 0:
         raise OrnetError(f"the {split} split gave no image to evaluate (check trainer.limit_test_batches)")
     result.split = split
@@ -230,6 +272,12 @@ def evaluate(model: torch.nn.Module, datamodule, cfg: RunConfig, split: str = "t
     model.eval()
     trainer = _trainer(cfg, quiet)
     scoremap_dir = None if scoremap_dir is None else Path(scoremap_dir)
+    if not getattr(datamodule.index, "has_boxes", True):
+        # No boxes (the re-id sets): box metrics are skipped and the output says so.
+        only = run_pass(trainer, model, datamodule, split, e, scoremap_dir=scoremap_dir)
+        metrics = {**only.classification, "split": split, "threshold": None, "threshold_split": None,
+                   "box_metrics": "skipped: the dataset has no boxes"}
+        return EvalResult(metrics=metrics, rows=[], curves={})
     chooser: PassResult | None = None
     threshold_split = e.threshold_split
     index: int | None = None
@@ -266,7 +314,8 @@ def write_outputs(out: str | Path, result: EvalResult) -> None:
 
     out = Path(out)
     write_json(out / "metrics.json", result.metrics)
-    write_json(out / "curves.json", result.curves)
+    if result.curves:  # none without boxes
+        write_json(out / "curves.json", result.curves)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS), lineterminator="\n")
     writer.writeheader()

@@ -108,6 +108,9 @@ def main(argv: list[str], prog: str) -> int:
     out = Path(ns.out) if ns.out else run_dir / f"evaluate_{ns.split}"
     out.mkdir(parents=True, exist_ok=True)
     write_outputs(out, result)
+    from ..viz.publish import publish
+
+    publish(out)
     if not ns.quiet:
         m = result.metrics
         keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")

@@ -151,6 +151,9 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False) -> int:
                       result.metrics.get("threshold_index"))
     export_model(out, model, meta)
     write_outputs(out, result)
+    from ..viz.publish import publish
+
+    publish(out)
     if not quiet:
         _print_summary(result.metrics, out)
     return 0

@@ -159,9 +159,14 @@ class MapValidation:
                                         box_mode=e.box_mode, iou_strict=e.iou_strict, normalize=e.normalize)
 
     def update_map_metrics(self, batch: Batch) -> None:
+        has_box = [len(b) > 0 for b in batch.boxes]
+        if not any(has_box):  # a dataset without boxes (re-id): no localization accuracy to log
+            return
         with torch.no_grad():
             maps, logits = self.localize(batch.images, batch.labels)
-        self.val_loc.update(maps.float(), batch.boxes, labels=batch.labels, logits=logits.float(),
+        keep = torch.tensor(has_box, device=maps.device)
+        self.val_loc.update(maps[keep].float(), [b for b, k in zip(batch.boxes, has_box) if k],
+                            labels=batch.labels[keep], logits=logits[keep].float(),
                             image_size=tuple(batch.images.shape[-2:]))
 
     def on_validation_epoch_end(self) -> None:
