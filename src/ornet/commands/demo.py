@@ -22,6 +22,7 @@ FAST = {
     "synth": ["--classes", "4", "--train", "160", "--test", "48", "--size", "64"],
     "train": ["--trainer.max_epochs", "1", "--data.resize", "64", "--data.crop", "64", "--data.val_per_class", "3"],
 }
+MARKER = ".ornet-demo"
 COLUMNS = [("gt_known_loc", "GT-known"), ("top1_loc", "Top-1 Loc"), ("max_box_acc_v2", "MaxBoxAccV2"),
            ("top1_cls", "Top-1 Cls"), ("seconds", "seconds")]
 
@@ -64,10 +65,13 @@ def main(argv: list[str], prog: str) -> int:
     ns = build_parser(prog).parse_args(argv)
     out = Path(ns.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not ns.force:
+        earlier_demo = (out / MARKER).is_file()
+        if not (ns.force or earlier_demo):
             raise OrnetError(f"{out} exists and is not empty; pass --force to replace it")
+        print(f"replacing {out}" + (" (an earlier demo's output)" if earlier_demo else ""), flush=True)
         shutil.rmtree(out) if out.is_dir() else out.unlink()
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by `ornet demo`; a later demo replaces this folder\n")
     plan = FAST if ns.fast else FULL
     quiet = ["--quiet"] if ns.quiet else []
     seed = ["--seed", str(ns.seed)]

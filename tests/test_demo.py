@@ -1,0 +1,45 @@
+"""`ornet demo`: what can be checked without training (the full run is a benchmark, not a unit test)."""
+
+from __future__ import annotations
+
+from ornet.cli import main
+from ornet.commands.demo import FAST, format_table
+from ornet.presets import preset_names, preset_path
+
+
+def test_refuses_a_non_empty_out_without_force(tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path), "--fast"]) == 2
+    err = capsys.readouterr().err
+    assert "is not empty; pass --force" in err and err.count("\n") == 1
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_table_lists_both_methods_with_every_column():
+    table = format_table({"ornet": {"gt_known_loc": 71.25, "top1_loc": 60.0, "max_box_acc_v2": 55.5,
+                                    "top1_cls": 80.0, "seconds": 123.4},
+                          "cam": {"gt_known_loc": 40.0, "top1_loc": 30.0, "top1_cls": 81.0, "seconds": 99.0}})
+    lines = table.splitlines()
+    assert lines[0].split() == ["method", "GT-known", "Top-1", "Loc", "MaxBoxAccV2", "Top-1", "Cls", "seconds"]
+    assert lines[2].split() == ["ornet", "71.2", "60.0", "55.5", "80.0", "123.4"]
+    assert lines[3].split() == ["cam", "40.0", "30.0", "-", "81.0", "99.0"]  # a missing metric shows as '-'
+
+
+def test_presets_the_demo_uses_exist_and_fast_plan_is_small():
+    assert {"demo", "demo_cam"} <= set(preset_names())
+    assert preset_path("demo").name == "demo.yaml"
+    assert "--trainer.max_epochs" in FAST["train"]
+
+
+def test_replaces_only_its_own_earlier_output(tmp_path, monkeypatch):
+    import ornet.commands.demo as demo
+
+    calls = []
+    monkeypatch.setattr(demo, "_run", lambda command, argv: calls.append(command) or (_ for _ in ()).throw(
+        demo.OrnetError("stop here")))
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / demo.MARKER).write_text("")
+    (out / "old.txt").write_text("old demo output")
+    assert main(["demo", "--out", str(out)]) == 2  # stopped by the fake _run, after replacing
+    assert not (out / "old.txt").exists() and (out / demo.MARKER).is_file() and calls == ["synth"]
