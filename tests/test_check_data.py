@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import write_cub_tree
 
+from conftest import write_cub_tree
 from ornet.cli import main
 
 

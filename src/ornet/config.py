@@ -8,7 +8,7 @@ in `configs/` set these fields; every field can be overridden with a dotted flag
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 StageName = Literal["evaluator", "coarse", "refine", "cam"]
 
@@ -19,9 +19,9 @@ class DataConfig:
 
     name: str = "cub"
     """Dataset reader: cub, ilsvrc, wsol, dogs, aircraft, market1501, dukemtmc, msmt17, folder."""
-    root: Optional[str] = None
+    root: str | None = None
     """Dataset root folder."""
-    metadata: Optional[str] = None
+    metadata: str | None = None
     """wsolevaluation metadata folder (reader `wsol` only)."""
     resize: int = 256
     """Images are resized to resize x resize before cropping (the release: 256)."""
@@ -72,7 +72,7 @@ class StageConfig:
     weight_decay: float = 5e-4
     scheduler: Literal["cosine", "cosine_step", "none"] = "cosine"
     """cosine: per epoch; cosine_step: per iteration (the release's stage 2); none: constant."""
-    batch_size: Optional[int] = None
+    batch_size: int | None = None
     """Overrides data.batch_size for this stage."""
     head_lr_mult: float = 1.0
     """Learning-rate multiplier of newly initialised layers (classifier heads, generator)."""
@@ -125,17 +125,17 @@ class TrainerConfig:
     """Passed to lightning.Trainer."""
 
     accelerator: str = "auto"
-    devices: Union[int, str] = "auto"
+    devices: int | str = "auto"
     strategy: str = "auto"
     precision: str = "32-true"
-    max_epochs: Optional[int] = None
+    max_epochs: int | None = None
     """If set, every listed stage runs this many epochs (applied once, visible in the saved config)."""
     seed: int = 0
     deterministic: bool = False
     log_every_n_steps: int = 10
-    limit_train_batches: Union[int, float] = 1.0
-    limit_val_batches: Union[int, float] = 1.0
-    limit_test_batches: Union[int, float] = 1.0
+    limit_train_batches: int | float = 1.0
+    limit_val_batches: int | float = 1.0
+    limit_test_batches: int | float = 1.0
     progress: bool = True
     snapshot_images: int = 4
     """Images whose stage-2 map is saved after every epoch (evolution figure); 0 turns it off."""

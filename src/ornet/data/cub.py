@@ -107,12 +107,10 @@ def read_cub(cfg: DataConfig) -> DatasetIndex:
         size = collect(lambda path=path: image_size(path))
         if size is None:
             continue
-        checked = []
-        for box, blin in boxes[iid]:
-            b = collect(lambda box=box, blin=blin: check_box(box, size, cfg.clip_boxes, box_file, blin, rel))
-            if b is not None:
-                checked.append(b)
-        if len(checked) != len(boxes[iid]):
+        try:
+            checked = [check_box(box, size, cfg.clip_boxes, box_file, blin, rel) for box, blin in boxes[iid]]
+        except DataError as e:
+            problems.append(e)
             continue
         mask = seg_root / Path(rel).with_suffix(".png") if has_masks else None
         if mask is not None and not mask.is_file():
