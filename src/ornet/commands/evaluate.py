@@ -54,8 +54,11 @@ def main(argv: list[str], prog: str) -> int:
     from ..tasks.export import load_model, read_meta, resolve
     from ..tasks.pipeline import global_rank
 
+    from .train import _setup_logging
+
     parser = build_parser(prog)
     ns = parse(parser, argv)
+    _setup_logging(ns.quiet)  # --quiet also silences Lightning's banners
     info, _ = resolve(ns.model)
     meta = read_meta(info)
     run_dir = info.parent
