@@ -76,7 +76,7 @@ def main(argv: list[str], prog: str) -> int:
     quiet = ["--quiet"] if ns.quiet else []
     seed = ["--seed", str(ns.seed)]
     start = time.perf_counter()
-    _run("synth", [str(out / "data"), *plan["synth"], *seed])
+    _run("synth", [str(out / "data"), *plan["synth"], *seed, *quiet])
     summary: dict[str, dict] = {}
     for method, preset in (("ornet", "demo"), ("cam", "demo_cam")):
         t0 = time.perf_counter()

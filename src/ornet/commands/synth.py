@@ -30,6 +30,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="replace OUT if an earlier `ornet synth` wrote it")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument("--contact-sheet", metavar="PNG", default=None,
                    help="also write a preview grid of 24 images with their boxes (and a few masks) to PNG")
     return p
@@ -44,7 +45,7 @@ def main(argv: list[str], prog: str = "ornet synth") -> int:
 
     cfg = SynthConfig(classes=args.classes, train=args.train, test=args.test, size=args.size,
                       seed=args.seed, second_object=args.second_object)
-    s = generate(cfg, args.out, workers=args.workers, force=args.force)
+    s = generate(cfg, args.out, workers=args.workers, force=args.force, quiet=args.quiet)
     print(f"wrote {s.images} images ({s.train} train, {s.test} test, {s.two_objects} with two objects), "
           f"{s.classes} classes, {cfg.size} px, to {args.out} in {s.seconds:.1f} s")
     if args.contact_sheet:

@@ -374,7 +374,8 @@ class SynthSummary:
     seconds: float
 
 
-def generate(cfg: SynthConfig, out: str | Path, workers: int = 2, force: bool = False) -> SynthSummary:
+def generate(cfg: SynthConfig, out: str | Path, workers: int = 2, force: bool = False,
+             quiet: bool = True) -> SynthSummary:
     """Write the dataset to `out`, atomically: into a hidden folder beside it, renamed at the end.
 
     A non-empty `out` is refused; with `force` it is replaced, but only when an earlier run of
@@ -405,11 +406,20 @@ def generate(cfg: SynthConfig, out: str | Path, workers: int = 2, force: bool = 
                 (tmp / sub / spec.name).mkdir(parents=True)
         chunk = 32
         tasks = [(cfg, str(tmp), jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
-        if workers == 1 or len(tasks) == 1:
-            results = [r for t in tasks for r in _write_chunk(t)]
-        else:
-            with get_context("fork" if hasattr(os, "fork") else "spawn").Pool(min(workers, len(tasks))) as pool:
-                results = [r for rs in pool.imap(_write_chunk, tasks) for r in rs]
+        from ..progress import Progress
+
+        results = []
+        with Progress(len(jobs), "synth", quiet=quiet) as progress:
+            if workers == 1 or len(tasks) == 1:
+                chunks = (_write_chunk(t) for t in tasks)
+                for rs in chunks:
+                    results += rs
+                    progress.update(len(rs))
+            else:
+                with get_context("fork" if hasattr(os, "fork") else "spawn").Pool(min(workers, len(tasks))) as pool:
+                    for rs in pool.imap(_write_chunk, tasks):
+                        results += rs
+                        progress.update(len(rs))
         _write_text(tmp, cfg, specs, jobs, results)
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"
