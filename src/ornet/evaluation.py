@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,7 +201,8 @@ def _trainer(cfg: RunConfig, quiet: bool) -> L.Trainer:
     t = cfg.trainer
     return L.Trainer(accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
                      logger=False, enable_checkpointing=False, enable_model_summary=False,
-                     enable_progress_bar=t.progress and not quiet, use_distributed_sampler=False,
+                     enable_progress_bar=t.progress and not quiet and sys.stderr.isatty(),  # no \r in logs
+                     use_distributed_sampler=False,
                      limit_test_batches=t.limit_test_batches, deterministic=t.deterministic)
 
 

@@ -123,13 +123,16 @@ def build_trainer(cfg: RunConfig, stage: str, out: Path, quiet: bool = False, ca
 
         loggers = [CSVLogger(save_dir=str(Path(out) / "logs"), name=stage, version=""),
                    TensorBoardLogger(save_dir=str(Path(out) / "logs"), name=stage, version="", default_hp_metric=False)]
+    from .progress import progress_callbacks
+
+    shown, bar = progress_callbacks(stage, t.progress and not quiet)
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
         deterministic=t.deterministic, max_epochs=epochs, log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
-        limit_test_batches=t.limit_test_batches, enable_progress_bar=t.progress and not quiet,
+        limit_test_batches=t.limit_test_batches, enable_progress_bar=bar,
         enable_model_summary=not quiet, num_sanity_val_steps=0, logger=loggers,
-        callbacks=callbacks or [], default_root_dir=str(out), enable_checkpointing=bool(callbacks),
+        callbacks=[*(callbacks or []), *shown], default_root_dir=str(out), enable_checkpointing=bool(callbacks),
     )
 
 
