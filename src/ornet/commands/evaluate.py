@@ -53,7 +53,6 @@ def main(argv: list[str], prog: str) -> int:
 
     from ..tasks.export import load_model, read_meta, resolve
     from ..tasks.pipeline import global_rank
-
     from .train import _setup_logging
 
     parser = build_parser(prog)
