@@ -74,6 +74,7 @@ def main() -> int:
     p.add_argument("--override", nargs="*", default=[], help="extra train flags as KEY=VALUE (e.g. refine.epochs=3)")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quality.md"))
     p.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS / torch threads of each run")
+    p.add_argument("--no-train", action="store_true", help="with --reuse: report only the runs already finished")
     p.add_argument("--notes", default=None, help="a Markdown file appended to the report (analysis)")
     p.add_argument("--reuse", action="store_true",
                    help="use runs already finished in --work (their metrics.json and recorded seconds) instead of "
@@ -100,6 +101,8 @@ def main() -> int:
             commands.append("ornet " + " ".join(cmd[len(ornet_cmd()):]))
             if args.reuse and (out / "metrics.json").is_file():
                 metrics = json.loads((out / "metrics.json").read_text())  # seconds: as the run recorded it
+            elif args.no_train:
+                continue
             else:
                 seconds = run(cmd, work / f"{method}_seed{seed}.log")
                 metrics = json.loads((out / "metrics.json").read_text())
@@ -120,7 +123,7 @@ def write_report(path: Path, args, results: dict[str, list[dict]], commands: lis
         "# Quality: ORNet vs CAM on the synthetic benchmark",
         "",
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {cpu_model()}, {os.cpu_count()} cores visible, {args.threads} threads per run; "
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores visible, {args.threads} threads per run trained here; "
         f"torch {torch.__version__}, Python {platform.python_version()}",
         f"- data: `ornet synth {args.data} --seed {args.data_seed}` (defaults: 10 classes, 1200 train / 400 test, 96 px)",
         f"- training seeds: {' '.join(map(str, args.seeds))}; presets: "
@@ -146,8 +149,9 @@ def write_report(path: Path, args, results: dict[str, list[dict]], commands: lis
         for r in runs:
             cells = [f"{r[k]:.1f}" if isinstance(r.get(k), (int, float)) else "-" for k in KEYS]
             lines.append(f"| {method} | {r['seed']} | " + " | ".join(cells) + f" | {r.get('threshold', 0):.2f} |")
-    if "ornet" in results and "cam" in results:
-        gaps = [o["gt_known_loc"] - c["gt_known_loc"] for o, c in zip(results["ornet"], results["cam"])]
+    if results.get("ornet") and results.get("cam"):
+        cam = {r["seed"]: r for r in results["cam"]}
+        gaps = [o["gt_known_loc"] - cam[o["seed"]]["gt_known_loc"] for o in results["ornet"] if o["seed"] in cam]
         lines += ["", f"ORNet - CAM, GT-known Loc, per seed: {', '.join(f'{g:+.1f}' for g in gaps)} "
                       f"(mean {statistics.fmean(gaps):+.1f} points)."]
     if args.notes:
