@@ -173,3 +173,15 @@ def test_refine_without_stage_one_checkpoint_is_an_error(tmp_path, data, capsys)
 def test_evaluate_rejects_a_folder_without_a_model(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "model.json" in capsys.readouterr().err
+
+
+def test_train_writes_a_report_whose_links_resolve(run):
+    import re
+
+    html = (run / "report.html").read_text()
+    assert "<script" not in html.lower()
+    links = re.findall(r'(?:src|href)="([^"#:]+)"', html)
+    assert any(link.startswith("figures/") for link in links)
+    for link in links:
+        assert (run / link).is_file(), link
+    assert (run / "figures" / "threshold_curve.png").is_file() and (run / "figures" / "evolution.png").is_file()
