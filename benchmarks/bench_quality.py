@@ -149,7 +149,7 @@ def write_report(path: Path, args, results: dict[str, list[dict]], commands: lis
         for r in runs:
             cells = [f"{r[k]:.1f}" if isinstance(r.get(k), (int, float)) else "-" for k in KEYS]
             lines.append(f"| {method} | {r['seed']} | " + " | ".join(cells) + f" | {r.get('threshold', 0):.2f} |")
-    if results.get("ornet") and results.get("cam"):
+    if results.get("ornet") and results.get("cam") and any(o["seed"] in {c["seed"] for c in results["cam"]} for o in results["ornet"]):
         cam = {r["seed"]: r for r in results["cam"]}
         gaps = [o["gt_known_loc"] - cam[o["seed"]]["gt_known_loc"] for o in results["ornet"] if o["seed"] in cam]
         lines += ["", f"ORNet - CAM, GT-known Loc, per seed: {', '.join(f'{g:+.1f}' for g in gaps)} "
