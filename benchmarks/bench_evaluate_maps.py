@@ -32,6 +32,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model  # benchmarks/machine.py (scripts run from benchmarks/)
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_META = Path("/work/shared/data/wsol-metadata/CUB/test")
@@ -145,14 +146,7 @@ def timed(cmd: list[str]) -> tuple[float, float, dict]:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     versions = []
     for pkg in ("torch", "numpy", "opencv-python-headless"):
         try:

@@ -26,15 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from machine import cpu_model  # benchmarks/machine.py (scripts run from benchmarks/)
 
 
 def timed_round_robin(fns, x, warmup: int, iters: int) -> list[list[float]]:

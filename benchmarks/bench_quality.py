@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_model  # benchmarks/machine.py (scripts run from benchmarks/)
+
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {  # name -> (preset, extra flags)
     "ornet": ("configs/demo.yaml", []),
@@ -36,15 +38,6 @@ def ornet_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("ornet")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "ornet"]
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(cmd: list[str], log: Path) -> float:

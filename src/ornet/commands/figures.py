@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 import tempfile
@@ -67,15 +66,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 # --- run files ------------------------------------------------------------------------------------
 
 def read_json(path: Path) -> dict:
+    from ..viz.report import read_json_object
+
     if not path.is_file():
         raise MissingSource(f"{path} does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise OrnetError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise OrnetError(f"{path}: expected a JSON object")
-    return data
+    return read_json_object(path)
 
 
 def _iou_label(level, strict: bool) -> str:

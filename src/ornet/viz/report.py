@@ -209,6 +209,17 @@ def write_text_atomic(path: Path, text: str) -> None:
 _LINKED_FILES = ("metrics.json", "predictions.csv", "curves.json", "config.yaml", "model.json")
 
 
+def read_json_object(path: Path) -> dict:
+    """A run file holding one JSON object (metrics.json, curves.json); OrnetError naming it otherwise."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise OrnetError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise OrnetError(f"{path}: expected a JSON object")
+    return data
+
+
 def write_report(run_dir: str | os.PathLike, title: str | None = None) -> Path:
     """Write ``run_dir/report.html`` from the run's files; returns its path.
 
@@ -218,15 +229,8 @@ def write_report(run_dir: str | os.PathLike, title: str | None = None) -> Path:
     run = Path(run_dir)
     if not run.is_dir():
         raise OrnetError(f"{run}: run folder does not exist")
-    metrics: dict = {}
     mpath = run / "metrics.json"
-    if mpath.is_file():
-        try:
-            metrics = json.loads(mpath.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise OrnetError(f"{mpath}: not valid JSON ({e})") from None
-        if not isinstance(metrics, dict):
-            raise OrnetError(f"{mpath}: expected a JSON object of metrics")
+    metrics = read_json_object(mpath) if mpath.is_file() else {}
     config, config_text = None, None
     cpath = run / "config.yaml"
     if cpath.is_file():
