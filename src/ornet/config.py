@@ -52,7 +52,8 @@ class ModelConfig:
     backbone: str = "resnet50"
     """Classifier whose stem F_c1 feeds the generator (and whose rest F_c2 is the stage-1 head); also the CAM baseline's network."""
     backbone_weights: str = "none"
-    """torchvision weights name (e.g. IMAGENET1K_V1), a local state-dict / safetensors file, or none."""
+    """torchvision weights name (e.g. IMAGENET1K_V1), a local state-dict / safetensors file, none, or
+    evaluator (ORNet only: stage 1 starts from the stage-0 evaluator; needs evaluator == backbone)."""
     evaluator: str = "vgg16"
     """Classifier used as the frozen evaluator F_e in stage 2."""
     evaluator_weights: str = "none"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..data.sample import Batch
+from ..errors import OrnetError
 from .base import MapValidation, StageTask, cross_entropy
 from .evaluator import head_split
 
@@ -21,6 +22,9 @@ class CamTask(MapValidation, StageTask):
         from ..models.cam import CAMModel
 
         m = self.model_cfg
+        if m.backbone_weights == "evaluator":
+            raise OrnetError("model.backbone_weights=evaluator is for ORNet's stage 1; the CAM baseline "
+                             "takes none, a torchvision weights name or a file")
         self.model = CAMModel(m.backbone, self.num_classes, m.backbone_weights)
         self._init_map_metrics()
 

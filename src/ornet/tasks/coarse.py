@@ -11,7 +11,11 @@ from __future__ import annotations
 import torch
 
 from ..data.sample import Batch
+from ..errors import OrnetError
 from .base import MapValidation, StageTask, cross_entropy
+
+FROM_EVALUATOR = "evaluator"
+"""`model.backbone_weights` value: stage 1 starts from the stage-0 evaluator's weights."""
 
 
 class OrnetTask(MapValidation, StageTask):
@@ -24,8 +28,10 @@ class OrnetTask(MapValidation, StageTask):
         m = self.model_cfg
         # evaluator_weights are not loaded here: stage 0 trains the evaluator, and the pipeline
         # hands its checkpoint to stage 2 explicitly (`init_from`).
+        # backbone_weights "evaluator": the pipeline copies the trained evaluator in (`init_backbone_from`).
+        weights = "none" if m.backbone_weights == FROM_EVALUATOR else m.backbone_weights
         self.model = ORNet(m.backbone, self.num_classes, evaluator=m.evaluator, generator_width=m.generator_width,
-                           backbone_weights=m.backbone_weights, evaluator_weights="none")
+                           backbone_weights=weights, evaluator_weights="none")
         self._init_map_metrics()
 
     def init_from(self, ornet_state: dict | None = None, evaluator_state: dict | None = None) -> None:
@@ -34,6 +40,20 @@ class OrnetTask(MapValidation, StageTask):
             self.model.load_state_dict(ornet_state)
         if evaluator_state is not None:
             self.model.evaluator.load_state_dict(evaluator_state)
+
+    def init_backbone_from(self, classifier_state: dict) -> None:
+        """Stage 1 from a trained classifier of the backbone's architecture (the stage-0 evaluator):
+        its stem becomes F_c1 and its rest + head F_c2; the generator keeps its initialisation."""
+        own = {f"stem.{k[5:]}": v for k, v in classifier_state.items() if k.startswith("stem.")}
+        own.update({f"rest_head.{k}": v for k, v in classifier_state.items() if k.startswith(("rest.", "head."))})
+        if len(own) != len(classifier_state):
+            raise OrnetError("model.backbone_weights=evaluator: the evaluator's weights are not a "
+                             "stem / rest / head classifier")
+        wanted = {k for k in self.model.state_dict() if k.startswith(("stem.", "rest_head."))}
+        if set(own) != wanted:
+            raise OrnetError(f"model.backbone_weights=evaluator needs model.evaluator == model.backbone "
+                             f"({self.model_cfg.evaluator} != {self.model_cfg.backbone})")
+        self.model.load_state_dict(own, strict=False)
 
     def localize(self, images: torch.Tensor, labels: torch.Tensor | None = None):
         return self.model.predict(images, labels)

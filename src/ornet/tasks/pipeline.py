@@ -105,6 +105,14 @@ def plan(cfg: RunConfig, out: Path, resume: bool) -> list[StagePlan]:
         elif resume and checkpoint_path(out, stage, last=True).is_file():
             p.ckpt_path = checkpoint_path(out, stage, last=True)
         plans.append(p)
+    if cfg.model.backbone_weights == "evaluator" and cfg.model.backbone != cfg.model.evaluator:
+        raise OrnetError(f"model.backbone_weights=evaluator needs model.evaluator == model.backbone "
+                         f"({cfg.model.evaluator} != {cfg.model.backbone})")
+    if ("coarse" in cfg.stages and cfg.model.backbone_weights == "evaluator"
+            and "evaluator" not in cfg.stages[: cfg.stages.index("coarse")]
+            and not checkpoint_path(out, "evaluator").is_file()):
+        raise OrnetError(f"model.backbone_weights=evaluator needs the stage-0 checkpoint "
+                         f"{checkpoint_path(out, 'evaluator')}: run the evaluator stage first")
     if "refine" in cfg.stages:
         done_before = cfg.stages[: cfg.stages.index("refine")]
         if "coarse" not in done_before and not checkpoint_path(out, "coarse").is_file():
@@ -142,6 +150,9 @@ def build_task(cfg: RunConfig, stage: str, num_classes: int, classes: list[str])
 
 def _initialise(task, cfg: RunConfig, stage: str, out: Path) -> None:
     """Hand earlier stages' weights to this stage (explicitly, never read inside a constructor)."""
+    if stage == "coarse" and cfg.model.backbone_weights == "evaluator":
+        task.init_backbone_from(load_state(checkpoint_path(out, "evaluator")))
+        return
     if stage != "refine":
         return  # stage 0, stage 1 and CAM start from model.*_weights (loaded by the model builders)
     evaluator_ckpt = checkpoint_path(out, "evaluator")
