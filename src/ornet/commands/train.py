@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..cli_config import dump_yaml, make_parser, parse, to_run_config
 from ..errors import OrnetError
+from ..outdir import check_out_dir, make_out_dir
 
 DESCRIPTION = ("Train the stages of a config (ORNet: evaluator, coarse, refine; or the CAM baseline), "
                "then evaluate on the test split (threshold chosen on val) and export the model. "
@@ -74,18 +75,45 @@ def main(argv: list[str], prog: str) -> int:
     if rank == 0 and _nonempty(out) and not (resume or ns.force or rerun):
         raise OrnetError(f"--out {out} exists and is not empty; pass --resume to continue it, --stages to rerun "
                          "some stages from its checkpoints, or --force to train into it again")
+    check_out_dir(out, "--out")
     _setup_logging(quiet)
 
+    from ..data.datamodule import WSOLDataModule
     from ..tasks import pipeline
 
+    # Everything a run reads is checked before anything is written: the dataset (index and
+    # image headers) and every weights file and checkpoint it will load.
+    datamodule = WSOLDataModule(cfg.data)
+    check_weight_files(cfg, out, force=bool(ns.force))
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        make_out_dir(out, "--out")
         if ns.force:
             for stage in cfg.stages:
                 for p in (pipeline.checkpoint_path(out, stage), pipeline.checkpoint_path(out, stage, last=True)):
                     p.unlink(missing_ok=True)
         _write_config(cfg, out)
-    return run(cfg, out, resume=resume, quiet=quiet)
+    return run(cfg, out, resume=resume, quiet=quiet, datamodule=datamodule)
+
+
+def check_weight_files(cfg, out: Path, force: bool = False) -> None:
+    """Read every weights file and checkpoint the run may load (OrnetError naming a bad one).
+
+    model.backbone_weights / model.evaluator_weights when they name files, and OUT/checkpoints/
+    *.ckpt (a resume, a partial rerun and the final evaluation read them), except those that
+    --force is about to delete. A pickled object in any of them is refused here, before a run
+    folder is touched or a minute is spent training.
+    """
+    from ..models.weights import read_state_dict, safe_torch_load, weights_file
+    from ..tasks.pipeline import checkpoint_path
+
+    for key in ("backbone_weights", "evaluator_weights"):
+        if weights_file(getattr(cfg.model, key)) is not None:
+            read_state_dict(weights_file(getattr(cfg.model, key)))
+    replaced = {checkpoint_path(out, s, last=last) for s in cfg.stages for last in (False, True)} if force else set()
+    folder = out / "checkpoints"
+    for path in sorted(folder.glob("*.ckpt")) if folder.is_dir() else []:
+        if path not in replaced:
+            safe_torch_load(path)
 
 
 def _write_config(cfg, out: Path) -> None:
@@ -117,7 +145,7 @@ def _setup_logging(quiet: bool) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def run(cfg, out: Path, resume: bool = False, quiet: bool = False) -> int:
+def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=None) -> int:
     """Stages, evaluation, export and output files (rank 0 writes)."""
     import yaml
 
@@ -127,7 +155,7 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False) -> int:
     from ..tasks.export import export_model, model_meta
 
     start = time.perf_counter()
-    datamodule = WSOLDataModule(cfg.data)
+    datamodule = datamodule if datamodule is not None else WSOLDataModule(cfg.data)
     seconds = pipeline.run_stages(cfg, datamodule, out, resume=resume, quiet=quiet)
     stages = cfg.stages
     saved = out / "config.yaml"

@@ -11,6 +11,11 @@
   arbitrary object is ever unpickled). A dict holding a ``"state_dict"`` entry (Lightning
   and the ORNet release save that way) is unwrapped.
 
+A file holding anything but tensors and plain containers (a pickled object, which could run
+code when unpickled) is refused with an `OrnetError` naming it (`safe_torch_load`); a
+``.safetensors`` file that is not one (a pickle renamed, say) is refused likewise
+(`check_safetensors`). Every checkpoint ornet reads goes through these two functions.
+
 Keys may be in the module's own layout (``stem.conv1.weight``, what ``module.state_dict()``
 gives) or in torchvision's (``conv1.weight``, ``features.0.weight``): modules built by
 `ornet.models.backbones` carry the correspondence (`source_keys`). Rules:
@@ -28,9 +33,13 @@ gives) or in torchvision's (``conv1.weight``, ``features.0.weight``): modules bu
 from __future__ import annotations
 
 import logging
+import pickle
+import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -72,7 +81,7 @@ def load_weights(module: nn.Module, spec: str | None, arch: str, strict_backbone
     if spec is None or spec.strip().lower() in ("", "none"):
         return LoadReport(source="none")
     spec = spec.strip()
-    if _looks_like_path(spec):
+    if weights_file(spec) is not None:
         state = read_state_dict(spec)
         source = spec
     else:
@@ -85,9 +94,14 @@ def load_weights(module: nn.Module, spec: str | None, arch: str, strict_backbone
     return apply_state_dict(module, state, source, strict_backbone=strict_backbone)
 
 
-def _looks_like_path(spec: str) -> bool:
-    return ("/" in spec or "\\" in spec or spec.lower().endswith(FILE_SUFFIXES)
-            or Path(spec).exists())
+def weights_file(spec: str | None) -> Path | None:
+    """The file a weights `spec` names, or None for "none" and torchvision weights names."""
+    if spec is None or spec.strip().lower() in ("", "none"):
+        return None
+    spec = spec.strip()
+    if "/" in spec or "\\" in spec or spec.lower().endswith(FILE_SUFFIXES) or Path(spec).exists():
+        return Path(spec)
+    return None
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -95,15 +109,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     p = Path(path)
     if not p.is_file():
         raise OrnetError(f"{p}: no such weights file")
-    try:
-        if p.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
+    if p.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
 
+        check_safetensors(p)
+        try:
             obj = load_file(str(p), device="cpu")
-        else:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # any reader failure means the same thing to the user
-        raise OrnetError(f"{p}: cannot read weights ({type(err).__name__}: {err})") from err
+        except Exception as err:  # a header that passed the check but a body that does not fit it
+            raise OrnetError(f"{p}: cannot read weights ({type(err).__name__}: {_first_line(err)})") from None
+    else:
+        obj = safe_torch_load(p)
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(
@@ -113,6 +128,52 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if state and all(k.startswith("module.") for k in state):  # saved from DataParallel
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+def _first_line(err: BaseException) -> str:
+    return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+
+
+def safe_torch_load(path: str | Path) -> Any:
+    """`torch.load(path, weights_only=True)` on CPU, with one-line `OrnetError`s naming the file.
+
+    weights_only is passed explicitly (never left to torch's default, which the environment
+    variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD can turn off): a file whose pickle names any
+    other global (an object whose unpickling could run code) is refused, not loaded.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise OrnetError(f"{p}: no such file")
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
+            warnings.simplefilter("ignore")
+            return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        m = re.search(r"GLOBAL (\S+)", str(err))
+        culprit = f" ({m.group(1)})" if m else ""
+        raise OrnetError(f"{p}: contains objects other than tensors{culprit} and is refused: ornet loads "
+                         "weights only, never pickled objects (they could run code)") from None
+    except Exception as err:  # not a torch file at all, truncated, ...
+        raise OrnetError(f"{p}: cannot read weights ({type(err).__name__}: {_first_line(err)})") from None
+
+
+def check_safetensors(path: str | Path) -> None:
+    """OrnetError unless `path` starts with a valid safetensors header (8-byte length + JSON).
+
+    Reading the header never executes anything; a pickle or a `torch.save` file renamed to
+    ``.safetensors`` fails here with a message saying what it is not.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise OrnetError(f"{p}: no such file")
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            f.keys()
+    except Exception as err:  # SafetensorError (bad header), OSError
+        raise OrnetError(f"{p}: not a safetensors file ({_first_line(err)}); ornet reads model weights "
+                         "only from safetensors and never unpickles them") from None
 
 
 def _torchvision_state_dict(name: str, arch: str) -> dict[str, torch.Tensor]:

@@ -139,8 +139,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     """(model in eval mode, model.json dict) from a run folder or its model files; no pickle."""
     from safetensors.torch import load_model as st_load
 
+    from ..models.weights import check_safetensors
+
     info, weights = resolve(path)
     meta = read_meta(info)
+    check_safetensors(weights)  # a pickle renamed .safetensors is refused, naming the file
     model = build_model(meta)
     try:
         missing, unexpected = st_load(model, str(weights), strict=False, device=str(device))

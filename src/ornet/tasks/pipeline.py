@@ -81,7 +81,11 @@ def load_state(path: Path, prefix: str = "model.") -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise OrnetError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    from ..models.weights import safe_torch_load
+
+    ckpt = safe_torch_load(path)  # weights_only=True; a pickled object is refused, naming the file
+    if not isinstance(ckpt, dict):
+        raise OrnetError(f"checkpoint {path} is not a Lightning checkpoint (expected a dict)")
     state = ckpt["state_dict"] if "state_dict" in ckpt else ckpt
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
@@ -190,7 +194,8 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
         images, ids = snapshot_batch(datamodule, cfg.trainer.snapshot_images)
         callbacks.append(MapSnapshots(images, Path(out) / "snapshots", image_ids=ids))
     trainer = build_trainer(cfg, stage, out, quiet, callbacks, epochs=stage_cfg.epochs)
-    trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                weights_only=True)  # explicit: torch's default can be switched off by the environment
     final = checkpoint_path(out, stage)
     tmp = final.with_name(final.name + ".tmp")
     trainer.save_checkpoint(str(tmp), weights_only=True)  # model weights + plain hyper-parameters

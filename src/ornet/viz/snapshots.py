@@ -172,18 +172,30 @@ def load_snapshots(folder: str | os.PathLike) -> Snapshots:
     images_file = folder / "images.npz"
     if not images_file.is_file():
         raise FileNotFoundError(f"{images_file} not found")
-    with np.load(images_file, allow_pickle=False) as z:
-        images = z["images"]
-        ids = [str(i) for i in z["image_ids"]] if "image_ids" in z.files else None
+    arrays = _read_npz(images_file, "images", "image_ids")
+    images = arrays["images"]
+    ids = [str(i) for i in arrays["image_ids"]] if "image_ids" in arrays else None
     epochs: dict[int, np.ndarray] = {}
     for path in sorted(folder.iterdir()):
         match = _EPOCH_FILE.match(path.name)
         if match:
-            with np.load(path, allow_pickle=False) as z:
-                epochs[int(match.group(1))] = z["maps"]
+            epochs[int(match.group(1))] = _read_npz(path, "maps")["maps"]
     if not epochs:
         raise FileNotFoundError(f"no epoch_NNN.npz snapshot in {folder}")
     return Snapshots(images=images, epochs=sorted(epochs.items()), image_ids=ids)
+
+
+def _read_npz(path: Path, key: str, *optional: str) -> dict[str, np.ndarray]:
+    """Arrays of an .npz without pickles; OrnetError naming the file (object arrays are refused)."""
+    import zipfile
+
+    from ..errors import OrnetError
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in (key, *optional) if k == key or k in z.files}
+    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise OrnetError(f"{path}: unreadable snapshot, refused ({' '.join(str(e).split())})") from None
 
 
 def snapshot_batch(datamodule, count: int, split: str = "val") -> tuple[torch.Tensor, list[str]]:
