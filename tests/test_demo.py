@@ -43,3 +43,30 @@ def test_replaces_only_its_own_earlier_output(tmp_path, monkeypatch):
     (out / "old.txt").write_text("old demo output")
     assert main(["demo", "--out", str(out)]) == 2  # stopped by the fake _run, after replacing
     assert not (out / "old.txt").exists() and (out / demo.MARKER).is_file() and calls == ["synth"]
+
+
+def test_fast_demo_runs_end_to_end(tmp_path, capsys):
+    """`ornet demo --fast`: both methods train, every promised file exists, the table matches summary.json."""
+    import json
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--fast", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert (out / "data" / "images.txt").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"ornet", "cam"}
+    for method in ("ornet", "cam"):
+        run = out / method
+        metrics = json.loads((run / "metrics.json").read_text())
+        for key in ("gt_known_loc", "top1_loc", "max_box_acc_v2", "top1_cls"):
+            assert 0 <= metrics[key] <= 100 and summary[method][key] == metrics[key]
+        assert summary[method]["seconds"] > 0
+        for name in ("report.html", "model.safetensors", "model.json", "config.yaml",
+                     "figures/threshold_curve.png", "figures/failures.png"):
+            assert (run / name).is_file() and (run / name).stat().st_size > 0, run / name
+        html = (run / "report.html").read_text()
+        assert "figures/threshold_curve.png" in html
+    assert (out / "ornet" / "figures" / "evolution.png").is_file()  # stage 2's snapshots
+    row = next(line for line in printed.splitlines() if line.startswith("ornet "))
+    assert row.split()[1] == f"{summary['ornet']['gt_known_loc']:.1f}"
+    assert "ORNet - CAM on GT-known" in printed
