@@ -312,14 +312,14 @@ def evaluate(model: torch.nn.Module, datamodule, cfg: RunConfig, split: str = "t
 
 def write_outputs(out: str | Path, result: EvalResult) -> None:
     """metrics.json, predictions.csv and curves.json in `out`, each written atomically."""
-    from .tasks.export import write_json, write_text
+    from .fsutil import write_json_atomic, write_text_atomic
 
     out = Path(out)
-    write_json(out / "metrics.json", result.metrics)
+    write_json_atomic(out / "metrics.json", result.metrics)
     if result.curves:  # none without boxes
-        write_json(out / "curves.json", result.curves)
+        write_json_atomic(out / "curves.json", result.curves)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS), lineterminator="\n")
     writer.writeheader()
     writer.writerows(result.rows)
-    write_text(out / "predictions.csv", buf.getvalue())
+    write_text_atomic(out / "predictions.csv", buf.getvalue())

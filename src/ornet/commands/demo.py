@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
 from ..errors import OrnetError
+from ..fsutil import write_json_atomic
 from ..presets import preset_path
 
 # (synth options, extra train overrides) for the full run and for the smoke check.
@@ -85,9 +85,7 @@ def main(argv: list[str], prog: str) -> int:
         metrics = json.loads((out / method / "metrics.json").read_text())
         metrics["seconds"] = round(time.perf_counter() - t0, 1)
         summary[method] = metrics
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, out / "summary.json")
+    write_json_atomic(out / "summary.json", summary)
     print()
     print(format_table(summary))
     gap = summary["ornet"].get("gt_known_loc", 0) - summary["cam"].get("gt_known_loc", 0)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from ..errors import OrnetError
+from ..fsutil import write_text_atomic
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,18 +58,6 @@ def make_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write a sibling temporary file, then rename it over ``path`` (readers never see half a file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:  # "x": never follow or reuse a stale file
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str], prog: str = "ornet evaluate-maps") -> int:
     args = make_parser(prog).parse_args(argv)
     if args.out is not None:
@@ -90,6 +78,6 @@ def main(argv: list[str], prog: str = "ornet evaluate-maps") -> int:
                                 workers=args.workers)
     text = json.dumps(result, indent=2) + "\n"
     if args.out is not None:
-        _write_atomically(args.out, text)
+        write_text_atomic(args.out, text)
     print(text, end="")
     return 0

@@ -27,7 +27,6 @@ import argparse
 import csv
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -433,16 +432,10 @@ def save_png(path: Path, image: np.ndarray) -> None:
     """Write an RGB uint8 array as PNG atomically (temporary file, then rename)."""
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
+    from ..fsutil import atomic_path
+
+    with atomic_path(path) as tmp:
         Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def render(run_dir: str | os.PathLike, kinds: Sequence[str] = KINDS, out: str | os.PathLike | None = None,

@@ -244,7 +244,7 @@ def main(argv: list[str], prog: str) -> int:
                             device, ns.save_maps, ns.quiet)
     result["model"] = str(ns.model)
     result["threshold_source"] = "--threshold" if ns.threshold is not None else "model.json"
-    from ..viz.report import write_text_atomic
+    from ..fsutil import write_text_atomic
 
     write_text_atomic(out / "boxes.json", json.dumps(result, indent=2) + "\n")
     errors = result["errors"]

@@ -120,7 +120,7 @@ def _write_config(cfg, out: Path) -> None:
     """config.yaml: the resolved config; a partial rerun keeps the run's full list of stages."""
     import yaml
 
-    from ..tasks.export import write_text
+    from ..fsutil import write_text_atomic
 
     saved = cfg
     old = out / "config.yaml"
@@ -131,7 +131,7 @@ def _write_config(cfg, out: Path) -> None:
             previous = []
         if set(cfg.stages) < set(previous):
             saved = dataclasses.replace(cfg, stages=list(previous))
-    write_text(out / "config.yaml", dump_yaml(saved))
+    write_text_atomic(out / "config.yaml", dump_yaml(saved))
 
 
 def _setup_logging(quiet: bool) -> None:

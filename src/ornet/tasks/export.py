@@ -9,9 +9,6 @@ tensors with safetensors: nothing is unpickled.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,34 +16,11 @@ import torch
 from torch import nn
 
 from ..errors import OrnetError
+from ..fsutil import atomic_path, write_json_atomic
 
 FORMAT = "ornet-model"
 FORMAT_VERSION = 1
 METHODS = ("ornet", "ornet-coarse", "cam")
-
-
-@contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temporary path next to `path`; it replaces `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
@@ -84,7 +58,7 @@ def export_model(out: str | Path, model: nn.Module, meta: dict) -> tuple[Path, P
     weights, info = out / "model.safetensors", out / "model.json"
     with atomic_path(weights) as tmp:
         save_model(model, str(tmp), metadata={"format": FORMAT, "method": meta["method"]})
-    write_json(info, meta)
+    write_json_atomic(info, meta)
     return weights, info
 
 

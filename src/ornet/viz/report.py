@@ -16,12 +16,12 @@ import html
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import OrnetError
+from ..fsutil import write_text_atomic
 
 # metrics.json key -> label; percentages 0-100 (ARCHITECTURE.md, metrics.json).
 METRICS: list[tuple[str, str]] = [
@@ -190,20 +190,6 @@ def render_report(metrics: Mapping, config: Mapping | None = None, config_text: 
     out.append(f"<pre>{_e(config_text)}</pre>" if config_text else '<p class="muted">No config.yaml.</p>')
     out.append("</body></html>")
     return "\n".join(out) + "\n"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text to a temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 _LINKED_FILES = ("metrics.json", "predictions.csv", "curves.json", "config.yaml", "model.json")
