@@ -67,6 +67,20 @@ def test_fast_demo_runs_end_to_end(tmp_path, capsys):
         html = (run / "report.html").read_text()
         assert "figures/threshold_curve.png" in html
     assert (out / "ornet" / "figures" / "evolution.png").is_file()  # stage 2's snapshots
+    for method in ("ornet", "cam"):  # --jobs 2 (the default on 2+ cores) keeps each training's output
+        assert (out / f"{method}.log").is_file()  # empty here: --quiet reaches the trainings
     row = next(line for line in printed.splitlines() if line.startswith("ornet "))
     assert row.split()[1] == f"{summary['ornet']['gt_known_loc']:.1f}"
     assert "ORNet - CAM on GT-known" in printed
+
+
+def test_a_failing_parallel_training_names_the_method_and_its_error(tmp_path):
+    import pytest
+
+    from ornet.commands.demo import OrnetError, _train_in_parallel
+
+    trainings = {"ornet": ["--config", "demo", "--data.root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")],
+                 "cam": ["--config", "demo_cam", "--no_such_key", "1", "--out", str(tmp_path / "c")]}
+    with pytest.raises(OrnetError, match=r"`ornet train` of (ornet|cam) failed with exit code 2: .*(nowhere|no_such_key)"):
+        _train_in_parallel(trainings, tmp_path, threads=1, quiet=True)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()
