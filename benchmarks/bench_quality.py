@@ -1,8 +1,9 @@
 """Quality benchmark: ORNet (configs/demo.yaml) against the CAM baseline (configs/demo_cam.yaml)
-on the synthetic benchmark, over several training seeds.
+and Grad-CAM (the grad-cam package on ORNet's trained evaluator) on the synthetic benchmark, over
+several training seeds.
 
     .venv/bin/python benchmarks/bench_quality.py [--data DIR] [--seeds 0 1 2] [--work DIR]
-        [--methods ornet cam] [--override KEY=VALUE ...] [--results benchmarks/results/quality.md]
+        [--methods ornet cam gradcam] [--override KEY=VALUE ...] [--results benchmarks/results/quality.md]
 
 Generates the data with `ornet synth` when DIR does not hold it yet, trains each method once per
 seed with `ornet train` (a subprocess each, timed), reads each run's metrics.json and writes a
@@ -30,6 +31,9 @@ METHODS = {  # name -> (preset, extra flags)
     "cam": ("configs/demo_cam.yaml", []),
     # the same ORNet preset with the paper's weighted-entropy weight (see the analysis)
     "ornet_paper_loss": ("configs/demo.yaml", ["--method.entropy_weight", "1.5"]),
+    # no training: Grad-CAM (the grad-cam package) on the stage-0 evaluator of the ornet run of the
+    # same seed (benchmarks/gradcam_eval.py); its seconds are the evaluation's only
+    "gradcam": ("gradcam_eval.py", []),
 }
 KEYS = ["gt_known_loc", "top1_loc", "max_box_acc_v2", "pxap", "top1_cls", "seconds"]
 
@@ -62,7 +66,8 @@ def main() -> int:
     p.add_argument("--data", default="/tmp/ornet-bench/synth", help="synthetic data folder (created if absent)")
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--methods", nargs="+", default=["ornet", "cam"], choices=list(METHODS))
+    p.add_argument("--methods", nargs="+", default=["ornet", "cam", "gradcam"], choices=list(METHODS),
+                   help="gradcam needs the ornet run of the same seed (list ornet first)")
     p.add_argument("--work", default="/tmp/ornet-bench/runs", help="run folders")
     p.add_argument("--override", nargs="*", default=[], help="extra train flags as KEY=VALUE (e.g. refine.epochs=3)")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quality.md"))
@@ -89,9 +94,15 @@ def main() -> int:
         for method in args.methods:
             out = work / f"{method}_seed{seed}"
             preset, flags = METHODS[method]
-            cmd = [*ornet_cmd(), "train", "--config", preset, "--data.root", str(data), "--out", str(out),
-                   "--trainer.seed", str(seed), "--trainer.progress", "false", "--force", "--quiet", *flags, *extra]
-            commands.append("ornet " + " ".join(cmd[len(ornet_cmd()):]))
+            if method == "gradcam":
+                cmd = [sys.executable, str(ROOT / "benchmarks" / "gradcam_eval.py"), str(work / f"ornet_seed{seed}"),
+                       "--out", str(out)]
+                commands.append(f"python benchmarks/gradcam_eval.py {work}/ornet_seed{seed} --out {out}")
+            else:
+                cmd = [*ornet_cmd(), "train", "--config", preset, "--data.root", str(data), "--out", str(out),
+                       "--trainer.seed", str(seed), "--trainer.progress", "false", "--force", "--quiet", *flags,
+                       *extra]
+                commands.append("ornet " + " ".join(cmd[len(ornet_cmd()):]))
             if args.reuse and (out / "metrics.json").is_file():
                 metrics = json.loads((out / "metrics.json").read_text())  # seconds: as the run recorded it
             elif args.no_train:
@@ -113,7 +124,7 @@ def write_report(path: Path, args, results: dict[str, list[dict]], commands: lis
     import torch
 
     lines = [
-        "# Quality: ORNet vs CAM on the synthetic benchmark",
+        "# Quality: ORNet vs CAM vs Grad-CAM on the synthetic benchmark",
         "",
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {cpu_model()}, {os.cpu_count()} cores visible, {args.threads} threads per run trained here; "
@@ -126,8 +137,9 @@ def write_report(path: Path, args, results: dict[str, list[dict]], commands: lis
         + " ".join(f"--{k} {v}" for k, v in (("data", args.data), ("work", args.work))) + "`",
         "- threshold chosen on the held-out val split (5 images per class carved from train), applied to test;",
         "  boxes from the largest region, IoU >= 0.5, maps min-max normalised (wsolevaluation conventions).",
-        "- seconds: wall clock of the whole `ornet train` (all stages + evaluation). The CPU was shared with",
-        "  other jobs while this ran, so times are noisy and usually pessimistic.",
+        "- seconds: wall clock of the whole `ornet train` (all stages + evaluation); for gradcam, of its",
+        "  evaluation only (it reuses the ornet run's stage-0 evaluator: ResNet-18, target layer layer4[-1]).",
+        "  Other jobs may have shared the CPU while this ran, so times are noisy and usually pessimistic.",
         "",
         "| method | GT-known Loc | Top-1 Loc | MaxBoxAccV2 | PxAP | Top-1 Cls | seconds |",
         "| --- | --- | --- | --- | --- | --- | --- |",

@@ -1,0 +1,132 @@
+"""The seed paper's ablations at our scale: stage 2 (refine) variants from the same stage 0 and 1.
+
+    .venv/bin/python benchmarks/bench_ablations.py --runs /tmp/ornet-bench/runs [--seeds 0 1 2]
+        [--variants ...] [--results benchmarks/results/ablations.md]
+
+For every seed, `RUNS/ornet_seed<S>` must be a finished `configs/demo.yaml` run (bench_quality.py
+makes them). Each variant copies that run's `evaluator.ckpt` and `coarse.ckpt` into its own folder
+and reruns only stage 2 with one setting changed:
+
+    ornet train --config configs/demo.yaml --data.root DATA --out VARIANT --stages '[refine]' \\
+        --trainer.seed S --method.<key> <value>
+
+so the variants differ only in stage 2 (stages are seeded at their start). The base row is the
+quality run itself. Groups: erasing strategy (seed Table 1: none / RE / ER / AE), f_max (seed
+Table 2: 0.3 / 0.4 / 0.5 / 0.6) and the loss terms (without weighted entropy, without area loss,
+faithful vs bounded area loss, the paper's entropy weight).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+import yaml
+from bench_quality import ROOT, ornet_cmd, run, stats  # benchmarks/ (scripts run from there)
+from machine import cpu_model
+
+BASE = "AE, f_max 0.5, demo loss (base)"
+# name -> (group, train flags); the base row (the quality run) has no flags
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "no erasing": ("erasing (seed Table 1)", ["--method.erasing", "none"]),
+    "RE: random rectangle": ("erasing (seed Table 1)", ["--method.erasing", "random"]),
+    "ER: whole rectangle at the peak": ("erasing (seed Table 1)", ["--method.erasing", "rectangle"]),
+    "f_max 0.3": ("f_max (seed Table 2)", ["--method.f_max", "0.3"]),
+    "f_max 0.4": ("f_max (seed Table 2)", ["--method.f_max", "0.4"]),
+    "f_max 0.6": ("f_max (seed Table 2)", ["--method.f_max", "0.6"]),
+    "without L_we (entropy weight 0)": ("loss terms", ["--method.entropy_weight", "0"]),
+    "paper entropy weight 1.5": ("loss terms", ["--method.entropy_weight", "1.5"]),
+    "without L_a (area weight 0)": ("loss terms", ["--method.area_weight", "0"]),
+    "faithful area loss (on f_a)": ("loss terms", ["--method.area_form", "faithful"]),
+}
+KEYS = ["gt_known_loc", "top1_loc", "max_box_acc_v2", "pxap"]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", default="/tmp/ornet-bench/runs", help="folder of bench_quality.py's runs")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME")
+    p.add_argument("--work", default="/tmp/ornet-bench/ablations", help="variant run folders")
+    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "ablations.md"))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reuse", action="store_true", help="keep variants already finished in --work")
+    args = p.parse_args()
+
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    runs, work = Path(args.runs), Path(args.work)
+    rows: dict[str, dict[int, dict]] = {BASE: {}, **{v: {} for v in args.variants}}
+    commands: list[str] = []
+    for seed in args.seeds:
+        base = runs / f"ornet_seed{seed}"
+        if not (base / "metrics.json").is_file():
+            raise SystemExit(f"{base} is not a finished run: run bench_quality.py first")
+        rows[BASE][seed] = json.loads((base / "metrics.json").read_text())
+        data = yaml.safe_load((base / "config.yaml").read_text())["data"]["root"]
+        for name in args.variants:
+            flags = VARIANTS[name][1]
+            out = work / f"seed{seed}_{'_'.join(f.lstrip('-').replace('method.', '') for f in flags)}"
+            cmd = [*ornet_cmd(), "train", "--config", "configs/demo.yaml", "--data.root", str(data),
+                   "--out", str(out), "--stages", "[refine]", "--trainer.seed", str(seed),
+                   "--trainer.progress", "false", "--quiet", *flags]
+            commands.append("ornet " + " ".join(cmd[len(ornet_cmd()):]))
+            if not (args.reuse and (out / "metrics.json").is_file()):
+                if out.exists():
+                    shutil.rmtree(out)
+                (out / "checkpoints").mkdir(parents=True)
+                for stage in ("evaluator", "coarse"):
+                    shutil.copy2(base / "checkpoints" / f"{stage}.ckpt", out / "checkpoints" / f"{stage}.ckpt")
+                run(cmd, work / f"{out.name}.log")
+            rows[name][seed] = json.loads((out / "metrics.json").read_text())
+            m = rows[name][seed]
+            print(f"seed {seed} {name}: " + ", ".join(f"{k} {m[k]:.1f}" for k in KEYS), flush=True)
+    write_report(Path(args.results), args, rows, commands)
+    print(f"wrote {args.results}")
+    return 0
+
+
+def write_report(path: Path, args, rows: dict[str, dict[int, dict]], commands: list[str]) -> None:
+    import torch
+
+    base = rows[BASE]
+    lines = [
+        "# Ablations of stage 2 at our scale (synthetic benchmark, configs/demo.yaml)", "",
+        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores visible, {args.threads} threads per run; "
+        f"torch {torch.__version__}, Python {platform.python_version()}; no GPU",
+        f"- command: `.venv/bin/python benchmarks/bench_ablations.py --runs {args.runs} --seeds "
+        f"{' '.join(map(str, args.seeds))}`",
+        "- every variant reruns stage 2 only, from the stage-0 and stage-1 checkpoints of the quality run of",
+        "  the same seed (benchmarks/results/quality.md); test split, threshold chosen on val, IoU >= 0.5.",
+        "- cells: mean ± sample standard deviation over seeds; Δ = mean per-seed difference to the base row",
+        "  in GT-known Loc (positive: the variant is better).", "",
+        "| group | variant | GT-known Loc | Δ GT-known | Top-1 Loc | MaxBoxAccV2 | PxAP |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, by_seed in rows.items():
+        group = "base" if name == BASE else VARIANTS[name][0]
+        seeds = sorted(by_seed)
+        cells = [stats([by_seed[s][k] for s in seeds if isinstance(by_seed[s].get(k), (int, float))]) for k in KEYS]
+        deltas = [by_seed[s]["gt_known_loc"] - base[s]["gt_known_loc"] for s in seeds if s in base]
+        delta = "-" if name == BASE else f"{statistics.fmean(deltas):+.1f}"
+        lines.append(f"| {group} | {name} | {cells[0]} | {delta} | " + " | ".join(cells[1:]) + " |")
+    lines += ["", "## Every run", "", "| variant | seed | " + " | ".join(KEYS) + " |",
+              "| --- | --- | " + " | ".join("---" for _ in KEYS) + " |"]
+    for name, by_seed in rows.items():
+        for s in sorted(by_seed):
+            lines.append(f"| {name} | {s} | " + " | ".join(f"{by_seed[s][k]:.1f}" for k in KEYS) + " |")
+    lines += ["", "## Commands", "", "```", *commands, "```", ""]
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Grad-CAM (the `grad-cam` package, pytorch-grad-cam) on the evaluator of a finished ORNet run,
+scored exactly like ORNet and CAM (threshold chosen on val, applied to test; ornet.evaluation).
+
+    .venv/bin/python benchmarks/gradcam_eval.py RUN --out DIR [--target-layer layer4]
+
+RUN is an `ornet train` folder whose `checkpoints/evaluator.ckpt` holds the stage-0 evaluator (a
+ResNet here: Grad-CAM's documented target for ResNets is the last block of layer4). Grad-CAM
+explains the ground-truth class (the GT-known convention, as CAM is scored); Top-1 Loc uses the
+evaluator's own prediction. Needs `pip install -e .[bench]` (grad-cam). Writes DIR/metrics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+
+class GradCAMLocalizer(nn.Module):
+    """`predict(images, labels) -> (maps B x 1 x H x W in [0, 1], logits)` with pytorch-grad-cam."""
+
+    def __init__(self, classifier: nn.Module, target_layer: nn.Module):
+        super().__init__()
+        from pytorch_grad_cam import GradCAM
+
+        self.classifier = classifier
+        self.cam = GradCAM(model=classifier, target_layers=[target_layer])
+
+    def predict(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        # Lightning evaluates under inference mode; Grad-CAM needs gradients, so leave it and
+        # copy the batch out of it (inference tensors cannot be saved for backward).
+        with torch.inference_mode(False), torch.enable_grad():
+            x = images.clone().requires_grad_(True)
+            if labels is None:
+                with torch.no_grad():
+                    labels = self.classifier(x).argmax(1)
+            targets = [ClassifierOutputTarget(int(c)) for c in labels.tolist()]
+            maps = torch.from_numpy(self.cam(input_tensor=x, targets=targets)).unsqueeze(1)
+            with torch.no_grad():
+                logits = self.classifier(images.clone())
+        return maps.float(), logits
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--target-layer", default="layer4", help="ResNet block whose last module is the target")
+    args = p.parse_args()
+
+    import yaml
+
+    from ornet.cli_config import _build
+    from ornet.config import RunConfig
+    from ornet.data.datamodule import WSOLDataModule
+    from ornet.evaluation import evaluate
+    from ornet.models.evaluator import build_evaluator
+    from ornet.tasks.pipeline import checkpoint_path, load_state
+
+    start = time.perf_counter()
+    cfg: RunConfig = _build(RunConfig, yaml.safe_load((args.run / "config.yaml").read_text()))
+    cfg.trainer.progress = False
+    dm = WSOLDataModule(cfg.data)
+    classifier = build_evaluator(cfg.model.evaluator, dm.num_classes)
+    classifier.load_state_dict(load_state(checkpoint_path(args.run, "evaluator")))
+    classifier.eval()
+    target = getattr(classifier.rest, args.target_layer)[-1]
+    result = evaluate(GradCAMLocalizer(classifier, target), dm, cfg, split="test", quiet=True)
+    metrics = {**result.metrics, "method": f"gradcam ({cfg.model.evaluator}.{args.target_layer})",
+               "source_run": str(args.run), "seconds_eval": round(time.perf_counter() - start, 2)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(json.dumps({k: metrics[k] for k in ("gt_known_loc", "top1_loc", "max_box_acc_v2", "pxap")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
