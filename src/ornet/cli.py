@@ -1,8 +1,10 @@
 """`ornet` command line: dispatch to one module per subcommand, map errors to exit codes.
 
 Exit codes: 0 ok, 2 bad input or usage (one line on stderr naming the file, line or value),
-1 unexpected failure (a bug: the traceback is printed). Each subcommand module is imported
-only when it runs, so `ornet --help` and torch-free commands do not pay torch's import.
+1 unexpected failure (a bug: the traceback is printed), 130 interrupted (Ctrl+C), 143 stopped
+by SIGTERM (`ornet train` saved its state first; see `errors.Preempted`). Each subcommand
+module is imported only when it runs, so `ornet --help` and torch-free commands do not pay
+torch's import.
 """
 
 from __future__ import annotations
@@ -34,14 +36,14 @@ def _usage() -> str:
     ]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run `ornet COMMAND --help` for the options of a command.",
-              "Exit codes: 0 ok, 2 bad input or usage, 1 unexpected failure."]
+              "Exit codes: 0 ok, 2 bad input or usage, 1 unexpected failure, 143 stopped by SIGTERM."]
     return "\n".join(lines)
 
 
-def error_line(prog: str, message: str) -> str:
+def error_line(prog: str, message: str, label: str = "error") -> str:
     """The one line printed for a user error (no traceback)."""
     message = " ".join(str(message).split())
-    return f"{prog}: error: {message}"
+    return f"{prog}: {label}: {message}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(module.main(rest, prog) or 0)
-    except OrnetError as e:
-        print(error_line(prog, str(e)), file=sys.stderr)
-        return 2
+    except OrnetError as e:  # exit code 2, or the error's own (143: stopped by SIGTERM, see errors.Preempted)
+        print(error_line(prog, str(e), getattr(e, "label", "error")), file=sys.stderr)
+        return int(getattr(e, "exit_code", 2))
     except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
         import os
 

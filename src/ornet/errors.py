@@ -24,3 +24,19 @@ class DataError(OrnetError):
 
 class ConfigError(OrnetError):
     """An invalid configuration key or value."""
+
+
+class TrainingDiverged(OrnetError):
+    """A loss term or a parameter stopped being finite (NaN / Inf): training stops (exit code 2)
+    before the diverged state can overwrite the last good checkpoint."""
+
+
+class Preempted(OrnetError):
+    """SIGTERM (a scheduler pre-empting the job): the state is saved, `--resume` continues it.
+
+    Exit code 143 (128 + SIGTERM, what a shell reports for a process the signal ended), so
+    a job script can tell pre-emption from bad input (2) and from success (0).
+    """
+
+    exit_code = 143
+    label = "stopped"

@@ -10,13 +10,16 @@ from .dataset import WSOLDataset
 from .readers import read_dataset
 from .records import DatasetIndex
 from .sample import collate
+from .sampling import EpochSampler, SeededSamples
 from .transforms import build_transform
 
 
 class WSOLDataModule(L.LightningDataModule):
     """Reads the index once (raising the first problem found), then serves DataLoaders.
 
-    `batch_size` may be overridden per stage by the pipeline (StageConfig.batch_size).
+    `batch_size` may be overridden per stage by the pipeline (StageConfig.batch_size). Training
+    batches come from `train_sampler` (an `EpochSampler`: order and augmentation are functions
+    of seed, stage and epoch, so a resumed stage draws what an uninterrupted one would).
     """
 
     def __init__(self, cfg: DataConfig, index: DatasetIndex | None = None):
@@ -27,6 +30,7 @@ class WSOLDataModule(L.LightningDataModule):
         self.batch_size = cfg.batch_size
         self.train_tf = build_transform(True, cfg.resize, cfg.crop, cfg.flip)
         self.test_tf = build_transform(False, cfg.resize, cfg.crop, cfg.flip)
+        self.train_sampler = EpochSampler(len(self.index.split("train")))
 
     @property
     def num_classes(self) -> int:
@@ -41,21 +45,24 @@ class WSOLDataModule(L.LightningDataModule):
         return WSOLDataset(self.index.split(split), self.train_tf if train_tf else self.test_tf,
                            with_masks=split != "train")
 
-    def _loader(self, split: str, shuffle: bool, batch_size: int, drop_last: bool = False) -> DataLoader:
+    def _loader(self, split: str, batch_size: int, drop_last: bool = False,
+                sampler: EpochSampler | None = None) -> DataLoader:
         ds = self.dataset(split)
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.cfg.num_workers,
+        if sampler is not None:
+            ds = SeededSamples(ds)
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
                           collate_fn=collate, drop_last=drop_last and len(ds) > batch_size,
                           persistent_workers=self.cfg.num_workers > 0, pin_memory=False)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True, self.batch_size, drop_last=True)
+        return self._loader("train", self.batch_size, drop_last=True, sampler=self.train_sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False, self.cfg.eval_batch_size)
+        return self._loader("val", self.cfg.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False, self.cfg.eval_batch_size)
+        return self._loader("test", self.cfg.eval_batch_size)
 
     def loader(self, split: str) -> DataLoader:
         """An evaluation loader (test transform, no shuffle) for any split."""
-        return self._loader(split, False, self.cfg.eval_batch_size)
+        return self._loader(split, self.cfg.eval_batch_size)

@@ -5,6 +5,9 @@ implement `_step(batch, split) -> loss` (STYLE.md, habit 8) and `param_groups()`
 produce maps also inherit `MapValidation`, which streams the shared localization metric over
 the held-out `val` split and logs `val/gt_known_loc` and `val/max_box_acc_v2`.
 
+Every training step's loss terms (the total and each `loss_*` passed to `log_common`) are
+checked here, before the backward pass; a NaN or Inf stops the stage (`tasks/guards.py`).
+
 Hyper-parameters are saved as plain types (the run config as a nested dict, class names as a
 list of str) so that checkpoints load with `torch.load(weights_only=True)`.
 """
@@ -23,6 +26,7 @@ from ..cli_config import _build
 from ..config import EvalConfig, MethodConfig, ModelConfig, RunConfig, StageConfig
 from ..data.sample import Batch
 from ..errors import ConfigError
+from .guards import check_loss_terms, check_parameters, where
 
 
 def run_config(cfg: dict | RunConfig) -> RunConfig:
@@ -82,6 +86,7 @@ class StageTask(L.LightningModule):
         self.save_hyperparameters({"cfg": cfg, "num_classes": int(num_classes), "classes": classes, "stage": self.stage})
         self.cfg = run_config(cfg)
         self.num_classes = int(num_classes)
+        self._loss_terms: dict[str, torch.Tensor] = {}  # this training step's loss_* terms (log_common)
 
     # --- configuration views ---------------------------------------------------------------
     @property
@@ -116,7 +121,21 @@ class StageTask(L.LightningModule):
         self.train(True)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        self._loss_terms = {}
+        loss = self._step(batch, "train")
+        check_loss_terms({"loss": loss, **self._loss_terms}, self.position())
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        # Runs before ModelCheckpoint rewrites <stage>-last.ckpt: a diverged state must not replace it.
+        check_parameters(self, self.position(done=True))
+
+    def position(self, done: bool = False) -> str:
+        """`stage refine, epoch 2/3, step 17`: the step under way (or the last one, `done`)."""
+        t = self._trainer
+        if t is None:
+            return f"stage {self.stage}"
+        return where(self.stage, t.current_epoch, t.max_epochs, t.global_step - 1 if done else t.global_step)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "val")
@@ -139,6 +158,8 @@ class StageTask(L.LightningModule):
         values = {f"{split}/loss": loss.detach(), f"{split}/acc": accuracy(logits.detach(), labels)}
         for k, v in (extra or {}).items():
             values[f"{split}/{k}"] = v.detach()
+            if train and k.startswith("loss"):
+                self._loss_terms[k] = v  # checked by training_step
         self.log_dict(values, on_step=train, on_epoch=not train, prog_bar=False, sync_dist=not train,
                       batch_size=labels.shape[0])
         self.log(f"{split}/loss_prog", loss.detach(), on_step=train, on_epoch=not train, prog_bar=True,

@@ -6,16 +6,19 @@
                                                             evaluator from evaluator.ckpt)
     cam       (baseline) ->  checkpoints/cam.ckpt
 
-`checkpoints/<stage>.ckpt` is written (atomically) only when a stage has finished: it marks the
-stage complete. `checkpoints/<stage>-last.ckpt` is rewritten after every epoch (with optimiser
-state) so that `resume=True` continues an interrupted stage through Lightning's `ckpt_path`.
-Reading a checkpoint never unpickles objects (`torch.load(weights_only=True)`).
+`checkpoints/<stage>.ckpt` is written only when a stage has finished: it marks the stage
+complete. `checkpoints/<stage>-last.ckpt` is rewritten after every epoch (with optimiser
+state) so that `resume=True` continues an interrupted stage through Lightning's `ckpt_path`,
+ending where an uninterrupted run would (`tasks/resume.py`). Every checkpoint is written
+atomically (`resume.AtomicCheckpointIO`). Reading a checkpoint never unpickles objects
+(`torch.load(weights_only=True)`). A NaN / Inf stops a stage without touching its last
+checkpoint (`tasks/guards.py`); SIGTERM saves it and stops with exit code 143
+(`tasks/preemption.py`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +27,7 @@ import lightning as L
 import torch
 
 from ..config import RunConfig, to_dict
-from ..errors import OrnetError
+from ..errors import OrnetError, Preempted, TrainingDiverged
 from ..registry import Registry
 
 log = logging.getLogger("ornet")
@@ -61,7 +64,9 @@ def quiet_lightning_warnings() -> None:
                     r"Found \d+ module\(s\) in eval mode",  # frozen parts (stages 1-2) are in eval on purpose
                     r"The number of training batches .* is smaller than the logging interval",
                     r".*does not have many workers.*",
-                    r".*isinstance\(treespec, LeafSpec\).*"):
+                    r".*isinstance\(treespec, LeafSpec\).*",
+                    # a SIGTERM checkpoint: ReproducibleEpochs makes the loader resume mid-epoch exactly
+                    r"You're resuming from a checkpoint that ended before the epoch ended"):
         warnings.filterwarnings("ignore", message=pattern)
 
 
@@ -136,9 +141,10 @@ def build_trainer(cfg: RunConfig, stage: str, out: Path, quiet: bool = False, ca
         loggers = [CSVLogger(save_dir=str(Path(out) / "logs"), name=stage, version=""),
                    TensorBoardLogger(save_dir=str(Path(out) / "logs"), name=stage, version="", default_hp_metric=False)]
     from .progress import progress_callbacks
+    from .resume import AtomicCheckpointIO
 
     shown, bar = progress_callbacks(stage, t.progress and not quiet)
-    return L.Trainer(
+    return L.Trainer(plugins=[AtomicCheckpointIO()],
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
         deterministic=t.deterministic, max_epochs=epochs, log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
@@ -177,6 +183,9 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
     """Train one stage; returns its final checkpoint `checkpoints/<stage>.ckpt`."""
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
+    from .preemption import Preemption, requested
+    from .resume import ReproducibleEpochs, check_resume_checkpoint
+
     quiet_lightning_warnings()
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     stage_cfg = getattr(cfg, stage)
@@ -184,37 +193,69 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
     task = build_task(cfg, stage, datamodule.num_classes, datamodule.classes)
     if ckpt_path is None:
         _initialise(task, cfg, stage, out)
+    else:
+        check_resume_checkpoint(ckpt_path, stage)
     ckpt_dir = Path(out) / "checkpoints"
+    last_path = checkpoint_path(out, stage, last=True)
     last = ModelCheckpoint(dirpath=str(ckpt_dir), filename=f"{stage}-last", monitor=None, save_top_k=1,
                            every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
-    callbacks = [last, LearningRateMonitor(logging_interval="epoch")]
+    # ReproducibleEpochs first: the other callbacks' checkpoints must see its state for this batch.
+    callbacks = [ReproducibleEpochs(cfg.trainer.seed, stage), last, LearningRateMonitor(logging_interval="epoch"),
+                 Preemption(stage, last_path)]
     if stage == "refine" and cfg.trainer.snapshot_images > 0:  # the evolution figure's source
         from ..viz.snapshots import MapSnapshots, snapshot_batch
 
         images, ids = snapshot_batch(datamodule, cfg.trainer.snapshot_images)
         callbacks.append(MapSnapshots(images, Path(out) / "snapshots", image_ids=ids))
     trainer = build_trainer(cfg, stage, out, quiet, callbacks, epochs=stage_cfg.epochs)
-    trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
-                weights_only=True)  # explicit: torch's default can be switched off by the environment
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                    weights_only=True)  # explicit: torch's default can be switched off by the environment
+    except SIGTERMException:  # Lightning's handler saw SIGTERM before ours took over (fit's first moments)
+        raise Preempted(f"SIGTERM during stage {stage}: its state is in {last_path}"
+                        if last_path.is_file() else f"SIGTERM at the start of stage {stage}") from None
+    except TrainingDiverged as e:
+        kept = (f"{last_path} (written at the end of epoch {_epoch_of(last_path)}) is left as it was"
+                if last_path.is_file() else f"no checkpoint of stage {stage} was written")
+        raise TrainingDiverged(f"{e}; training stopped, {kept}") from None
     final = checkpoint_path(out, stage)
-    tmp = final.with_name(final.name + ".tmp")
-    trainer.save_checkpoint(str(tmp), weights_only=True)  # model weights + plain hyper-parameters
-    if trainer.is_global_zero:
-        os.replace(tmp, final)
+    trainer.save_checkpoint(str(final), weights_only=True)  # weights + plain hyper-parameters, atomically
     trainer.strategy.barrier("ornet.final_checkpoint")
+    if requested():  # SIGTERM while the stage's last epoch ended: the stage is complete
+        raise Preempted(f"SIGTERM during stage {stage}, which completed ({final})")
     return final
+
+
+def _epoch_of(path: Path) -> str:
+    """The 1-based epoch a `-last` checkpoint was written after ("?" if unreadable)."""
+    try:
+        return str(int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"]) + 1)
+    except Exception:
+        return "?"
 
 
 def run_stages(cfg: RunConfig, datamodule, out: Path, resume: bool = False, quiet: bool = False) -> dict[str, float]:
     """All stages of `cfg.stages` (skipping completed ones when resuming); seconds per stage."""
+    from ..fsutil import stale_temporaries
+    from . import preemption
+
     seconds: dict[str, float] = {}
-    for p in plan(cfg, out, resume):
-        if p.skip:
-            log.info("stage %s: complete in %s, skipped", p.stage, checkpoint_path(out, p.stage))
-            continue
-        start = time.perf_counter()
-        run_stage(cfg, p.stage, datamodule, out, p.ckpt_path, quiet)
-        seconds[p.stage] = round(time.perf_counter() - start, 2)
+    if resume and global_rank() == 0:
+        for tmp in stale_temporaries(Path(out) / "checkpoints"):  # a run killed while writing one
+            tmp.unlink(missing_ok=True)
+    with preemption.handling():
+        try:
+            for p in plan(cfg, out, resume):
+                if p.skip:
+                    log.info("stage %s: complete in %s, skipped", p.stage, checkpoint_path(out, p.stage))
+                    continue
+                start = time.perf_counter()
+                run_stage(cfg, p.stage, datamodule, out, p.ckpt_path, quiet)
+                seconds[p.stage] = round(time.perf_counter() - start, 2)
+        except Preempted as e:
+            raise Preempted(f"{e}; continue with: ornet train --out {out} --resume") from None
     return seconds
 
 

@@ -1,0 +1,67 @@
+"""Run `ornet train` with a test-only callback that interrupts it at one training step.
+
+    python tests/interrupt_runner.py STAGE STEP ACTION -- train args...
+
+At the start of STAGE's 0-based training step STEP (Lightning's global step within the stage)
+the callback does ACTION:
+    kill   SIGKILL itself (an OOM killer, a power cut: nothing is saved);
+    term   SIGTERM itself (a scheduler's pre-emption);
+    wait   create the file named by $ORNET_TEST_READY and wait (up to 60 s) for a signal sent
+           by the test, so that the signal comes from outside, in the middle of a step;
+    none   nothing (an uninterrupted run under the same runner).
+The callback is added by wrapping `pipeline.build_trainer`; production code is unchanged.
+With ORNET_TEST_NO_FIGURES=1 the figures and report are not drawn (they do not change
+metrics.json or the model; drawing them costs seconds per run).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from lightning.pytorch.callbacks import Callback
+
+import ornet.tasks.pipeline as pipeline
+from ornet.cli import main
+from ornet.tasks import preemption
+
+
+class Interrupt(Callback):
+    def __init__(self, stage: str, step: int, action: str):
+        self.stage, self.step, self.action = stage, step, action
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if pl_module.stage != self.stage or trainer.global_step != self.step:
+            return
+        if self.action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif self.action == "term":
+            os.kill(os.getpid(), signal.SIGTERM)
+        elif self.action == "wait":
+            Path(os.environ["ORNET_TEST_READY"]).write_text(f"{self.stage} {self.step}\n")
+            deadline = time.monotonic() + 60
+            while not preemption.requested() and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+
+def run(argv: list[str]) -> int:
+    stage, step, action = argv[0], int(argv[1]), argv[2]
+    assert argv[3] == "--", argv
+    build = pipeline.build_trainer
+
+    def build_trainer(cfg, stage_, out, quiet=False, callbacks=None, **kwargs):
+        return build(cfg, stage_, out, quiet, [*(callbacks or []), Interrupt(stage, step, action)], **kwargs)
+
+    pipeline.build_trainer = build_trainer
+    if os.environ.get("ORNET_TEST_NO_FIGURES") == "1":
+        import ornet.viz.publish
+
+        ornet.viz.publish.publish = lambda folder, **kwargs: Path(folder) / "report.html"
+    return main(["train", *argv[4:]])
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,140 @@
+"""An interrupted `ornet train` resumed with `--resume` ends exactly where an uninterrupted run does.
+
+Every run is a subprocess (tests/interrupt_runner.py: `ornet train` plus a test-only callback that
+interrupts one training step) of a tiny three-stage run on CPU: evaluator 2 epochs, coarse 2,
+refine 3, 3 training batches per epoch. SIGKILL saves nothing: the stage restarts from its
+end-of-epoch `<stage>-last.ckpt`. SIGTERM saves `<stage>-last.ckpt` after the batch under way,
+prints one line and exits 143; the resume continues in the middle of the epoch. Both must give
+the uninterrupted run's metrics.json values and model tensors, bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import write_cub_tree
+
+pytestmark = pytest.mark.slow
+
+RUNNER = str(Path(__file__).with_name("interrupt_runner.py"))
+ARGS = ["--model.backbone", "mobilenet_v3_small", "--model.evaluator", "mobilenet_v3_small",
+        "--model.generator_width", "8", "--data.resize", "40", "--data.crop", "32", "--data.batch_size", "4",
+        "--data.eval_batch_size", "8", "--data.num_workers", "0", "--data.val_per_class", "2",
+        "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.snapshot_images", "0",
+        "--evaluator.epochs", "2", "--coarse.epochs", "2", "--refine.epochs", "3", "--quiet"]
+STEPS = 3  # training batches per epoch: 3 classes x 4 training images, batch 4
+TIMING_KEYS = {"seconds", "seconds_per_stage", "stages_run"}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_cub_tree(tmp_path_factory.mktemp("data") / "cub", classes=3, per_class=10, size=(48, 40))
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "ORNET_TEST_NO_FIGURES": "1", **extra}
+
+
+def _command(data: Path, out: Path, interrupt: tuple[str, int, str] | None, *extra: str) -> list[str]:
+    stage, step, action = interrupt or ("-", 0, "none")
+    return [sys.executable, RUNNER, stage, str(step), action, "--", "--data.root", str(data), "--out", str(out),
+            *ARGS, *extra]
+
+
+def _train(data: Path, out: Path, *extra: str, interrupt: tuple[str, int, str] | None = None):
+    return subprocess.run(_command(data, out, interrupt, *extra), env=_env(), capture_output=True, text=True,
+                          timeout=300)
+
+
+def _result(out: Path) -> tuple[dict, dict[str, torch.Tensor], str]:
+    from safetensors.torch import load_file
+
+    metrics = {k: v for k, v in json.loads((out / "metrics.json").read_text()).items() if k not in TIMING_KEYS}
+    return metrics, load_file(out / "model.safetensors"), (out / "predictions.csv").read_text()
+
+
+def _assert_same(out: Path, reference: tuple, note: str) -> None:
+    metrics, tensors, rows = _result(out)
+    ref_metrics, ref_tensors, ref_rows = reference
+    assert metrics == ref_metrics, note
+    assert tensors.keys() == ref_tensors.keys()
+    differ = [k for k in tensors if not torch.equal(tensors[k], ref_tensors[k])]
+    assert not differ, f"{note}: {len(differ)} tensors differ, e.g. {differ[:3]}"
+    assert rows == ref_rows, note
+
+
+def _last(out: Path, stage: str) -> dict:
+    return torch.load(out / "checkpoints" / f"{stage}-last.ckpt", map_location="cpu", weights_only=True)
+
+
+def _reference(data: Path, out: Path) -> tuple:
+    proc = _train(data, out)
+    assert proc.returncode == 0, proc.stderr
+    metrics, _, _ = result = _result(out)
+    assert 0 < metrics["pxap"] < 100 and metrics["num_images"] == 12  # a non-trivial model to compare
+    return result
+
+
+def _sigterm_from_outside(data: Path, out: Path, stage: str, step: int, ready: Path) -> tuple[int, str]:
+    """Run with --resume until `stage`'s step `step` starts, send SIGTERM, return (exit code, stderr)."""
+    proc = subprocess.Popen(_command(data, out, (stage, step, "wait"), "--resume"),
+                            env=_env(ORNET_TEST_READY=str(ready)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), f"the run never reached {stage} step {step}: {proc.stderr.read() if proc.stderr else ''}"
+        proc.send_signal(signal.SIGTERM)  # from outside, in the middle of the step
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    return proc.returncode, err
+
+
+def test_killed_and_preempted_runs_resume_to_the_uninterrupted_result(tmp_path, data):
+    """SIGKILL in stage 1, SIGKILL in stage 2, SIGTERM in stage 2, each followed by --resume."""
+    reference = _reference(data, tmp_path / "reference")
+    rng = random.Random(8)
+    coarse_kill = rng.randrange(STEPS, 2 * STEPS)  # in coarse's 2nd epoch: coarse-last.ckpt exists
+    refine_kill = rng.randrange(STEPS, 2 * STEPS)  # in refine's 2nd epoch
+    refine_term = rng.randrange(2 * STEPS + 1, 3 * STEPS)  # in refine's 3rd epoch, after its first batch
+    note = f"SIGKILL at coarse step {coarse_kill}, refine step {refine_kill}; SIGTERM at refine step {refine_term}"
+    out = tmp_path / "run"
+    ckpts = out / "checkpoints"
+
+    proc = _train(data, out, interrupt=("coarse", coarse_kill, "kill"))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert (ckpts / "evaluator.ckpt").is_file() and not (ckpts / "coarse.ckpt").exists()
+    assert _last(out, "coarse")["epoch"] == 0  # the end of coarse's first epoch: where the resume starts
+
+    proc = _train(data, out, "--resume", interrupt=("refine", refine_kill, "kill"))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert (ckpts / "coarse.ckpt").is_file() and not (ckpts / "refine.ckpt").exists()
+    assert _last(out, "refine")["epoch"] == 0
+
+    code, err = _sigterm_from_outside(data, out, "refine", refine_term, tmp_path / "ready")
+    assert code == 143, err
+    batch, last = refine_term - 2 * STEPS + 1, ckpts / "refine-last.ckpt"
+    assert err.strip().splitlines() == [
+        f"ornet train: stopped: SIGTERM during stage refine, epoch 3/3, step {refine_term + 1} (batch {batch} of "
+        f"the epoch): saved {last}; continue with: ornet train --out {out} --resume"]
+    ckpt = _last(out, "refine")  # weights_only=True: nothing pickled in it
+    assert ckpt["global_step"] == refine_term + 1 and ckpt["epoch"] == 2 and ckpt["optimizer_states"]
+    assert ckpt["callbacks"]["ReproducibleEpochs[refine]"] == {"epoch": 2, "batches": batch}
+    assert not (ckpts / "refine.ckpt").exists() and not list(ckpts.glob(".*.tmp"))
+
+    proc = _train(data, out, "--resume")  # continues in the middle of refine's 3rd epoch
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "metrics.json").read_text())["stages_run"] == ["refine"]
+    _assert_same(out, reference, note)
