@@ -1,0 +1,142 @@
+"""SIGTERM handling and checkpoint writing of `ornet train` (fast, in-process parts).
+
+The end-to-end cases (SIGTERM from outside mid-step, SIGKILL, exact resume) are in
+test_resume_kill.py; here: the handler outside training, a SIGTERM during validation, the
+atomic checkpoint writer under SIGKILL, and unreadable checkpoints on resume.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import write_cub_tree
+from ornet.cli import main
+from ornet.errors import OrnetError, Preempted
+from ornet.fsutil import stale_temporaries
+from ornet.tasks import preemption
+
+TINY = ["--model.backbone", "mobilenet_v3_small", "--model.evaluator", "mobilenet_v3_small",
+        "--model.generator_width", "8", "--data.resize", "40", "--data.crop", "32", "--data.batch_size", "4",
+        "--data.eval_batch_size", "8", "--data.num_workers", "0", "--data.val_per_class", "2",
+        "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.snapshot_images", "0", "--quiet"]
+main_thread_only = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                                      reason="signal handlers can only be installed in the main thread")
+
+
+@main_thread_only
+def test_outside_training_sigterm_stops_at_once_and_the_handler_is_restored():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Preempted) as e, preemption.handling():
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # the handler runs between bytecodes, right after the signal
+            pass
+    assert e.value.exit_code == 143 and "SIGTERM" in str(e.value)
+    assert signal.getsignal(signal.SIGTERM) == before and not preemption.requested()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_cub_tree(tmp_path_factory.mktemp("data") / "cub", classes=3, per_class=10, size=(48, 40))
+
+
+def _sigterm_in_validation(monkeypatch, epoch: int) -> None:
+    """SIGTERM to this process at the first validation batch of `epoch` (1-based)."""
+    from lightning.pytorch.callbacks import Callback
+
+    import ornet.tasks.pipeline as pipeline
+
+    class Term(Callback):
+        def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+            if trainer.current_epoch == epoch - 1 and batch_idx == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    build = pipeline.build_trainer
+    monkeypatch.setattr(pipeline, "build_trainer", lambda cfg, stage, out, quiet=False, callbacks=None, **kw: build(
+        cfg, stage, out, quiet, [*(callbacks or []), Term()], **kw))
+
+
+@main_thread_only
+@pytest.mark.slow
+@pytest.mark.parametrize("epoch", [1, 2])
+def test_sigterm_during_validation_stops_at_the_epoch_boundary(tmp_path, data, capsys, monkeypatch, epoch):
+    """Validation finishes, the end-of-epoch checkpoint is written, then the run stops (exit 143)."""
+    _sigterm_in_validation(monkeypatch, epoch)
+    out = tmp_path / "run"
+    code = main(["train", "--data.root", str(data), "--out", str(out), *TINY, "--stages", "[coarse]",
+                 "--coarse.epochs", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    last, final = out / "checkpoints" / "coarse-last.ckpt", out / "checkpoints" / "coarse.ckpt"
+    assert code == 143 and len(err) == 1, err
+    resume = f"; continue with: ornet train --out {out} --resume"
+    if epoch == 1:
+        assert err[0] == f"ornet train: stopped: SIGTERM during stage coarse, after epoch 1: its state is in {last}" \
+            + resume
+        assert not final.exists()
+    else:  # the stage's last epoch: the stage completes, the run stops before evaluating
+        assert err[0] == f"ornet train: stopped: SIGTERM during stage coarse, which completed ({final})" + resume
+        assert final.is_file() and not (out / "metrics.json").exists()
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == epoch - 1 and ckpt["callbacks"]["ReproducibleEpochs[coarse]"] == {"epoch": epoch,
+                                                                                               "batches": 0}
+    assert signal.getsignal(signal.SIGTERM) is not preemption._handler  # restored after the run
+
+
+def test_the_checkpoint_writer_killed_mid_write_leaves_the_previous_checkpoint(tmp_path):
+    """SIGKILL while `torch.save` is writing a checkpoint: the old file is intact and loads."""
+    from ornet.tasks.resume import AtomicCheckpointIO
+
+    path = tmp_path / "coarse-last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"epoch": 0, "state_dict": {"w": torch.ones(3)}}, path)
+    code = ("import os, signal, sys, torch\n"
+            "from ornet.tasks.resume import AtomicCheckpointIO\n"
+            "def half_then_die(obj, f, *a, **k):\n"
+            "    with open(f, 'wb') as out:\n"
+            "        out.write(b'PK\\x03\\x04 half a zip'); out.flush()\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "torch.save = half_then_die\n"
+            "AtomicCheckpointIO().save_checkpoint({'epoch': 1}, sys.argv[1])\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == 0 and torch.equal(ckpt["state_dict"]["w"], torch.ones(3))
+    assert len(stale_temporaries(tmp_path)) == 1  # removed by the next `--resume`
+
+
+def test_trainers_write_checkpoints_atomically(tmp_path):
+    from ornet.config import RunConfig
+    from ornet.tasks.pipeline import build_trainer
+    from ornet.tasks.resume import AtomicCheckpointIO
+
+    cfg = RunConfig()
+    cfg.trainer.accelerator, cfg.trainer.devices = "cpu", 1
+    trainer = build_trainer(cfg, "coarse", tmp_path, quiet=True, logger=False)
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", b"not a checkpoint"])
+def test_an_unreadable_last_checkpoint_is_named_with_what_to_do(tmp_path, content):
+    from ornet.tasks.resume import check_resume_checkpoint
+
+    path = tmp_path / "coarse-last.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(OrnetError, match=r"^cannot resume: .*coarse-last\.ckpt.*; delete it to restart stage "
+                                         r"coarse from its beginning$"):
+        check_resume_checkpoint(path, "coarse")
+
+
+def test_a_checkpoint_of_another_stage_is_not_resumed(tmp_path):
+    from ornet.tasks.resume import check_resume_checkpoint
+
+    path = tmp_path / "coarse-last.ckpt"
+    torch.save({"hyper_parameters": {"stage": "refine"}, "state_dict": {}, "optimizer_states": []}, path)
+    with pytest.raises(OrnetError, match=r"not a stage-coarse training checkpoint \(stage 'refine'\)"):
+        check_resume_checkpoint(path, "coarse")
