@@ -33,6 +33,7 @@ def build_parser(prog: str):
                         help="where the threshold comes from: val (default for models trained that way), test, "
                              "or model (the threshold stored in model.json)")
     parser.add_argument("--out", type=str, default=None, help="output folder (default: evaluate_<split>/ next to the model)")
+    parser.add_argument("--force", action="store_true", help="write into a non-empty --out (replacing its results)")
     parser.add_argument("--save-scoremaps", type=str, default=None,
                         help="also write each map as DIR/<image_id>.npy (wsolevaluation's layout)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -87,6 +88,10 @@ def main(argv: list[str], prog: str) -> int:
     trainer = ns.trainer.as_dict() if hasattr(ns.trainer, "as_dict") else dict(vars(ns.trainer))
     cfg = RunConfig(data=data_cfg, eval=eval_cfg, trainer=_build(TrainerConfig, trainer))
     cfg.data.batch_size = cfg.data.eval_batch_size
+
+    out_dir = Path(ns.out) if ns.out else run_dir / f"evaluate_{ns.split}"
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not ns.force:  # before any work
+        raise OrnetError(f"--out {out_dir} exists and is not empty; pass --force to write into it")
 
     from ..data.datamodule import WSOLDataModule
     from ..evaluation import evaluate, write_outputs

@@ -50,7 +50,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "RUN_DIR/report.html). See docs/figures.md for what each figure shows."))
     p.add_argument("kind", metavar="KIND", choices=(*KINDS, "all"), help=f"one of: {', '.join(KINDS)}, all")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `ornet train` / `ornet evaluate`")
-    p.add_argument("--out", default=None, help="folder for the PNGs (default: RUN_DIR/figures)")
+    p.add_argument("--out", default=None, help="folder for the PNGs (default: RUN_DIR/figures, refreshed)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
     p.add_argument("--n", type=int, default=None,
                    help="images per figure (defaults: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_N.items()) + ")")
     p.add_argument("--split", default=None, help="dataset split to draw (default: the evaluated one, else test)")
@@ -478,6 +479,9 @@ def main(argv: list[str], prog: str) -> int:
     if ns.batch_size < 1:
         raise OrnetError(f"--batch-size must be >= 1, got {ns.batch_size}")
     kinds = KINDS if ns.kind == "all" else (ns.kind,)
+    out = Path(ns.out) if ns.out is not None else None
+    if out is not None and out.is_dir() and any(out.iterdir()) and not ns.force:  # RUN_DIR/figures is refreshed
+        raise OrnetError(f"--out {out} exists and is not empty; pass --force to write into it")
     written, skipped = render(ns.run_dir, kinds, ns.out, ns.n, strict=ns.kind != "all", data_root=ns.data_root,
                               data_name=ns.data_name, split=ns.split, device=ns.device, batch_size=ns.batch_size)
     for path in written:
