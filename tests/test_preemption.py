@@ -140,3 +140,22 @@ def test_a_checkpoint_of_another_stage_is_not_resumed(tmp_path):
     torch.save({"hyper_parameters": {"stage": "refine"}, "state_dict": {}, "optimizer_states": []}, path)
     with pytest.raises(OrnetError, match=r"not a stage-coarse training checkpoint \(stage 'refine'\)"):
         check_resume_checkpoint(path, "coarse")
+
+
+def test_loader_workers_survive_a_sigterm_sent_to_the_whole_job(cub_tree):
+    """SLURM signals every process of a job; a dead worker would crash the graceful stop."""
+    import time
+
+    from ornet.config import DataConfig
+    from ornet.data.datamodule import WSOLDataModule
+
+    dm = WSOLDataModule(DataConfig(root=str(cub_tree), resize=40, crop=32, batch_size=2, val_per_class=1,
+                                   num_workers=1))
+    batches = iter(dm.train_dataloader())
+    next(batches)
+    workers = batches._workers  # torch's worker processes (private attribute: test only)
+    for w in workers:
+        os.kill(w.pid, signal.SIGTERM)
+    time.sleep(0.3)
+    assert all(w.is_alive() for w in workers)
+    assert next(batches).images.shape[0] == 2  # still serving
