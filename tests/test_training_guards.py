@@ -58,6 +58,18 @@ def test_non_finite_parameters_and_buffers_are_named():
         check_parameters(bn, "at")
 
 
+def test_under_ddp_every_process_stops_at_the_same_step():
+    """`agree` combines the verdicts: a process whose own terms are finite stops too."""
+    finite = {"loss": _t(1.0)}
+    check_loss_terms(finite, "at", agree=lambda ok: ok)  # everyone fine
+    with pytest.raises(TrainingDiverged, match=r"^at: a loss term is not finite on another process$"):
+        check_loss_terms(finite, "at", agree=lambda ok: False)
+    with pytest.raises(TrainingDiverged, match=r"^at: the loss is nan$"):
+        check_loss_terms({"loss": _t(math.nan)}, "at", agree=lambda ok: False)
+    with pytest.raises(TrainingDiverged, match=r"^at: parameters are not finite on another process$"):
+        check_parameters(torch.nn.Linear(2, 2), "at", agree=lambda ok: False)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return write_cub_tree(tmp_path_factory.mktemp("data") / "cub", classes=3, per_class=10, size=(48, 40))

@@ -123,12 +123,19 @@ class StageTask(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         self._loss_terms = {}
         loss = self._step(batch, "train")
-        check_loss_terms({"loss": loss, **self._loss_terms}, self.position())
+        check_loss_terms({"loss": loss, **self._loss_terms}, self.position(), agree=self._agree())
         return loss
 
     def on_train_epoch_end(self) -> None:
         # Runs before ModelCheckpoint rewrites <stage>-last.ckpt: a diverged state must not replace it.
-        check_parameters(self, self.position(done=True))
+        check_parameters(self, self.position(done=True), agree=self._agree())
+
+    def _agree(self):
+        """Under DDP: combine a verdict across processes (all must be fine); None otherwise."""
+        t = self._trainer
+        if t is None or t.world_size <= 1:
+            return None
+        return lambda ok: bool(t.strategy.reduce_boolean_decision(ok, all=True))
 
     def position(self, done: bool = False) -> str:
         """`stage refine, epoch 2/3, step 17`: the step under way (or the last one, `done`)."""

@@ -8,12 +8,15 @@ as the progress lines), the training step within the stage (1-based) and the ter
 
     stage refine, epoch 2/3, step 17: loss term loss_entropy (L_we) is nan
 
-Testing costs one device-to-host copy of a few scalars per step.
+Testing costs one device-to-host copy of a few scalars per step. Under DDP the verdict is
+combined across processes (`agree`), so that every process stops at the same step: a lone
+process raising would leave the others waiting in the next gradient all-reduce.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -50,10 +53,25 @@ def _label(name: str) -> str:
     return f"{name} ({SYMBOLS[name]})" if name in SYMBOLS else name
 
 
-def check_loss_terms(terms: dict[str, torch.Tensor], at: str, total: str = "loss") -> None:
-    """Raise `TrainingDiverged` naming the non-finite terms (or the total, if no term is)."""
+def _agreed(ok: bool, agree: Callable[[bool], bool] | None, at: str, what: str) -> bool:
+    """True if every process is fine; raises if only another process is not."""
+    if agree is None:
+        return ok
+    if agree(ok):
+        return True
+    if ok:
+        raise TrainingDiverged(f"{at}: {what} not finite on another process")
+    return False
+
+
+def check_loss_terms(terms: dict[str, torch.Tensor], at: str, total: str = "loss",
+                     agree: Callable[[bool], bool] | None = None) -> None:
+    """Raise `TrainingDiverged` naming the non-finite terms (or the total, if no term is).
+
+    `agree(ok) -> all processes ok` (DDP); None in a single process.
+    """
     bad = nonfinite_terms(terms)
-    if not bad:
+    if _agreed(not bad, agree, at, "a loss term is"):
         return
     named = {k: v for k, v in bad.items() if k != total}
     if not named:
@@ -63,13 +81,11 @@ def check_loss_terms(terms: dict[str, torch.Tensor], at: str, total: str = "loss
     raise TrainingDiverged(f"{at}: {noun} " + ", ".join(f"{_label(k)} is {_value(v)}" for k, v in named.items()))
 
 
-def check_parameters(module: nn.Module, at: str) -> None:
+def check_parameters(module: nn.Module, at: str, agree: Callable[[bool], bool] | None = None) -> None:
     """Raise `TrainingDiverged` if a parameter or floating-point buffer holds a NaN or Inf."""
     tensors = [(n, t) for n, t in (*module.named_parameters(), *module.named_buffers()) if t.is_floating_point()]
-    if not tensors:
-        return
-    flags = torch.stack([torch.isfinite(t.detach()).all() for _, t in tensors])
-    if bool(flags.all()):
+    flags = torch.stack([torch.isfinite(t.detach()).all() for _, t in tensors]) if tensors else torch.ones(1, dtype=torch.bool)
+    if _agreed(bool(flags.all()), agree, at, "parameters are"):
         return
     bad = [n for (n, _), ok in zip(tensors, flags.cpu().tolist()) if not ok]
     more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""

@@ -96,7 +96,8 @@ class Preemption(Callback):
         if not self._stop_requested(trainer):
             return
         at = where(self.stage, trainer.current_epoch, trainer.max_epochs, trainer.global_step - 1)
-        check_parameters(pl_module, at)  # never save a diverged state
+        agree = getattr(pl_module, "_agree", lambda: None)()
+        check_parameters(pl_module, at, agree=agree)  # never save a diverged state
         trainer.save_checkpoint(str(self.last_checkpoint))
         raise Preempted(f"SIGTERM during {at} (batch {batch_idx + 1} of the epoch): saved {self.last_checkpoint}")
 
