@@ -12,6 +12,14 @@ the callback does ACTION:
 The callback is added by wrapping `pipeline.build_trainer`; production code is unchanged.
 With ORNET_TEST_NO_FIGURES=1 the figures and report are not drawn (they do not change
 metrics.json or the model; drawing them costs seconds per run).
+
+    python tests/interrupt_runner.py --serve
+
+imports torch, Lightning and ornet once, then forks one child process per request (a JSON line
+on stdin: {"argv": [STAGE, STEP, ACTION, "--", ...], "env": {...}, "stdout": FILE, "stderr": FILE}); it answers
+{"pid": PID} when the child starts (the test may signal it) and {"code": EXIT_CODE} when it
+ends (negative: killed by that signal). Each child is a real process running the same code
+as `ornet train`; forking saves the several seconds of imports per run.
 """
 
 from __future__ import annotations
@@ -63,5 +71,48 @@ def run(argv: list[str]) -> int:
     return main(["train", *argv[4:]])
 
 
+def _child(request: dict) -> None:
+    code = 1
+    try:
+        os.environ.update(request.get("env", {}))
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            os.dup2(os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+        code = run(request["argv"])
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def serve() -> None:
+    import json
+
+    import ornet.commands.train  # noqa: F401  (everything a run imports, once, before forking)
+    import ornet.data.datamodule  # noqa: F401
+    import ornet.evaluation  # noqa: F401
+    import ornet.models.ornet  # noqa: F401
+    import ornet.tasks.coarse  # noqa: F401
+    import ornet.tasks.evaluator  # noqa: F401
+    import ornet.tasks.refine  # noqa: F401
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            _child(request)
+        print(json.dumps({"pid": pid}), flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"code": os.waitstatus_to_exitcode(status)}), flush=True)
+
+
 if __name__ == "__main__":
-    sys.exit(run(sys.argv[1:]))
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+    else:
+        sys.exit(run(sys.argv[1:]))

@@ -1,7 +1,8 @@
 """An interrupted `ornet train` resumed with `--resume` ends exactly where an uninterrupted run does.
 
-Every run is a subprocess (tests/interrupt_runner.py: `ornet train` plus a test-only callback that
-interrupts one training step) of a tiny three-stage run on CPU: evaluator 2 epochs, coarse 2,
+Every run is its own process (tests/interrupt_runner.py: `ornet train` plus a test-only callback
+that interrupts one training step; forked from one process that imported everything once, to
+save seconds of imports per run) of a tiny three-stage run on CPU: evaluator 2 epochs, coarse 2,
 refine 3, 3 training batches per epoch. SIGKILL saves nothing: the stage restarts from its
 end-of-epoch `<stage>-last.ckpt`. SIGTERM saves `<stage>-last.ckpt` after the batch under way,
 prints one line and exits 143; the resume continues in the middle of the epoch. Both must give
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,19 +44,56 @@ def data(tmp_path_factory) -> Path:
     return write_cub_tree(tmp_path_factory.mktemp("data") / "cub", classes=3, per_class=10, size=(48, 40))
 
 
-def _env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "ORNET_TEST_NO_FIGURES": "1", **extra}
+class Runs:
+    """`tests/interrupt_runner.py --serve`: imports once, forks one process per `ornet train` run."""
+
+    def __init__(self, logs: Path):
+        self.logs, self.count = logs, 0
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "ORNET_TEST_NO_FIGURES": "1"}
+        self.proc = subprocess.Popen([sys.executable, RUNNER, "--serve"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
+        self.answers: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.answers.put(json.loads(line))
+
+    def start(self, data: Path, out: Path, *extra: str, interrupt: tuple[str, int, str] | None = None,
+              env: dict | None = None) -> tuple[int, Path]:
+        """Start a run; returns (its pid, its stderr file)."""
+        stage, step, action = interrupt or ("-", 0, "none")
+        self.count += 1
+        err = self.logs / f"run{self.count}.err"
+        request = {"argv": [stage, str(step), action, "--", "--data.root", str(data), "--out", str(out), *ARGS,
+                            *extra],
+                   "env": env or {}, "stdout": str(self.logs / f"run{self.count}.out"), "stderr": str(err)}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return self.answers.get(timeout=300)["pid"], err
+
+    def finish(self, err: Path) -> tuple[int, str]:
+        """(exit code, stderr) of the run started last: negative if a signal ended it."""
+        return self.answers.get(timeout=300)["code"], err.read_text()
+
+    def train(self, *args, **kwargs) -> tuple[int, str]:
+        _, err = self.start(*args, **kwargs)
+        return self.finish(err)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=60)
+        finally:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def _command(data: Path, out: Path, interrupt: tuple[str, int, str] | None, *extra: str) -> list[str]:
-    stage, step, action = interrupt or ("-", 0, "none")
-    return [sys.executable, RUNNER, stage, str(step), action, "--", "--data.root", str(data), "--out", str(out),
-            *ARGS, *extra]
-
-
-def _train(data: Path, out: Path, *extra: str, interrupt: tuple[str, int, str] | None = None):
-    return subprocess.run(_command(data, out, interrupt, *extra), env=_env(), capture_output=True, text=True,
-                          timeout=300)
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    r = Runs(tmp_path_factory.mktemp("logs"))
+    yield r
+    r.close()
 
 
 def _result(out: Path) -> tuple[dict, dict[str, torch.Tensor], str]:
@@ -77,34 +117,12 @@ def _last(out: Path, stage: str) -> dict:
     return torch.load(out / "checkpoints" / f"{stage}-last.ckpt", map_location="cpu", weights_only=True)
 
 
-def _reference(data: Path, out: Path) -> tuple:
-    proc = _train(data, out)
-    assert proc.returncode == 0, proc.stderr
-    metrics, _, _ = result = _result(out)
-    assert 0 < metrics["pxap"] < 100 and metrics["num_images"] == 12  # a non-trivial model to compare
-    return result
-
-
-def _sigterm_from_outside(data: Path, out: Path, stage: str, step: int, ready: Path) -> tuple[int, str]:
-    """Run with --resume until `stage`'s step `step` starts, send SIGTERM, return (exit code, stderr)."""
-    proc = subprocess.Popen(_command(data, out, (stage, step, "wait"), "--resume"),
-                            env=_env(ORNET_TEST_READY=str(ready)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        deadline = time.monotonic() + 240
-        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert ready.exists(), f"the run never reached {stage} step {step}: {proc.stderr.read() if proc.stderr else ''}"
-        proc.send_signal(signal.SIGTERM)  # from outside, in the middle of the step
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    return proc.returncode, err
-
-
-def test_killed_and_preempted_runs_resume_to_the_uninterrupted_result(tmp_path, data):
+def test_killed_and_preempted_runs_resume_to_the_uninterrupted_result(tmp_path, data, runs):
     """SIGKILL in stage 1, SIGKILL in stage 2, SIGTERM in stage 2, each followed by --resume."""
-    reference = _reference(data, tmp_path / "reference")
+    code, err = runs.train(data, tmp_path / "reference")
+    assert code == 0, err
+    reference = _result(tmp_path / "reference")
+    assert 0 < reference[0]["pxap"] < 100 and reference[0]["num_images"] == 12  # a non-trivial model
     rng = random.Random(8)
     coarse_kill = rng.randrange(STEPS, 2 * STEPS)  # in coarse's 2nd epoch: coarse-last.ckpt exists
     refine_kill = rng.randrange(STEPS, 2 * STEPS)  # in refine's 2nd epoch
@@ -113,17 +131,25 @@ def test_killed_and_preempted_runs_resume_to_the_uninterrupted_result(tmp_path, 
     out = tmp_path / "run"
     ckpts = out / "checkpoints"
 
-    proc = _train(data, out, interrupt=("coarse", coarse_kill, "kill"))
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    code, err = runs.train(data, out, interrupt=("coarse", coarse_kill, "kill"))
+    assert code == -signal.SIGKILL, err
     assert (ckpts / "evaluator.ckpt").is_file() and not (ckpts / "coarse.ckpt").exists()
     assert _last(out, "coarse")["epoch"] == 0  # the end of coarse's first epoch: where the resume starts
 
-    proc = _train(data, out, "--resume", interrupt=("refine", refine_kill, "kill"))
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    code, err = runs.train(data, out, "--resume", interrupt=("refine", refine_kill, "kill"))
+    assert code == -signal.SIGKILL, err
     assert (ckpts / "coarse.ckpt").is_file() and not (ckpts / "refine.ckpt").exists()
     assert _last(out, "refine")["epoch"] == 0
 
-    code, err = _sigterm_from_outside(data, out, "refine", refine_term, tmp_path / "ready")
+    ready = tmp_path / "ready"
+    pid, err_file = runs.start(data, out, "--resume", interrupt=("refine", refine_term, "wait"),
+                               env={"ORNET_TEST_READY": str(ready)})
+    deadline = time.monotonic() + 240
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ready.exists(), f"the run never reached refine step {refine_term}: {err_file.read_text()}"
+    os.kill(pid, signal.SIGTERM)  # from outside, in the middle of the step
+    code, err = runs.finish(err_file)
     assert code == 143, err
     batch, last = refine_term - 2 * STEPS + 1, ckpts / "refine-last.ckpt"
     assert err.strip().splitlines() == [
@@ -134,7 +160,7 @@ def test_killed_and_preempted_runs_resume_to_the_uninterrupted_result(tmp_path, 
     assert ckpt["callbacks"]["ReproducibleEpochs[refine]"] == {"epoch": 2, "batches": batch}
     assert not (ckpts / "refine.ckpt").exists() and not list(ckpts.glob(".*.tmp"))
 
-    proc = _train(data, out, "--resume")  # continues in the middle of refine's 3rd epoch
-    assert proc.returncode == 0, proc.stderr
+    code, err = runs.train(data, out, "--resume")  # continues in the middle of refine's 3rd epoch
+    assert code == 0, err
     assert json.loads((out / "metrics.json").read_text())["stages_run"] == ["refine"]
     _assert_same(out, reference, note)
