@@ -69,11 +69,12 @@ def make_parser(prog: str, description: str, with_config: bool = True, run_confi
 
 
 def make_data_parser(prog: str, description: str):
-    """A parser with only the `data` section (check-data)."""
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    """A parser with only the `data` section (check-data); parse it with `parse_data`."""
+    from jsonargparse import ArgumentParser
 
     parser = ArgumentParser(prog=prog, description=description, exit_on_error=False, default_meta=False, allow_abbrev=False)
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML preset (only its data section is used)")
+    parser.add_argument("--config", type=str, default=None,
+                        help="YAML config or preset name (only its data section is used)")
     parser.add_class_arguments(DataConfig, "data", fail_untyped=True)
     return parser
 
@@ -89,10 +90,73 @@ def parse(parser, argv: list[str]):
         message = _explain(str(e))
         configs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
         configs += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
-        if configs and "parsing config" in message:
+        if configs and _from_config_file(message, argv) and not any(c in message for c in configs):
             message = f"{', '.join(configs)}: {message}"
         raise ConfigError(message) from None
     return ns
+
+
+def parse_data(parser, argv: list[str]):
+    """`parse` for a data-only parser (check-data): a --config file contributes its `data`
+    section only, so a full training preset works; its other sections are ignored. Each
+    file's values are checked on their own first, so that an error there names the file."""
+    argv = _expand_presets(argv)
+    rest: list[str] = []
+    from_files: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--config" or a.startswith("--config="):
+            if a == "--config":
+                if i + 1 >= len(argv):
+                    raise ConfigError("--config needs a file")
+                path, i = argv[i + 1], i + 2
+            else:
+                path, i = a.split("=", 1)[1], i + 1
+            flags = _data_flags(path)
+            try:
+                parse(parser, flags)
+            except ConfigError as e:
+                raise ConfigError(f"{path}: {e}") from None
+            from_files += flags
+        else:
+            rest.append(a)
+            i += 1
+    return parse(parser, from_files + rest)
+
+
+def _data_flags(path: str) -> list[str]:
+    """The `data` section of a YAML config as `--data.KEY VALUE` flags."""
+    import json
+
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            loaded = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
+    if loaded is None:
+        return []
+    if not isinstance(loaded, dict) or not isinstance(loaded.get("data", {}) or {}, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'data' section")
+    flags: list[str] = []
+    for key, value in (loaded.get("data") or {}).items():
+        flags += [f"--data.{key}", value if isinstance(value, str) else json.dumps(value)]
+    return flags
+
+
+def _from_config_file(message: str, argv: list[str]) -> bool:
+    """Whether a parse error comes from a --config file rather than a flag (to name the file)."""
+    import re
+
+    if "parsing config" in message or message.startswith("Unexpected config"):
+        return True
+    m = re.search(r"unknown key '([\w.]+)'", message) or re.search(r'Parser key "([\w.]+)"', message)
+    return bool(m) and m.group(1) != "config" and not any(
+        a == f"--{m.group(1)}" or a.startswith(f"--{m.group(1)}=") for a in argv)
 
 
 def _expand_presets(argv: list[str]) -> list[str]:

@@ -11,6 +11,10 @@ class DataError(OrnetError):
     """A problem in a dataset on disk, located by file and (optionally) line."""
 
     def __init__(self, what: str, file: str | None = None, line: int | None = None):
+        if file is None and line is None and "\nOriginal Traceback" in what:
+            # Re-raised by a DataLoader worker as DataError(<its formatted traceback>): keep
+            # only the original message (its last line), which already names the file.
+            what = what.rstrip().splitlines()[-1].split(": ", 1)[-1]
         self.what = what
         self.file = None if file is None else str(file)
         self.line = line

@@ -6,7 +6,7 @@ import json
 import sys
 from collections import Counter
 
-from ..cli_config import make_data_parser, parse
+from ..cli_config import make_data_parser, parse_data
 from ..data.records import DatasetIndex
 from ..errors import DataError
 
@@ -56,7 +56,7 @@ def main(argv: list[str], prog: str) -> int:
     parser.add_argument("--no-decode", action="store_true",
                         help="only read image headers (faster; truncated images go unnoticed)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    ns = parse(parser, argv)
+    ns = parse_data(parser, argv)
     from ..cli_config import _build
     from ..config import DataConfig
     from ..data.readers import read_dataset

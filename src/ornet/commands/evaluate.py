@@ -14,9 +14,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..cli_config import _build, make_parser, parse
+from ..cli_config import _build, make_parser, parse, validate
 from ..config import DataConfig, EvalConfig, RunConfig, TrainerConfig
 from ..errors import OrnetError
+from ..outdir import check_out_dir, make_out_dir
 
 DESCRIPTION = ("Evaluate a trained model on a dataset split: GT-known / Top-k Loc, MaxBoxAccV2, PxAP "
                "(threshold chosen on val unless the model's config says test). Writes metrics.json, "
@@ -49,9 +50,21 @@ def _given(argv: list[str], prefix: str) -> list[str]:
     return keys
 
 
-def main(argv: list[str], prog: str) -> int:
+def _read_run_config(path: Path) -> dict:
+    """A run's config.yaml as a dict; OrnetError naming the file when it is not one."""
     import yaml
 
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise OrnetError(f"{path}: cannot read the run's config ({' '.join(str(e).split())})") from None
+    if not isinstance(loaded, dict) or not isinstance(loaded.get("data") or {}, dict) \
+            or not isinstance(loaded.get("eval") or {}, dict):
+        raise OrnetError(f"{path}: not a run config (expected a mapping with data and eval sections)")
+    return loaded
+
+
+def main(argv: list[str], prog: str) -> int:
     from ..tasks.export import load_model, read_meta, resolve
     from ..tasks.pipeline import global_rank
     from .train import _setup_logging
@@ -65,8 +78,9 @@ def main(argv: list[str], prog: str) -> int:
     # The dataset: the run's config.yaml data section, then any --data.* flag on top.
     data = {}
     saved = run_dir / "config.yaml"
-    if saved.is_file():
-        data = dict((yaml.safe_load(saved.read_text()) or {}).get("data") or {})
+    saved_cfg = _read_run_config(saved) if saved.is_file() else {}
+    if saved_cfg:
+        data = dict(saved_cfg.get("data") or {})
     flags = ns.data.as_dict() if hasattr(ns.data, "as_dict") else dict(vars(ns.data))
     for key in _given(argv, "data"):
         data[key.split(".", 1)[1]] = flags[key.split(".", 1)[1]]
@@ -82,16 +96,19 @@ def main(argv: list[str], prog: str) -> int:
     eval_cfg = EvalConfig(box_mode=loc["box_mode"], cam_curve_interval=float(loc["cam_curve_interval"]),
                           normalize=loc["normalize"], iou_strict=bool(loc["iou_strict"]),
                           threshold_split="test" if threshold_split == "test" else "val")
-    saved_eval = (yaml.safe_load(saved.read_text()) or {}).get("eval") if saved.is_file() else None
+    saved_eval = saved_cfg.get("eval")
     if saved_eval and saved_eval.get("iou_thresholds"):
         eval_cfg.iou_thresholds = list(saved_eval["iou_thresholds"])
     trainer = ns.trainer.as_dict() if hasattr(ns.trainer, "as_dict") else dict(vars(ns.trainer))
     cfg = RunConfig(data=data_cfg, eval=eval_cfg, trainer=_build(TrainerConfig, trainer))
+    validate(cfg)
     cfg.data.batch_size = cfg.data.eval_batch_size
-
-    out_dir = Path(ns.out) if ns.out else run_dir / f"evaluate_{ns.split}"
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not ns.force:  # before any work
-        raise OrnetError(f"--out {out_dir} exists and is not empty; pass --force to write into it")
+    out = Path(ns.out) if ns.out else run_dir / f"evaluate_{ns.split}"
+    check_out_dir(out, "--out")  # before any work: a writable folder (or one that can be created)
+    if ns.save_scoremaps:
+        check_out_dir(ns.save_scoremaps, "--save-scoremaps")
+    if out.is_dir() and any(out.iterdir()) and not ns.force:
+        raise OrnetError(f"--out {out} exists and is not empty; pass --force to write into it")
 
     from ..data.datamodule import WSOLDataModule
     from ..evaluation import evaluate, write_outputs
@@ -112,8 +129,7 @@ def main(argv: list[str], prog: str) -> int:
     if global_rank() != 0:
         return 0
     result.metrics.update(method=meta["method"], model=str(info), seconds=round(time.perf_counter() - start, 2))
-    out = Path(ns.out) if ns.out else run_dir / f"evaluate_{ns.split}"
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out, "--out")
     write_outputs(out, result)
     from ..viz.publish import publish
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cli_args import UsageParser
 from ..errors import OrnetError
 
 KINDS = ("threshold-curve", "evolution", "overlay", "histogram", "failures", "grid")
@@ -45,7 +46,7 @@ class MissingSource(OrnetError):
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=(
+    p = UsageParser(prog=prog, description=(
         "Draw a run's figures as PNG files (default: RUN_DIR/figures, which also refreshes "
         "RUN_DIR/report.html). See docs/figures.md for what each figure shows."))
     p.add_argument("kind", metavar="KIND", choices=(*KINDS, "all"), help=f"one of: {', '.join(KINDS)}, all")
@@ -455,6 +456,9 @@ def render(run_dir: str | os.PathLike, kinds: Sequence[str] = KINDS, out: str | 
     if n is not None and n < 1:
         raise OrnetError(f"--n must be >= 1, got {n}")
     target = Path(out) if out is not None else root / "figures"
+    from ..outdir import check_out_dir
+
+    check_out_dir(target, "--out")  # before any figure is drawn
     run = Run(root, **run_options)
     written, skipped = [], {}
     for kind in kinds:

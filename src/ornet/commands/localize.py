@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cli_args import UsageParser
 from ..errors import DataError, OrnetError
+from ..outdir import check_out_dir, make_out_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 OVERLAY_MAX_SIDE = 1024
@@ -43,7 +45,7 @@ _GLOB_CHARS = set("*?[")
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=(
+    p = UsageParser(prog=prog, description=(
         "Predict boxes, classes and maps for your own images with a trained model. Writes "
         "OUT/boxes.json (boxes in original pixels) and one overlay PNG per image."))
     p.add_argument("model", metavar="MODEL", help="run folder, or its model.safetensors / model.json")
@@ -203,17 +205,22 @@ def _device(name: str | None):
     return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+def _check_out(out: Path, force: bool) -> None:
+    """Before any work: OUT must be a writable folder (or creatable), empty unless --force."""
+    check_out_dir(out, "--out")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise OrnetError(f"--out {out} exists and is not empty; pass --force to write into it")
+
+
 def _prepare_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise OrnetError(f"--out {out} exists and is not a folder")
+    """Once the model has loaded: clear an earlier run's outputs (--force) and create OUT."""
+    _check_out(out, force)
     if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise OrnetError(f"--out {out} exists and is not empty; pass --force to write into it")
         (out / "boxes.json").unlink(missing_ok=True)
         for sub in ("overlays", "maps"):
             if (out / sub).is_dir():
                 shutil.rmtree(out / sub)
-    (out / "overlays").mkdir(parents=True, exist_ok=True)
+    make_out_dir(out / "overlays", "--out")
 
 
 def main(argv: list[str], prog: str) -> int:
@@ -223,6 +230,7 @@ def main(argv: list[str], prog: str) -> int:
     if ns.threshold is not None and not 0.0 <= ns.threshold <= 1.0:
         raise OrnetError(f"--threshold must be in [0, 1], got {ns.threshold}")
     out = Path(ns.out)
+    _check_out(out, ns.force)
     paths = expand_inputs(ns.inputs, exclude=out)
 
     from ..tasks.export import load_model

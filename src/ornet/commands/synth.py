@@ -42,7 +42,11 @@ def main(argv: list[str], prog: str = "ornet synth") -> int:
     except SystemExit as e:  # --help
         return int(e.code or 0)
     from ..data.synthetic import SynthConfig, contact_sheet, generate
+    from ..outdir import check_out_dir, check_out_file
 
+    check_out_dir(args.out, "OUT")
+    if args.contact_sheet:  # checked now, not after the images are drawn
+        check_out_file(args.contact_sheet, "--contact-sheet")
     cfg = SynthConfig(classes=args.classes, train=args.train, test=args.test, size=args.size,
                       seed=args.seed, second_object=args.second_object)
     s = generate(cfg, args.out, workers=args.workers, force=args.force, quiet=args.quiet)

@@ -85,6 +85,7 @@ def main(argv: list[str], prog: str) -> int:
     # image headers) and every weights file and checkpoint it will load.
     datamodule = WSOLDataModule(cfg.data)
     check_weight_files(cfg, out, force=bool(ns.force))
+    pipeline.plan(cfg, out, resume)  # a stage's missing dependency (refine without coarse.ckpt) fails here
     if rank == 0:
         make_out_dir(out, "--out")
         if ns.force:
@@ -103,12 +104,23 @@ def check_weight_files(cfg, out: Path, force: bool = False) -> None:
     --force is about to delete. A pickled object in any of them is refused here, before a run
     folder is touched or a minute is spent training.
     """
-    from ..models.weights import read_state_dict, safe_torch_load, weights_file
+    from ..models.backbones import BACKBONES
+    from ..models.weights import read_state_dict, safe_torch_load, torchvision_weights, weights_file
     from ..tasks.pipeline import checkpoint_path
 
-    for key in ("backbone_weights", "evaluator_weights"):
-        if weights_file(getattr(cfg.model, key)) is not None:
-            read_state_dict(weights_file(getattr(cfg.model, key)))
+    m = cfg.model
+    for key, arch in (("backbone", m.backbone), ("evaluator", m.evaluator)):
+        if arch is not None and arch not in BACKBONES:
+            raise OrnetError(f"model.{key}: unknown network {arch!r}; known: {', '.join(BACKBONES.names())}")
+    for key, arch in (("backbone_weights", m.backbone), ("evaluator_weights", m.evaluator)):
+        spec = (getattr(m, key) or "none").strip()
+        if weights_file(spec) is not None:
+            read_state_dict(weights_file(spec))
+        elif spec.lower() != "none" and not (key == "backbone_weights" and spec == "evaluator") and arch:
+            try:
+                torchvision_weights(spec, arch)
+            except OrnetError as e:
+                raise OrnetError(f"model.{key}: {e}") from None
     replaced = {checkpoint_path(out, s, last=last) for s in cfg.stages for last in (False, True)} if force else set()
     folder = out / "checkpoints"
     for path in sorted(folder.glob("*.ckpt")) if folder.is_dir() else []:

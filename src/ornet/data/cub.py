@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..config import DataConfig
 from ..errors import DataError
+from .folder import reader_options
 from .io import image_size, iter_fields, parse_float, parse_int
 from .readers import READERS, carve_val, finish_index
 from .records import DatasetIndex, Record, check_box, check_image_id
@@ -24,6 +25,7 @@ from .records import DatasetIndex, Record, check_box, check_image_id
 
 @READERS.register("cub")
 def read_cub(cfg: DataConfig) -> DatasetIndex:
+    reader_options(cfg, "cub", {})  # no options: a given one is a typo, not silently ignored
     root = Path(cfg.root)
     problems: list[DataError] = []
 

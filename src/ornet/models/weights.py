@@ -176,7 +176,9 @@ def check_safetensors(path: str | Path) -> None:
                          "only from safetensors and never unpickles them") from None
 
 
-def _torchvision_state_dict(name: str, arch: str) -> dict[str, torch.Tensor]:
+def torchvision_weights(name: str, arch: str):
+    """The torchvision weights enum member `name` of `arch` (nothing is downloaded); OrnetError
+    listing the known names when there is none (checked before training starts)."""
     import torchvision
 
     try:
@@ -184,11 +186,15 @@ def _torchvision_state_dict(name: str, arch: str) -> dict[str, torch.Tensor]:
     except (ValueError, KeyError) as err:
         raise OrnetError(f"torchvision has no weights for architecture {arch!r}") from err
     try:
-        weights = enum[name]
+        return enum[name]
     except KeyError:
         known = ", ".join(["DEFAULT", *enum.__members__])
         raise OrnetError(f"unknown weights {name!r} for {arch}; known: {known}; "
                          "or give the path of a .pth / .safetensors file") from None
+
+
+def _torchvision_state_dict(name: str, arch: str) -> dict[str, torch.Tensor]:
+    weights = torchvision_weights(name, arch)
     try:
         return dict(weights.get_state_dict(progress=True, check_hash=True))
     except Exception as err:  # network errors, hash mismatch, corrupt cache
