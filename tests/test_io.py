@@ -67,6 +67,49 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
         image_size(p)
 
 
+def bomb_png(path, width: int = 30000, height: int = 30000):
+    """A few-hundred-byte PNG whose header claims width x height pixels (30000 x 30000 = 900 Mpx,
+    over twice Pillow's MAX_IMAGE_PIXELS): a decompression bomb, made without the memory."""
+    import struct
+    import zlib
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey, no interlace
+    idat = zlib.compress(b"\x00" * (width + 1))  # a single row; the rest never arrives
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("side", [10000, 30000])  # over the limit (a warning in Pillow), over twice (an error)
+def test_header_only_bomb_is_refused_at_pillows_own_limit(tmp_path, side):
+    p = bomb_png(tmp_path / "bomb.png", side, side)
+    assert p.stat().st_size < 2000
+    for read in (image_size, load_image):
+        with pytest.raises(DataError, match="decompression bomb") as e:
+            read(p)
+        assert str(e.value).startswith(f"{p}: ")
+
+
+def test_palette_with_a_transparent_colour_is_composited_on_white(tmp_path):
+    arr = np.zeros((4, 4, 3), dtype=np.uint8)
+    arr[1:3, 1:3] = (200, 0, 0)
+    im = Image.fromarray(arr).quantize(colors=2)
+    p = tmp_path / "p.png"
+    im.save(p, transparency=im.getpixel((0, 0)))
+    out = np.asarray(load_image(p))
+    assert out[0, 0].tolist() == [255, 255, 255] and out[1, 1, 0] > 150 and out[1, 1, 1] < 60
+
+
+def test_data_error_from_a_dataloader_worker_keeps_only_the_original_message():
+    """torch re-raises a worker's exception as DataError(<formatted traceback>)."""
+    wrapped = ("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+               '  File "x.py", line 1, in f\n    raise DataError(...)\n'
+               "ornet.errors.DataError: a/b.jpg: unreadable or truncated image (image file is truncated)\n")
+    assert str(DataError(wrapped)) == "a/b.jpg: unreadable or truncated image (image file is truncated)"
+
+
 def test_truncated_and_garbage_files_are_named(tmp_path):
     im = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     p = _save(tmp_path, "t.jpg", im, quality=95)
