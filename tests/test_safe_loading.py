@@ -116,6 +116,34 @@ def test_train_refuses_a_pickle_named_safetensors(tmp_path, capsys, data):
     assert "not a safetensors file" in err and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("key", ["backbone_weights", "evaluator_weights"])
+def test_a_poisoned_torchvision_cache_is_refused(tmp_path, capsys, monkeypatch, data, key):
+    """A weights NAME reads $TORCH_HOME/hub/checkpoints/<file> (torch.hub: weights_only=False)."""
+    from ornet.models.weights import torchvision_cache_file, torchvision_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    canary = tmp_path / "canary"
+    evil = poison(torchvision_cache_file(torchvision_weights("IMAGENET1K_V1", "resnet18")), canary)
+    out = tmp_path / "run"
+    err = check_refused(capsys, ["train", "--data.root", str(data), "--out", str(out), *TINY,
+                                 f"--model.{key}", "IMAGENET1K_V1"], evil, canary)
+    assert REFUSED in err and not out.exists()
+
+
+def test_load_weights_refuses_a_poisoned_torchvision_cache(tmp_path, monkeypatch):
+    """The same through the library call the model builders make (no command-line check first)."""
+    from ornet.errors import OrnetError
+    from ornet.models.backbones import build_classifier
+    from ornet.models.weights import torchvision_cache_file, torchvision_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    canary = tmp_path / "canary"
+    evil = poison(torchvision_cache_file(torchvision_weights("IMAGENET1K_V1", "resnet18")), canary)
+    with pytest.raises(OrnetError, match=REFUSED) as e:
+        build_classifier("resnet18", 3, weights="IMAGENET1K_V1")
+    assert str(evil) in str(e.value) and not canary.exists()
+
+
 def _run_folder(tmp_path: Path, data: Path, stages: str) -> Path:
     """A run folder whose config.yaml lists `stages` (what `--resume` / `--stages` continue)."""
     from ornet.cli_config import dump_yaml, make_parser, parse, to_run_config

@@ -105,7 +105,13 @@ def check_weight_files(cfg, out: Path, force: bool = False) -> None:
     folder is touched or a minute is spent training.
     """
     from ..models.backbones import BACKBONES
-    from ..models.weights import read_state_dict, safe_torch_load, torchvision_weights, weights_file
+    from ..models.weights import (
+        read_state_dict,
+        safe_torch_load,
+        torchvision_cache_file,
+        torchvision_weights,
+        weights_file,
+    )
     from ..tasks.pipeline import checkpoint_path
 
     m = cfg.model
@@ -118,9 +124,11 @@ def check_weight_files(cfg, out: Path, force: bool = False) -> None:
             read_state_dict(weights_file(spec))
         elif spec.lower() != "none" and not (key == "backbone_weights" and spec == "evaluator") and arch:
             try:
-                torchvision_weights(spec, arch)
+                cached = torchvision_cache_file(torchvision_weights(spec, arch))
             except OrnetError as e:
                 raise OrnetError(f"model.{key}: {e}") from None
+            if cached.is_file():  # downloaded earlier: read now like any weights file
+                safe_torch_load(cached)
     replaced = {checkpoint_path(out, s, last=last) for s in cfg.stages for last in (False, True)} if force else set()
     folder = out / "checkpoints"
     for path in sorted(folder.glob("*.ckpt")) if folder.is_dir() else []:

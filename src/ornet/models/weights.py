@@ -193,10 +193,23 @@ def torchvision_weights(name: str, arch: str):
                          "or give the path of a .pth / .safetensors file") from None
 
 
+def torchvision_cache_file(weights) -> Path:
+    """Where torch.hub keeps (or will download) a torchvision weights file ($TORCH_HOME)."""
+    from urllib.parse import urlparse
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+
+
 def _torchvision_state_dict(name: str, arch: str) -> dict[str, torch.Tensor]:
     weights = torchvision_weights(name, arch)
+    cached = torchvision_cache_file(weights)
+    if cached.is_file():  # torch.hub would read it with weights_only=False: read it ourselves
+        return dict(safe_torch_load(cached))
     try:
-        return dict(weights.get_state_dict(progress=True, check_hash=True))
+        return dict(weights.get_state_dict(progress=True, check_hash=True, weights_only=True))
+    except pickle.UnpicklingError:
+        raise OrnetError(f"{cached}: contains objects other than tensors and is refused: ornet loads "
+                         "weights only, never pickled objects (they could run code)") from None
     except Exception as err:  # network errors, hash mismatch, corrupt cache
         raise OrnetError(f"could not fetch torchvision weights {arch} {name} ({err}); "
                          f"download {weights.url} yourself and pass the file path") from err
