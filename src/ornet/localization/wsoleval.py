@@ -18,6 +18,7 @@ import io
 import multiprocessing as mp
 import os
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -251,6 +252,17 @@ def _run_chunk(job: _Job, items: list[tuple]) -> tuple:
     return hits, pos, neg, None
 
 
+def _start_method() -> str:
+    """fork (cheapest) unless torch is loaded in this process: forking after torch's OpenMP
+    threads have run can hang the child (seen when `evaluate-maps` runs in a process that trained
+    or localised before), so then a fresh interpreter (forkserver / spawn). The `evaluate-maps`
+    command never imports torch and keeps fork."""
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and "torch" not in sys.modules:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
 def _init_worker() -> None:
     cv2.setNumThreads(1)  # parallelism comes from the processes
 
@@ -290,8 +302,7 @@ def evaluate_scoremaps(metadata: str | Path | Metadata, scoremap_root: str | Pat
         results = map(run, chunks)
         pool = None
     else:
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        pool = ctx.Pool(workers, initializer=_init_worker)
+        pool = mp.get_context(_start_method()).Pool(workers, initializer=_init_worker)
         results = pool.imap(run, chunks)
     try:
         for h, p, n, error in results:
