@@ -356,13 +356,9 @@ CASES: list[Case] = [
          "existing exists and is not empty"),
     # demo ----------------------------------------------------------------------------------------
     Case("demo-existing-out", _w("demo", "--out", lambda w: w.folder(), "--fast"), "existing exists and is not empty"),
-    Case("demo-seed-not-int", _w("demo", "--seed", "abc", "--out", "d"), "'abc'",
-         marks=(pytest.mark.xfail(strict=True, reason="demo.py's argparse prints usage (2 lines); reported"),)),
-    Case("demo-seed-negative", _w("demo", "--seed", "-1", "--out", "d", "--fast"), "--seed must be >= 0",
-         marks=(pytest.mark.xfail(strict=True, reason="demo prints synth's line and its own (2 lines) and "
-                                  "leaves d/.ornet-demo; reported"),)),
-    Case("demo-out-below-file", _w("demo", "--out", below_file, "--fast"), "a_file",
-         marks=(pytest.mark.xfail(strict=True, reason="demo.py creates --out without a check; reported"),)),
+    Case("demo-seed-not-int", _w("demo", "--seed", "abc", "--out", "d"), "'abc'"),
+    Case("demo-seed-negative", _w("demo", "--seed", "-1", "--out", "d", "--fast"), "--seed must be >= 0"),
+    Case("demo-out-below-file", _w("demo", "--out", below_file, "--fast"), "a_file"),
 ]
 
 

@@ -21,8 +21,10 @@ import threading
 import time
 from pathlib import Path
 
+from ..cli_args import UsageParser
 from ..errors import OrnetError
 from ..fsutil import write_json_atomic
+from ..outdir import check_out_dir, make_out_dir
 from ..presets import preset_path
 
 # (synth options, extra train overrides) for the full run and for the smoke check.
@@ -42,7 +44,7 @@ COLUMNS = [("gt_known_loc", "GT-known"), ("top1_loc", "Top-1 Loc"), ("max_box_ac
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=(
+    p = UsageParser(prog=prog, description=(
         "Generate the synthetic benchmark, train ORNet (configs/demo.yaml) and the CAM baseline "
         "(configs/demo_cam.yaml) on it, evaluate both and print a comparison table. "
         "Writes OUT/data, OUT/ornet, OUT/cam and OUT/summary.json."))
@@ -149,14 +151,17 @@ def format_table(summary: dict) -> str:
 
 def main(argv: list[str], prog: str) -> int:
     ns = build_parser(prog).parse_args(argv)
+    if ns.seed < 0:
+        raise OrnetError(f"--seed must be >= 0, got {ns.seed}")
     out = Path(ns.out)
+    check_out_dir(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         earlier_demo = (out / MARKER).is_file()
         if not (ns.force or earlier_demo):
             raise OrnetError(f"{out} exists and is not empty; pass --force to replace it")
         print(f"replacing {out}" + (" (an earlier demo's output)" if earlier_demo else ""), flush=True)
         shutil.rmtree(out) if out.is_dir() else out.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     (out / MARKER).write_text("written by `ornet demo`; a later demo replaces this folder\n")
     plan = FAST if ns.fast else FULL
     quiet = ["--quiet"] if ns.quiet else []
