@@ -1,4 +1,5 @@
-"""A non-empty output folder is not written into without --force (train, evaluate, figures).
+"""A non-empty output folder is not written into without --force (train, evaluate, figures;
+figures redraw a folder that holds only figures).
 
 `ornet localize` and `ornet demo` are checked in test_localize.py and test_demo.py.
 """
@@ -77,17 +78,19 @@ def test_evaluate_refuses_a_non_empty_out_unless_forced(tmp_path, model_dir, cap
     assert main([*args, "--force"]) == 0
 
 
-def test_figures_refuse_a_non_empty_out_unless_forced_and_refresh_their_own_folder(tmp_path, model_dir, capsys):
+def test_figures_refuse_a_folder_with_other_files_unless_forced(tmp_path, model_dir, capsys):
     run = tmp_path / "eval"
     assert main(["evaluate", str(model_dir), "--out", str(run), "--quiet", "--trainer.accelerator", "cpu",
                  "--trainer.devices", "1"]) == 0
     out = _nonempty(tmp_path / "pngs")
     capsys.readouterr()
     assert main(["figures", "threshold-curve", str(run), "--out", str(out)]) == 2
-    _refused(capsys, out)
-    assert not (out / "threshold_curve.png").exists()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out {out} holds files other than figures (keep.txt); pass --force" in err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     assert main(["figures", "threshold-curve", str(run), "--out", str(out), "--force"]) == 0
-    assert (out / "threshold_curve.png").is_file()
-    for _ in range(2):  # RUN_DIR/figures (the default) is the run's own: drawn again without --force
-        assert main(["figures", "threshold-curve", str(run)]) == 0
-    assert (run / "figures" / "threshold_curve.png").is_file()
+    assert (out / "threshold_curve.png").is_file() and (out / "keep.txt").read_text() == "mine\n"
+    for folder in (tmp_path / "figs", None):  # a folder of figures only, and RUN/figures: redrawn freely
+        for _ in range(2):
+            assert main(["figures", "threshold-curve", str(run), *(["--out", str(folder)] if folder else [])]) == 0
+    assert (tmp_path / "figs" / "threshold_curve.png").is_file() and (run / "figures" / "threshold_curve.png").is_file()

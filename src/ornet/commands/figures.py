@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from ..cli_args import UsageParser
 from ..errors import OrnetError
 
 KINDS = ("threshold-curve", "evolution", "overlay", "histogram", "failures", "grid")
+FIGURE_FILE = re.compile(r"^(threshold_curve|evolution|histogram|failures|grid|overlay_\d+)\.png$")
+"""Names of the files this command writes: a folder holding only these is redrawn without --force."""
 DEFAULT_N = {"overlay": 4, "evolution": 8, "histogram": 8, "failures": 8, "grid": 16}
 SAMPLE_SEED = 0
 
@@ -52,7 +55,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("kind", metavar="KIND", choices=(*KINDS, "all"), help=f"one of: {', '.join(KINDS)}, all")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `ornet train` / `ornet evaluate`")
     p.add_argument("--out", default=None, help="folder for the PNGs (default: RUN_DIR/figures, refreshed)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    p.add_argument("--force", action="store_true",
+                   help="write into an --out folder that holds files other than ornet's figures")
     p.add_argument("--n", type=int, default=None,
                    help="images per figure (defaults: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_N.items()) + ")")
     p.add_argument("--split", default=None, help="dataset split to draw (default: the evaluated one, else test)")
@@ -484,8 +488,12 @@ def main(argv: list[str], prog: str) -> int:
         raise OrnetError(f"--batch-size must be >= 1, got {ns.batch_size}")
     kinds = KINDS if ns.kind == "all" else (ns.kind,)
     out = Path(ns.out) if ns.out is not None else None
-    if out is not None and out.is_dir() and any(out.iterdir()) and not ns.force:  # RUN_DIR/figures is refreshed
-        raise OrnetError(f"--out {out} exists and is not empty; pass --force to write into it")
+    if out is not None and out.is_dir() and not ns.force:  # RUN_DIR/figures is always redrawn
+        others = sorted(p.name for p in out.iterdir() if not FIGURE_FILE.match(p.name))
+        if others:
+            raise OrnetError(f"--out {out} holds files other than figures ({others[0]}"
+                             f"{f' and {len(others) - 1} more' if len(others) > 1 else ''}); "
+                             "pass --force to write into it")
     written, skipped = render(ns.run_dir, kinds, ns.out, ns.n, strict=ns.kind != "all", data_root=ns.data_root,
                               data_name=ns.data_name, split=ns.split, device=ns.device, batch_size=ns.batch_size)
     for path in written:
