@@ -127,14 +127,16 @@ def write_report(path: Path, args, results: dict[str, list[dict]], commands: lis
         "# Quality: ORNet vs CAM vs Grad-CAM on the synthetic benchmark",
         "",
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {cpu_model()}, {os.cpu_count()} cores visible, {args.threads} threads per run trained here; "
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores visible, {args.threads} thread(s) per training run; "
         f"torch {torch.__version__}, Python {platform.python_version()}",
         f"- data: `ornet synth {args.data} --seed {args.data_seed}` (defaults: 10 classes, 1200 train / 400 test, 96 px)",
         f"- training seeds: {' '.join(map(str, args.seeds))}; presets: "
         + ", ".join(f"{m} = `{' '.join([METHODS[m][0], *METHODS[m][1]])}`" for m in args.methods)
         + (f"; overrides: `{' '.join(args.override)}`" if args.override else ""),
-        "- command: `.venv/bin/python benchmarks/bench_quality.py "
-        + " ".join(f"--{k} {v}" for k, v in (("data", args.data), ("work", args.work))) + "`",
+        "- command: `cd benchmarks && ../.venv/bin/python bench_quality.py "
+        + " ".join(f"--{k} {v}" for k, v in (("data", args.data), ("work", args.work),
+                                              ("methods", " ".join(args.methods)), ("threads", args.threads)))
+        + "`",
         "- threshold chosen on the held-out val split (5 images per class carved from train), applied to test;",
         "  boxes from the largest region, IoU >= 0.5, maps min-max normalised (wsolevaluation conventions).",
         "- seconds: wall clock of the whole `ornet train` (all stages + evaluation); for gradcam, of its",
