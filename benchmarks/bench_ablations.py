@@ -56,8 +56,9 @@ def main() -> int:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME")
     p.add_argument("--work", default="/tmp/ornet-bench/ablations", help="variant run folders")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "ablations.md"))
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="as the quality runs whose stages 0-1 are reused")
     p.add_argument("--reuse", action="store_true", help="keep variants already finished in --work")
+    p.add_argument("--notes", default=None, help="a Markdown file appended to the report (analysis)")
     args = p.parse_args()
 
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -99,10 +100,11 @@ def write_report(path: Path, args, rows: dict[str, dict[int, dict]], commands: l
     lines = [
         "# Ablations of stage 2 at our scale (synthetic benchmark, configs/demo.yaml)", "",
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {cpu_model()}, {os.cpu_count()} cores visible, {args.threads} threads per run; "
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores visible, {args.threads} thread(s) per run; "
         f"torch {torch.__version__}, Python {platform.python_version()}; no GPU",
-        f"- command: `.venv/bin/python benchmarks/bench_ablations.py --runs {args.runs} --seeds "
-        f"{' '.join(map(str, args.seeds))}`",
+        f"- command: `cd benchmarks && ../.venv/bin/python bench_ablations.py --runs {args.runs} --seeds "
+        f"{' '.join(map(str, args.seeds))} --threads {args.threads}` (variants may run as two such commands "
+        "at once, split by `--variants`, then once more with `--reuse` to gather them)",
         "- every variant reruns stage 2 only, from the stage-0 and stage-1 checkpoints of the quality run of",
         "  the same seed (benchmarks/results/quality.md); test split, threshold chosen on val, IoU >= 0.5.",
         "- cells: mean ± sample standard deviation over seeds; Δ = mean per-seed difference to the base row",
@@ -122,6 +124,8 @@ def write_report(path: Path, args, rows: dict[str, dict[int, dict]], commands: l
     for name, by_seed in rows.items():
         for s in sorted(by_seed):
             lines.append(f"| {name} | {s} | " + " | ".join(f"{by_seed[s][k]:.1f}" for k in KEYS) + " |")
+    if args.notes:
+        lines += ["", Path(args.notes).read_text().rstrip()]
     lines += ["", "## Commands", "", "```", *commands, "```", ""]
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines))

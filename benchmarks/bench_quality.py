@@ -71,7 +71,8 @@ def main() -> int:
     p.add_argument("--work", default="/tmp/ornet-bench/runs", help="run folders")
     p.add_argument("--override", nargs="*", default=[], help="extra train flags as KEY=VALUE (e.g. refine.epochs=3)")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quality.md"))
-    p.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS / torch threads of each run")
+    p.add_argument("--threads", type=int, default=1,
+                   help="OMP_NUM_THREADS of each run (1: as `ornet demo` trains, two at once on 2 cores)")
     p.add_argument("--no-train", action="store_true", help="with --reuse: report only the runs already finished")
     p.add_argument("--notes", default=None, help="a Markdown file appended to the report (analysis)")
     p.add_argument("--reuse", action="store_true",
