@@ -353,7 +353,7 @@ CASES: list[Case] = [
     Case("figures-malformed-curves", figures("threshold-curve", "--out", "figs"), "curves.json"),
     Case("figures-out-below-file", figures("threshold-curve", "--out", below_file), "a_file"),
     Case("figures-existing-out", figures("threshold-curve", "--out", lambda w: w.folder()),
-         "existing exists and is not empty"),
+         "holds files other than figures (keep.txt); pass --force"),
     # demo ----------------------------------------------------------------------------------------
     Case("demo-existing-out", _w("demo", "--out", lambda w: w.folder(), "--fast"), "existing exists and is not empty"),
     Case("demo-seed-not-int", _w("demo", "--seed", "abc", "--out", "d"), "'abc'"),
