@@ -3,12 +3,14 @@
     .venv/bin/python benchmarks/bench_ablations.py --runs /tmp/ornet-bench/runs [--seeds 0 1 2]
         [--variants ...] [--results benchmarks/results/ablations.md]
 
-For every seed, `RUNS/ornet_seed<S>` must be a finished `configs/demo.yaml` run (bench_quality.py
-makes them). Each variant copies that run's `evaluator.ckpt` and `coarse.ckpt` into its own folder
+For every seed, `RUNS/ornet_attentive_erasing_seed<S>` must be a finished `configs/demo.yaml
+--method.erasing attentive` run (bench_quality.py --methods ornet_attentive_erasing makes them): the
+base is the paper's attentive erasing, and every variant starts from it (the demo preset itself
+has no erasing, the winner of this table). Each variant copies that run's `evaluator.ckpt` and `coarse.ckpt` into its own folder
 and reruns only stage 2 with one setting changed:
 
     ornet train --config configs/demo.yaml --data.root DATA --out VARIANT --stages '[refine]' \\
-        --trainer.seed S --method.<key> <value>
+        --trainer.seed S --method.erasing attentive --method.<key> <value>
 
 so the variants differ only in stage 2 (stages are seeded at their start). The base row is the
 quality run itself. Groups: erasing strategy (seed Table 1: none / RE / ER / AE), f_max (seed
@@ -32,7 +34,7 @@ import yaml
 from bench_quality import ROOT, ornet_cmd, run, stats  # benchmarks/ (scripts run from there)
 from machine import cpu_model
 
-BASE = "AE, f_max 0.5, demo loss (base)"
+BASE = "AE, f_max 0.5, demo loss (base: ornet_attentive_erasing)"
 # name -> (group, train flags); the base row (the quality run) has no flags
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "no erasing": ("erasing (seed Table 1)", ["--method.erasing", "none"]),
@@ -66,7 +68,7 @@ def main() -> int:
     rows: dict[str, dict[int, dict]] = {BASE: {}, **{v: {} for v in args.variants}}
     commands: list[str] = []
     for seed in args.seeds:
-        base = runs / f"ornet_seed{seed}"
+        base = runs / f"ornet_attentive_erasing_seed{seed}"  # the paper's erasing, else the demo preset
         if not (base / "metrics.json").is_file():
             raise SystemExit(f"{base} is not a finished run: run bench_quality.py first")
         rows[BASE][seed] = json.loads((base / "metrics.json").read_text())
@@ -76,7 +78,7 @@ def main() -> int:
             out = work / f"seed{seed}_{'_'.join(f.lstrip('-').replace('method.', '') for f in flags)}"
             cmd = [*ornet_cmd(), "train", "--config", "configs/demo.yaml", "--data.root", str(data),
                    "--out", str(out), "--stages", "[refine]", "--trainer.seed", str(seed),
-                   "--trainer.progress", "false", "--quiet", *flags]
+                   "--trainer.progress", "false", "--quiet", "--method.erasing", "attentive", *flags]
             commands.append("ornet " + " ".join(cmd[len(ornet_cmd()):]))
             if not (args.reuse and (out / "metrics.json").is_file()):
                 if out.exists():

@@ -31,6 +31,8 @@ METHODS = {  # name -> (preset, extra flags)
     "cam": ("configs/demo_cam.yaml", []),
     # the same ORNet preset with the paper's weighted-entropy weight (see the analysis)
     "ornet_paper_loss": ("configs/demo.yaml", ["--method.entropy_weight", "1.5"]),
+    # the same ORNet preset with the paper's attentive erasing (the demo preset has none)
+    "ornet_attentive_erasing": ("configs/demo.yaml", ["--method.erasing", "attentive"]),
     # no training: Grad-CAM (the grad-cam package) on the stage-0 evaluator of the ornet run of the
     # same seed (benchmarks/gradcam_eval.py); its seconds are the evaluation's only
     "gradcam": ("gradcam_eval.py", []),
