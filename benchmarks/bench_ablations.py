@@ -34,6 +34,8 @@ import yaml
 from bench_quality import ROOT, ornet_cmd, run, stats  # benchmarks/ (scripts run from there)
 from machine import cpu_model
 
+from ornet.fsutil import write_text_atomic
+
 BASE = "AE, f_max 0.5, demo loss (base: ornet_attentive_erasing)"
 # name -> (group, train flags); the base row (the quality run) has no flags
 VARIANTS: dict[str, tuple[str, list[str]]] = {
@@ -129,9 +131,7 @@ def write_report(path: Path, args, rows: dict[str, dict[int, dict]], commands: l
     if args.notes:
         lines += ["", Path(args.notes).read_text().rstrip()]
     lines += ["", "## Commands", "", "```", *commands, "```", ""]
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from pathlib import Path
 from bench_quality import ROOT, ornet_cmd  # benchmarks/ (scripts run from there)
 from machine import cpu_model
 
+from ornet.fsutil import write_text_atomic
+
 KEYS = [("gt_known_loc", "GT-known Loc"), ("top1_loc", "Top-1 Loc"), ("max_box_acc_v2", "MaxBoxAccV2"),
         ("pxap", "PxAP"), ("top1_cls", "Top-1 Cls"), ("seconds", "seconds")]
 
@@ -67,9 +69,7 @@ def main() -> int:
     lines += ["", f"ORNet - CAM on GT-known Loc: {gap:+.1f} points (seed 0; the spread over seeds is in quality.md).",
               "seconds: wall clock of each method's `ornet train` (the two run at the same time).", ""]
     path = Path(args.results)
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines))
     print("\n".join(lines))
     return 0
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from machine import cpu_model  # benchmarks/machine.py (scripts run from benchmarks/)
 
+from ornet.fsutil import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {  # name -> (preset, extra flags)
     "ornet": ("configs/demo.yaml", []),
@@ -168,9 +170,7 @@ def write_report(path: Path, args, results: dict[str, list[dict]], commands: lis
         lines += ["", Path(args.notes).read_text().rstrip()]
     lines += ["", "## Commands", "", "```", *commands, "```", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -23,16 +23,17 @@ from pathlib import Path
 from bench_quality import ROOT, ornet_cmd, run  # benchmarks/ (scripts run from there)
 from machine import cpu_model
 
+from ornet.fsutil import write_text_atomic
+
 WARMUP = 3
 
 
 def load_preset(name: str, data: Path):
     import yaml
 
-    from ornet.cli_config import _build
-    from ornet.config import RunConfig
+    from ornet.tasks.base import run_config
 
-    cfg = _build(RunConfig, yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text()))
+    cfg = run_config(yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text()))
     cfg.data.root = str(data)
     return cfg
 
@@ -128,9 +129,7 @@ def main() -> int:
         lines += ["No GPU on this machine: the GPU rows (precision 32 vs 16-mixed / bf16-mixed) are measured "
                   "by the same script on a CUDA machine.", ""]
     path = Path(args.results)
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines))
     print(f"wrote {path}")
     return 0
 

@@ -57,15 +57,15 @@ def main() -> int:
 
     import yaml
 
-    from ornet.cli_config import _build
     from ornet.config import RunConfig
     from ornet.data.datamodule import WSOLDataModule
     from ornet.evaluation import evaluate
     from ornet.models.evaluator import build_evaluator
+    from ornet.tasks.base import run_config
     from ornet.tasks.pipeline import checkpoint_path, load_state
 
     start = time.perf_counter()
-    cfg: RunConfig = _build(RunConfig, yaml.safe_load((args.run / "config.yaml").read_text()))
+    cfg: RunConfig = run_config(yaml.safe_load((args.run / "config.yaml").read_text()))
     cfg.trainer.progress = False
     dm = WSOLDataModule(cfg.data)
     classifier = build_evaluator(cfg.model.evaluator, dm.num_classes)

@@ -11,15 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
+from ..cli_args import UsageParser
 from ..errors import OrnetError
 from ..fsutil import write_text_atomic
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors become one-line OrnetErrors (exit code 2 via ornet.cli)."""
-
-    def error(self, message: str):
-        raise OrnetError(message)
 
 
 def _number(kind: type, lo: float, hi: float, closed: bool = True):
@@ -37,7 +31,7 @@ def _number(kind: type, lo: float, hi: float, closed: bool = True):
 
 
 def make_parser(prog: str) -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description=(
+    p = UsageParser(prog=prog, description=(
         "Score saved score maps (<image_id>.npy, 224x224, values in [0, 1]) against a wsolevaluation "
         "metadata folder, with wsolevaluation's exact numbers: MaxBoxAcc per IoU level (largest contour, "
         "or every contour with --multi-contour) or PxAP with --mask-root."))

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli_args import UsageParser
 from ..errors import OrnetError
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line through the CLI (exit 2), not usage + message
-        raise OrnetError(message)
-
-
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description=(
+    p = UsageParser(prog=prog, description=(
         "Generate a synthetic WSOL benchmark in the CUB-200-2011 layout (images, masks, boxes): "
         "each class is identified by a small part on a large, weakly informative body. "
         "See docs/synthetic.md."))

@@ -19,6 +19,7 @@ checkpoint (`tasks/guards.py`); SIGTERM saves it and stops with exit code 143
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,8 +233,8 @@ def _epoch_of(path: Path) -> str:
     """The 1-based epoch a `-last` checkpoint was written after ("?" if unreadable)."""
     try:
         return str(int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"]) + 1)
-    except Exception:
-        return "?"
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, pickle.UnpicklingError):
+        return "?"  # only decorates the divergence message; the checkpoint itself is left alone
 
 
 def run_stages(cfg: RunConfig, datamodule, out: Path, resume: bool = False, quiet: bool = False) -> dict[str, float]:
