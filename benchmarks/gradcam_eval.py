@@ -61,13 +61,14 @@ def main() -> int:
     from ornet.data.datamodule import WSOLDataModule
     from ornet.evaluation import evaluate
     from ornet.models.evaluator import build_evaluator
+    from ornet.normalization import model_normalizations
     from ornet.tasks.base import run_config
     from ornet.tasks.pipeline import checkpoint_path, load_state
 
     start = time.perf_counter()
     cfg: RunConfig = run_config(yaml.safe_load((args.run / "config.yaml").read_text()))
     cfg.trainer.progress = False
-    dm = WSOLDataModule(cfg.data)
+    dm = WSOLDataModule(cfg.data, normalization=model_normalizations(cfg.model)[1])  # the evaluator's own
     classifier = build_evaluator(cfg.model.evaluator, dm.num_classes)
     classifier.load_state_dict(load_state(checkpoint_path(args.run, "evaluator")))
     classifier.eval()

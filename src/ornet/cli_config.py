@@ -239,6 +239,14 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("method.area_topk must be positive and method.area_skip >= 0")
     if cfg.model.generator_width <= 0:
         raise ConfigError(f"model.generator_width must be positive, got {cfg.model.generator_width}")
+    for net in ("backbone", "evaluator"):
+        for stat in ("mean", "std"):
+            v = getattr(cfg.model, f"{net}_{stat}")
+            if v is not None and (len(v) != 3 or (stat == "std" and not all(x > 0 for x in v))):
+                raise ConfigError(f"model.{net}_{stat} must be 3 {'positive ' if stat == 'std' else ''}"
+                                  f"numbers (R, G, B), got {v}")
+        if (getattr(cfg.model, f"{net}_mean") is None) != (getattr(cfg.model, f"{net}_std") is None):
+            raise ConfigError(f"model.{net}_mean and model.{net}_std are set together (one is missing)")
     e = cfg.eval
     if not 0 < e.cam_curve_interval < 1:
         raise ConfigError(f"eval.cam_curve_interval must be in (0, 1), got {e.cam_curve_interval}")

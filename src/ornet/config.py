@@ -50,16 +50,30 @@ class ModelConfig:
     """Networks of the method (METHOD.md, Notation)."""
 
     backbone: str = "resnet50"
-    """Classifier whose stem F_c1 feeds the generator (and whose rest F_c2 is the stage-1 head); also the CAM baseline's network."""
+    """Classifier whose stem F_c1 feeds the generator (and whose rest F_c2 is the stage-1 head); also the
+    CAM baseline's network. torchvision names (resnet50, vgg16, ...), timm/<timm model> (any timm CNN with
+    a stride-4 feature stage) or efficientnet_lite0 (= timm/tf_efficientnet_lite0)."""
     backbone_weights: str = "none"
-    """torchvision weights name (e.g. IMAGENET1K_V1), a local state-dict / safetensors file, none, or
-    evaluator (ORNet only: stage 1 starts from the stage-0 evaluator; needs evaluator == backbone)."""
+    """none; imagenet (ImageNet weights an installed package ships, no download: efficientnet_lite0);
+    a torchvision weights name (e.g. IMAGENET1K_V1, downloaded); a local state-dict / safetensors file;
+    or evaluator (ORNet only: stage 1 starts from the stage-0 evaluator; needs evaluator == backbone)."""
     evaluator: str = "vgg16"
-    """Classifier used as the frozen evaluator F_e in stage 2."""
+    """Classifier used as the frozen evaluator F_e in stage 2 (same names as backbone)."""
     evaluator_weights: str = "none"
-    """Weights of the evaluator before stage 0 (same forms as backbone_weights)."""
+    """Weights of the evaluator before stage 0 (same forms as backbone_weights, except evaluator)."""
     generator_width: int = 64
     """Base width c of the generator's U-Net (2c, 4c, 8c in the encoder)."""
+    backbone_mean: list[float] | None = None
+    """RGB mean the backbone's weights expect (images in [0, 1]); also the data pipeline's (the run's input
+    normalisation). None: from backbone_weights (none / torchvision: ImageNet's; imagenet: the package's,
+    0.5 for Lite0). The resolved value is written to config.yaml."""
+    backbone_std: list[float] | None = None
+    """RGB std of the backbone's input (None: from backbone_weights, like backbone_mean)."""
+    evaluator_mean: list[float] | None = None
+    """RGB mean the evaluator's weights expect (None: from evaluator_weights). When it differs from the
+    backbone's, the evaluator converts the batch (a per-channel affine map) before the stage-2 mask."""
+    evaluator_std: list[float] | None = None
+    """RGB std of the evaluator's input (None: from evaluator_weights)."""
 
 
 @dataclass

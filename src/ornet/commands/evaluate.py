@@ -4,7 +4,7 @@
     ornet evaluate runs/demo/model.json --data.root DIR --data.name cub --out eval/ --save-scoremaps maps/
 
 The model is rebuilt from model.json and model.safetensors (no pickle). Preprocessing (resize,
-crop) and the map-to-box settings come from model.json; the dataset from the run's config.yaml
+crop, mean, std) and the map-to-box settings come from model.json; the dataset from the run's config.yaml
 unless --data.* flags say otherwise. Writes metrics.json, predictions.csv and curves.json to
 --out (default: evaluate_<split>/ beside the model files).
 """
@@ -114,7 +114,10 @@ def main(argv: list[str], prog: str) -> int:
     from ..evaluation import evaluate, write_outputs
 
     start = time.perf_counter()
-    datamodule = WSOLDataModule(cfg.data)
+    from ..normalization import Normalization
+
+    # images normalised as the run normalised them (model.json: the backbone's mean / std)
+    datamodule = WSOLDataModule(cfg.data, normalization=Normalization(tuple(pre["mean"]), tuple(pre["std"])))
     if datamodule.num_classes != meta["num_classes"]:
         raise OrnetError(f"the model has {meta['num_classes']} classes but dataset {data_cfg.root} has "
                          f"{datamodule.num_classes}")

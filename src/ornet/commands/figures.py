@@ -282,10 +282,12 @@ def draw_records(run: Run, records: Sequence, predictions: dict[str, Prediction]
     from .localize import eval_maps
 
     cfg = run.config()
-    model, _ = run.model()
+    model, meta = run.model()
     loc = run.localization()
     threshold = loc.get("threshold")
-    dataset = WSOLDataset(list(records), build_transform(False, cfg.data.resize, cfg.data.crop, False), with_masks=False)
+    norm = (meta["preprocessing"]["mean"], meta["preprocessing"]["std"])  # the run's input normalisation
+    dataset = WSOLDataset(list(records), build_transform(False, cfg.data.resize, cfg.data.crop, False, *norm),
+                          with_masks=False)
     out = Drawn([], [], [], [], [], [], [])
     device = run.torch_device()
     for start in range(0, len(dataset), run.batch_size):
@@ -295,7 +297,7 @@ def draw_records(run: Run, records: Sequence, predictions: dict[str, Prediction]
         maps = maps.float().cpu()
         size = batch.images.shape[-1]
         evald = eval_maps(maps, size, loc.get("normalize", "minmax"))
-        pixels = (denormalize(batch.images) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        pixels = (denormalize(batch.images, *norm) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         for j, image_id in enumerate(batch.image_ids):
             pred = (predictions or {}).get(image_id)
             if pred is not None and pred.box is not None:

@@ -79,12 +79,14 @@ def main(argv: list[str], prog: str) -> int:
     _setup_logging(quiet)
 
     from ..data.datamodule import WSOLDataModule
+    from ..normalization import input_normalization, resolve_model
     from ..tasks import pipeline
 
     # Everything a run reads is checked before anything is written: the dataset (index and
     # image headers) and every weights file and checkpoint it will load.
-    datamodule = WSOLDataModule(cfg.data)
     check_weight_files(cfg, out, force=bool(ns.force))
+    cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model))  # each network's mean / std, recorded
+    datamodule = WSOLDataModule(cfg.data, normalization=input_normalization(cfg.model))
     pipeline.plan(cfg, out, resume)  # a stage's missing dependency (refine without coarse.ckpt) fails here
     if rank == 0:
         make_out_dir(out, "--out")
@@ -104,31 +106,18 @@ def check_weight_files(cfg, out: Path, force: bool = False) -> None:
     --force is about to delete. A pickled object in any of them is refused here, before a run
     folder is touched or a minute is spent training.
     """
-    from ..models.backbones import BACKBONES
-    from ..models.weights import (
-        read_state_dict,
-        safe_torch_load,
-        torchvision_cache_file,
-        torchvision_weights,
-        weights_file,
-    )
+    from ..models.backbones import check_network
+    from ..models.weights import check_weights_spec, safe_torch_load
     from ..tasks.pipeline import checkpoint_path
 
     m = cfg.model
     for key, arch in (("backbone", m.backbone), ("evaluator", m.evaluator)):
-        if arch is not None and arch not in BACKBONES:
-            raise OrnetError(f"model.{key}: unknown network {arch!r}; known: {', '.join(BACKBONES.names())}")
+        if arch is not None:
+            check_network(arch, f"model.{key}")
     for key, arch in (("backbone_weights", m.backbone), ("evaluator_weights", m.evaluator)):
         spec = (getattr(m, key) or "none").strip()
-        if weights_file(spec) is not None:
-            read_state_dict(weights_file(spec))
-        elif spec.lower() != "none" and not (key == "backbone_weights" and spec == "evaluator") and arch:
-            try:
-                cached = torchvision_cache_file(torchvision_weights(spec, arch))
-            except OrnetError as e:
-                raise OrnetError(f"model.{key}: {e}") from None
-            if cached.is_file():  # downloaded earlier: read now like any weights file
-                safe_torch_load(cached)
+        if arch and not (key == "backbone_weights" and spec == "evaluator"):
+            check_weights_spec(spec, arch, f"model.{key}")
     replaced = {checkpoint_path(out, s, last=last) for s in cfg.stages for last in (False, True)} if force else set()
     folder = out / "checkpoints"
     for path in sorted(folder.glob("*.ckpt")) if folder.is_dir() else []:
@@ -175,7 +164,10 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
     from ..tasks.export import export_model, model_meta
 
     start = time.perf_counter()
-    datamodule = datamodule if datamodule is not None else WSOLDataModule(cfg.data)
+    from ..normalization import input_normalization
+
+    datamodule = datamodule if datamodule is not None else WSOLDataModule(
+        cfg.data, normalization=input_normalization(cfg.model))
     seconds = pipeline.run_stages(cfg, datamodule, out, resume=resume, quiet=quiet)
     stages = cfg.stages
     saved = out / "config.yaml"

@@ -6,6 +6,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from ..config import DataConfig
+from ..normalization import IMAGENET, Normalization
 from .dataset import WSOLDataset
 from .readers import read_dataset
 from .records import DatasetIndex
@@ -26,19 +27,24 @@ def ignore_sigterm(worker_id: int) -> None:
 class WSOLDataModule(L.LightningDataModule):
     """Reads the index once (raising the first problem found), then serves DataLoaders.
 
-    `batch_size` may be overridden per stage by the pipeline (StageConfig.batch_size). Training
+    Images are normalised with `normalization` (default ImageNet's): a run passes its input
+    normalisation, the backbone's (`ornet.normalization.input_normalization`), evaluation the one
+    model.json records. `batch_size` may be overridden per stage by the pipeline (StageConfig.batch_size). Training
     batches come from `train_sampler` (an `EpochSampler`: order and augmentation are functions
     of seed, stage and epoch, so a resumed stage draws what an uninterrupted one would).
     """
 
-    def __init__(self, cfg: DataConfig, index: DatasetIndex | None = None):
+    def __init__(self, cfg: DataConfig, index: DatasetIndex | None = None,
+                 normalization: Normalization | None = None):
         super().__init__()
         self.cfg = cfg
         self.index = index if index is not None else read_dataset(cfg)
         self.index.raise_problems()
         self.batch_size = cfg.batch_size
-        self.train_tf = build_transform(True, cfg.resize, cfg.crop, cfg.flip)
-        self.test_tf = build_transform(False, cfg.resize, cfg.crop, cfg.flip)
+        self.normalization = normalization or IMAGENET
+        mean, std = self.normalization.mean, self.normalization.std
+        self.train_tf = build_transform(True, cfg.resize, cfg.crop, cfg.flip, mean, std)
+        self.test_tf = build_transform(False, cfg.resize, cfg.crop, cfg.flip, mean, std)
         self.train_sampler = EpochSampler(len(self.index.split("train")))
 
     @property

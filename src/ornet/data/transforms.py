@@ -3,7 +3,8 @@
 Defaults follow the ORNet release: train = resize to 256x256, random 224 crop, horizontal
 flip; test = resize to 256x256, centre 224 crop. Boxes (`tv_tensors.BoundingBoxes`, XYXY)
 and masks (`tv_tensors.Mask`) move with the image. For wsolevaluation's protocol set
-resize = crop = 224 (a plain resize, no crop).
+resize = crop = 224 (a plain resize, no crop). Normalisation: `mean` / `std` of the run's input
+(ornet.normalization; ImageNet's by default).
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..normalization import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (the defaults; re-exported)
 
 
 def check_sizes(resize: int, crop: int) -> None:

@@ -21,6 +21,12 @@ to 1 (``stride16=False`` keeps torchvision's 1/32). MobileNet CAMs stay at 1/32.
 Parameters keep torchvision's modules, and each network records the torchvision name of
 every parameter (`source_keys`), so torchvision checkpoints load directly
 (`ornet.models.weights`).
+
+timm CNNs are ``timm/<timm model name>`` (split at timm's stride-4 ``feature_info`` stage,
+`ornet.models.timm_backbones`): a curated few are registered by name, any other timm model
+is accepted by its ``timm/`` prefix and checked when built. ``efficientnet_lite0`` is an alias
+of ``timm/tf_efficientnet_lite0`` (`ornet.models.names`), the network of the offline ImageNet
+weights (`ornet.models.offline_weights`, weights name ``imagenet``).
 """
 
 from __future__ import annotations
@@ -28,79 +34,45 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..errors import OrnetError
 from ..registry import Registry
+from .names import ALIASES, TIMM_PREFIX
+from .split import (  # noqa: F401  (SplitClassifier and CAMClassifier: the contract, re-exported)
+    CAMClassifier,
+    ClassifierHead,
+    SplitClassifier,
+    assemble,
+    gap_fc_head,
+    new_linear,
+)
 from .weights import load_weights
 
-BACKBONES: Registry[Callable[..., SplitClassifier]] = Registry("backbone")
-"""name -> builder(num_classes, cam: bool, stride16: bool) -> SplitClassifier (no weights)."""
+
+class BackboneRegistry(Registry):
+    """The registry, plus any ``timm/<model>`` by prefix (checked when built: `timm_backbones`)."""
+
+    def get(self, name: str):
+        if name not in self._items and isinstance(name, str) and name.startswith(TIMM_PREFIX):
+            return _timm(name)
+        return super().get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(name) or (isinstance(name, str) and name.startswith(TIMM_PREFIX)
+                                              and len(name) > len(TIMM_PREFIX))
 
 
-class ClassifierHead(nn.Module):
-    """pool -> flatten -> classifier (a Linear or torchvision's classifier Sequential)."""
-
-    def __init__(self, pool: nn.Module, classifier: nn.Module):
-        super().__init__()
-        self.pool = pool
-        self.classifier = classifier
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(torch.flatten(self.pool(x), 1))
-
-
-class SplitClassifier(nn.Module):
-    """A classifier as stem -> rest -> head; ``forward(x)`` = head(rest(stem(x))) -> B x K logits."""
-
-    def __init__(self, arch: str, stem: nn.Module, rest: nn.Module, head: nn.Module,
-                 stem_channels: int, feature_channels: int, num_classes: int):
-        super().__init__()
-        self.arch = arch
-        self.num_classes = num_classes
-        self.stem_channels = stem_channels
-        self.feature_channels = feature_channels
-        self.stem = stem
-        self.rest = rest
-        self.head = head
-        # Filled by `_record_sources` (read by ornet.models.weights).
-        self.source_keys: dict[str, str] = {}
-        self.optional_keys: set[str] = set()
-        self.ignored_source_prefixes: tuple[str, ...] = ()
-
-    def features(self, x: Tensor) -> Tensor:
-        """B x 3 x H x W -> the last conv feature map, B x feature_channels x h x w."""
-        return self.rest(self.stem(x))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
-
-
-class CAMClassifier(SplitClassifier):
-    """A SplitClassifier whose head is GAP + ``fc``, so class activation maps are defined."""
-
-    @property
-    def fc(self) -> nn.Linear:
-        return self.head.classifier
-
-    def cam(self, features: Tensor, class_idx: Tensor | int) -> Tensor:
-        """CAM = sum_c fc.weight[class, c] * features[:, c] -> B x h x w.
-
-        Raw values: no bias, no ReLU, no normalisation (callers decide; `CAMModel.predict`
-        min-max normalises). `class_idx`: an int or a B long tensor (one class per image).
-        """
-        if isinstance(class_idx, int):
-            class_idx = torch.full((features.shape[0],), class_idx, dtype=torch.long,
-                                   device=features.device)
-        weights = self.fc.weight[class_idx]  # B x C
-        return torch.einsum("bc,bchw->bhw", weights.to(features.dtype), features)
+BACKBONES: BackboneRegistry = BackboneRegistry("backbone")
+"""name -> builder(num_classes, cam: bool, stride16: bool) -> SplitClassifier (no weights).
+Listed: torchvision families, aliases and a few timm CNNs; other ``timm/<model>`` names work too."""
 
 
 def build_classifier(name: str, num_classes: int, weights: str = "none") -> SplitClassifier:
-    """A registered torchvision classifier with a K-class head, split into stem / rest / head.
+    """A registered (or ``timm/``) classifier with a K-class head, split into stem / rest / head.
 
-    `weights`: ``"none"``, a torchvision weights name or a file (see `load_weights`).
+    `weights`: ``"none"``, ``"imagenet"`` (offline), a torchvision weights name or a file
+    (see `load_weights`).
     """
     _check_classes(num_classes)
     model = BACKBONES.get(name)(num_classes, cam=False, stride16=False)
@@ -117,12 +89,25 @@ def build_cam_classifier(name: str, num_classes: int, weights: str = "none",
     return model
 
 
+def check_network(name: str, key: str = "network") -> None:
+    """OrnetError (prefixed with `key`) unless `name` builds: a registered name, or a ``timm/``
+    name that timm knows and that splits at a stride-4 stage (built once, without weights)."""
+    if name not in BACKBONES:
+        raise OrnetError(f"{key}: unknown network {name!r}; known: {', '.join(BACKBONES.names())}, "
+                         f"or any timm CNN as {TIMM_PREFIX}<timm model name>")
+    if name.startswith(TIMM_PREFIX) and name not in BACKBONES.names():
+        try:
+            BACKBONES.get(name)(2, cam=False, stride16=False)
+        except OrnetError as e:
+            raise OrnetError(f"{key}: {e}") from None
+
+
 def _check_classes(num_classes: int) -> None:
     if not isinstance(num_classes, int) or num_classes < 1:
         raise OrnetError(f"num_classes must be a positive integer, got {num_classes!r}")
 
 
-# ---------------------------------------------------------------- construction helpers
+# ---------------------------------------------------------------- torchvision
 
 def _torchvision(arch: str) -> tuple[nn.Module, dict[int, str]]:
     import torchvision
@@ -131,60 +116,6 @@ def _torchvision(arch: str) -> tuple[nn.Module, dict[int, str]]:
     return net, {id(m): n for n, m in net.named_modules() if n}
 
 
-def _new_linear(old: nn.Linear, num_classes: int, names: dict[int, str]) -> nn.Linear:
-    """A K-output Linear in place of `old`; it inherits old's torchvision name.
-
-    old's entry is removed: once replaced it may be freed and its id reused by a new module.
-    """
-    new = nn.Linear(old.in_features, num_classes)
-    nn.init.normal_(new.weight, 0, 0.01)
-    nn.init.zeros_(new.bias)
-    names[id(new)] = names.pop(id(old))
-    return new
-
-
-def _assemble(arch: str, names: dict[int, str], stem: nn.Module, rest: nn.Module,
-              head: nn.Module, stem_channels: int, feature_channels: int, num_classes: int,
-              cam: bool, ignored: tuple[str, ...] = ()) -> SplitClassifier:
-    cls = CAMClassifier if cam else SplitClassifier
-    model = cls(arch, stem, rest, head, stem_channels, feature_channels, num_classes)
-    own = model.state_dict()
-    for mod_name, mod in model.named_modules():
-        src = names.get(id(mod))
-        for local in [*mod._parameters, *mod._buffers]:
-            key = f"{mod_name}.{local}" if mod_name else local
-            if key not in own:
-                continue
-            if src is None:
-                model.optional_keys.add(key)  # a layer we add: nothing to load it from
-            else:
-                model.source_keys[key] = f"{src}.{local}"
-    last = _last_linear(head)  # the replaceable K-class layer: may differ from the source
-    for mod_name, mod in model.named_modules():
-        if mod is last:
-            model.optional_keys.update(k for k in (f"{mod_name}.weight", f"{mod_name}.bias")
-                                       if k in own)
-    model.ignored_source_prefixes = ignored
-    return model
-
-
-def _last_linear(module: nn.Module) -> nn.Linear:
-    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
-    return linears[-1]
-
-
-def _gap_fc_head(in_features: int, num_classes: int, names: dict[int, str],
-                 old: nn.Linear | None = None) -> ClassifierHead:
-    if old is not None and old.in_features == in_features:
-        fc = _new_linear(old, num_classes, names)
-    else:
-        fc = nn.Linear(in_features, num_classes)
-        nn.init.normal_(fc.weight, 0, 0.01)
-        nn.init.zeros_(fc.bias)
-    return ClassifierHead(nn.AdaptiveAvgPool2d(1), fc)
-
-
-# ---------------------------------------------------------------- families
 
 def _resnet(arch: str) -> Callable[..., SplitClassifier]:
     def build(num_classes: int, cam: bool = False, stride16: bool = False) -> SplitClassifier:
@@ -199,10 +130,10 @@ def _resnet(arch: str) -> Callable[..., SplitClassifier]:
                 for m in net.layer4[0].modules():
                     if isinstance(m, nn.Conv2d) and m.stride == (2, 2):
                         m.stride = (1, 1)
-            head = _gap_fc_head(channels, num_classes, names, old=net.fc)
+            head = gap_fc_head(channels, num_classes, names, old=net.fc)
         else:
-            head = ClassifierHead(net.avgpool, _new_linear(net.fc, num_classes, names))
-        return _assemble(arch, names, stem, rest, head, 64, channels, num_classes, cam)
+            head = ClassifierHead(net.avgpool, new_linear(net.fc, num_classes, names))
+        return assemble(arch, names, stem, rest, head, 64, channels, num_classes, cam)
 
     return build
 
@@ -219,15 +150,15 @@ def _vgg(arch: str, cut: int) -> Callable[..., SplitClassifier]:
             nn.init.zeros_(conv6.bias)
             rest = nn.Sequential(OrderedDict(body=features[cut:-1], conv6=conv6,
                                              relu6=nn.ReLU(inplace=True)))
-            head = _gap_fc_head(1024, num_classes, names)
-            return _assemble(arch, names, features[:cut], rest, head, 128, 1024, num_classes,
+            head = gap_fc_head(1024, num_classes, names)
+            return assemble(arch, names, features[:cut], rest, head, 128, 1024, num_classes,
                              cam, ignored=("classifier.",))
         net, names = _torchvision(arch)
         stem = net.features[:cut]
         classifier = net.classifier
-        classifier[6] = _new_linear(classifier[6], num_classes, names)
+        classifier[6] = new_linear(classifier[6], num_classes, names)
         head = ClassifierHead(net.avgpool, classifier)
-        return _assemble(arch, names, stem, net.features[cut:], head, 128, 512, num_classes, cam)
+        return assemble(arch, names, stem, net.features[cut:], head, 128, 512, num_classes, cam)
 
     return build
 
@@ -260,16 +191,33 @@ def _mobilenet(arch: str, cut: int, stem_channels: int) -> Callable[..., SplitCl
         channels = first.in_features if isinstance(first, nn.Linear) \
             else net.classifier[-1].in_features
         if cam:
-            head = _gap_fc_head(channels, num_classes, names, old=net.classifier[-1])
-            return _assemble(arch, names, stem, rest, head, stem_channels, channels,
+            head = gap_fc_head(channels, num_classes, names, old=net.classifier[-1])
+            return assemble(arch, names, stem, rest, head, stem_channels, channels,
                              num_classes, cam, ignored=("classifier.",))
         classifier = net.classifier
-        classifier[-1] = _new_linear(classifier[-1], num_classes, names)
+        classifier[-1] = new_linear(classifier[-1], num_classes, names)
         pool = getattr(net, "avgpool", None)
         if pool is None:  # MobileNetV2 pools in forward(), without a module
             pool = nn.AdaptiveAvgPool2d(1)
         head = ClassifierHead(pool, classifier)
-        return _assemble(arch, names, stem, rest, head, stem_channels, channels, num_classes, cam)
+        return assemble(arch, names, stem, rest, head, stem_channels, channels, num_classes, cam)
+
+    return build
+
+
+def _timm(arch: str) -> Callable[..., SplitClassifier]:
+    """``timm/<model>``: timm's network split at its stride-4 feature stage (`timm_backbones`)."""
+
+    def build(num_classes: int, cam: bool = False, stride16: bool = False) -> SplitClassifier:
+        from .timm_backbones import split_timm
+
+        s = split_timm(arch[len(TIMM_PREFIX):], num_classes, cam, stride16)
+        head, replaceable = s.head, s.classifier
+        if cam:
+            head = gap_fc_head(s.feature_channels, num_classes, s.names)
+            replaceable = head.classifier
+        return assemble(arch, s.names, s.stem, s.rest, head, s.stem_channels, s.feature_channels,
+                         num_classes, cam, ignored=s.ignored, replaceable=replaceable)
 
     return build
 
@@ -281,3 +229,8 @@ BACKBONES.register("vgg16_bn")(_vgg("vgg16_bn", cut=14))
 BACKBONES.register("mobilenet_v2")(_mobilenet("mobilenet_v2", cut=4, stem_channels=24))
 BACKBONES.register("mobilenet_v3_large")(_mobilenet("mobilenet_v3_large", cut=4, stem_channels=24))
 BACKBONES.register("mobilenet_v3_small")(_mobilenet("mobilenet_v3_small", cut=2, stem_channels=16))
+for _name in ("tf_efficientnet_lite0", "efficientnet_b0", "mobilenetv3_large_100", "resnet18",
+              "resnet50", "convnext_nano", "regnetx_002"):
+    BACKBONES.register(TIMM_PREFIX + _name)(_timm(TIMM_PREFIX + _name))
+for _alias, _target in ALIASES.items():
+    BACKBONES.register(_alias)(_timm(_target))

@@ -11,9 +11,11 @@ from collections import OrderedDict
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..normalization import Normalization
 from .backbones import build_classifier
 from .evaluator import build_evaluator
 from .generator import ActivationMapGenerator, GeneratorOutput
+from .normalization import Renormalize
 
 
 class ORNet(nn.Module):
@@ -22,7 +24,10 @@ class ORNet(nn.Module):
     - ``stem`` (F_c1): image -> f_c at 1/4 resolution (`build_classifier(backbone).stem`);
     - ``generator`` (F_g): f_c -> `GeneratorOutput` (f_a, p_a, attention logits);
     - ``rest_head`` (F_c2): ``rest`` then ``head`` of the same classifier, on f_c * p_a;
-    - ``evaluator`` (F_e, optional): a classifier on the (masked) image.
+    - ``evaluator`` (F_e, optional): a classifier on the (masked) image;
+    - ``to_evaluator``: `Renormalize` from the input normalisation (`input_norm`, the stem's:
+      what images arrive normalised with) to the evaluator's own (`evaluator_norm`); the
+      identity when they agree. Both default to ImageNet's (ornet.normalization).
 
     Maps come out at the stem's resolution, input / 4 (56 x 56 for 224 x 224 images).
     """
@@ -31,7 +36,8 @@ class ORNet(nn.Module):
 
     def __init__(self, backbone: str, num_classes: int, evaluator: str | None = "vgg16",
                  generator_width: int = 64, backbone_weights: str = "none",
-                 evaluator_weights: str = "none"):
+                 evaluator_weights: str = "none", input_norm: Normalization | None = None,
+                 evaluator_norm: Normalization | None = None):
         super().__init__()
         classifier = build_classifier(backbone, num_classes, backbone_weights)
         self.backbone = backbone
@@ -43,6 +49,7 @@ class ORNet(nn.Module):
         self.rest_head = nn.Sequential(OrderedDict(rest=classifier.rest, head=classifier.head))
         self.evaluator = (build_evaluator(evaluator, num_classes, evaluator_weights)
                           if evaluator else None)
+        self.to_evaluator = Renormalize(input_norm, evaluator_norm)
 
     def maps(self, images: Tensor) -> GeneratorOutput:
         """Stem + generator only: the inference path (METHOD.md, Inference)."""
@@ -56,11 +63,15 @@ class ORNet(nn.Module):
         return y_hat, out.attn_logits, out
 
     def evaluate_masked(self, images: Tensor, p_map: Tensor) -> Tensor:
-        """Stage 2: F_e(I * upsample(p_map)), bilinear to the image size -> B x K logits."""
+        """Stage 2: F_e(I_e * upsample(p_map)), bilinear to the image size -> B x K logits.
+
+        I_e = `to_evaluator`(images): the evaluator sees its own normalised image times the map
+        (the release's semantics), whatever the stem's normalisation.
+        """
         if self.evaluator is None:
             raise RuntimeError("this ORNet has no evaluator")
         mask = F.interpolate(p_map, size=images.shape[-2:], mode="bilinear", align_corners=False)
-        return self.evaluator(images * mask)
+        return self.evaluator(self.to_evaluator(images) * mask)
 
     def predict(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Evaluation: ``(maps B x 1 x h x w in [0, 1], logits B x K)``.
@@ -71,7 +82,7 @@ class ORNet(nn.Module):
         f_c = self.stem(images)
         p_a = self.generator(f_c).p_a
         if self.evaluator is not None:
-            logits = self.evaluator(images)
+            logits = self.evaluator(self.to_evaluator(images))
         else:
             logits = self.rest_head(f_c * p_a)
         return p_a, logits

@@ -3,6 +3,8 @@
 `load_weights(module, spec, arch)` accepts three forms of `spec`:
 
 - ``"none"``: keep the module's initialisation (train from scratch);
+- ``"imagenet"``: ImageNet weights that an installed package ships (no download; only for
+  networks listed in `ornet.models.offline_weights`, e.g. ``efficientnet_lite0``);
 - a torchvision weights name such as ``"IMAGENET1K_V1"`` or ``"DEFAULT"``, resolved with
   ``torchvision.models.get_model_weights(arch)[spec]`` (downloads into ``$TORCH_HOME`` on
   first use);
@@ -17,7 +19,7 @@ code when unpickled) is refused with an `OrnetError` naming it (`safe_torch_load
 (`check_safetensors`). Every checkpoint ornet reads goes through these two functions.
 
 Keys may be in the module's own layout (``stem.conv1.weight``, what ``module.state_dict()``
-gives) or in torchvision's (``conv1.weight``, ``features.0.weight``): modules built by
+gives) or in torchvision's / timm's (``conv1.weight``, ``blocks.1.0.conv_pw.weight``): modules built by
 `ornet.models.backbones` carry the correspondence (`source_keys`). Rules:
 
 - a key of the replaceable head (`optional_keys`: the last Linear, layers we add) whose shape
@@ -49,6 +51,8 @@ from ..errors import OrnetError
 log = logging.getLogger(__name__)
 
 FILE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+IMAGENET_SPEC = "imagenet"
+"""Weights name of the ImageNet weights an installed package ships (`offline_weights`)."""
 
 
 @dataclass
@@ -84,6 +88,10 @@ def load_weights(module: nn.Module, spec: str | None, arch: str, strict_backbone
     if weights_file(spec) is not None:
         state = read_state_dict(spec)
         source = spec
+    elif spec.lower() == IMAGENET_SPEC:
+        from .offline_weights import offline_state_dict
+
+        state, source = offline_state_dict(arch, list(getattr(module, "source_keys", {}).values()))
     else:
         state = _torchvision_state_dict(spec, arch)
         source = f"torchvision {arch} {spec}"
@@ -95,10 +103,12 @@ def load_weights(module: nn.Module, spec: str | None, arch: str, strict_backbone
 
 
 def weights_file(spec: str | None) -> Path | None:
-    """The file a weights `spec` names, or None for "none" and torchvision weights names."""
+    """The file a weights `spec` names, or None for "none", "imagenet" and torchvision weights names."""
     if spec is None or spec.strip().lower() in ("", "none"):
         return None
     spec = spec.strip()
+    if spec.lower() == IMAGENET_SPEC:  # a name, even beside a folder called imagenet
+        return None
     if "/" in spec or "\\" in spec or spec.lower().endswith(FILE_SUFFIXES) or Path(spec).exists():
         return Path(spec)
     return None
@@ -181,6 +191,12 @@ def torchvision_weights(name: str, arch: str):
     listing the known names when there is none (checked before training starts)."""
     import torchvision
 
+    from .names import is_timm
+
+    if is_timm(arch):
+        raise OrnetError(f"{name!r} is not a weights name for the timm network {arch} (timm's hub weights are "
+                         f"never downloaded): use none, {IMAGENET_SPEC} where ornet knows offline weights, "
+                         "or a local .pth / .safetensors file in timm's layout")
     try:
         enum = torchvision.models.get_model_weights(arch)
     except (ValueError, KeyError) as err:
@@ -191,6 +207,29 @@ def torchvision_weights(name: str, arch: str):
         known = ", ".join(["DEFAULT", *enum.__members__])
         raise OrnetError(f"unknown weights {name!r} for {arch}; known: {known}; "
                          "or give the path of a .pth / .safetensors file") from None
+
+
+def check_weights_spec(spec: str | None, arch: str, key: str = "weights") -> None:
+    """Read (or locate) what weights `spec` of network `arch` would load, without loading it into
+    a network: OrnetError prefixed with `key` for an unknown name, a missing package or a bad file."""
+    spec = (spec or "none").strip()
+    path = weights_file(spec)
+    if path is not None:
+        read_state_dict(path)
+        return
+    if spec.lower() == "none":
+        return
+    try:
+        if spec.lower() == IMAGENET_SPEC:
+            from .offline_weights import weights_path
+
+            read_state_dict(weights_path(arch))
+            return
+        cached = torchvision_cache_file(torchvision_weights(spec, arch))
+    except OrnetError as e:
+        raise OrnetError(f"{key}: {e}") from None
+    if cached.is_file():  # downloaded earlier: read now like any weights file
+        safe_torch_load(cached)
 
 
 def torchvision_cache_file(weights) -> Path:

@@ -24,14 +24,17 @@ class OrnetTask(MapValidation, StageTask):
     def __init__(self, cfg: dict, num_classes: int, classes: list[str] | None = None):
         super().__init__(cfg, num_classes, classes)
         from ..models.ornet import ORNet
+        from ..normalization import model_normalizations
 
         m = self.model_cfg
+        input_norm, evaluator_norm = model_normalizations(m)
         # evaluator_weights are not loaded here: stage 0 trains the evaluator, and the pipeline
         # hands its checkpoint to stage 2 explicitly (`init_from`).
         # backbone_weights "evaluator": the pipeline copies the trained evaluator in (`init_backbone_from`).
         weights = "none" if m.backbone_weights == FROM_EVALUATOR else m.backbone_weights
         self.model = ORNet(m.backbone, self.num_classes, evaluator=m.evaluator, generator_width=m.generator_width,
-                           backbone_weights=weights, evaluator_weights="none")
+                           backbone_weights=weights, evaluator_weights="none", input_norm=input_norm,
+                           evaluator_norm=evaluator_norm)
         self._init_map_metrics()
 
     def init_from(self, ornet_state: dict | None = None, evaluator_state: dict | None = None) -> None:

@@ -27,18 +27,23 @@ class EvaluatorTask(StageTask):
     def __init__(self, cfg: dict, num_classes: int, classes: list[str] | None = None):
         super().__init__(cfg, num_classes, classes)
         from ..models.evaluator import build_evaluator
+        from ..models.normalization import Renormalize
+        from ..normalization import model_normalizations
 
         m = self.model_cfg
         self.model = build_evaluator(m.evaluator, self.num_classes, m.evaluator_weights)
+        # Batches arrive in the run's input normalisation (the backbone's); the evaluator is
+        # trained on its own, as it will see them in stage 2 (`ORNet.to_evaluator`).
+        self.to_model = Renormalize(*model_normalizations(m))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images)
+        return self.model(self.to_model(images))
 
     def param_groups(self):
         return head_split(self.model, self.stage_cfg.head_lr_mult)
 
     def _step(self, batch: Batch, split: str) -> torch.Tensor:
-        logits = self.model(batch.images)
+        logits = self(batch.images)
         loss = cross_entropy(logits, batch.labels)
         self.log_common(split, loss, logits, batch.labels)
         return loss

@@ -1,7 +1,9 @@
 """Inference export: `model.safetensors` (weights) + `model.json` (everything else, plain JSON).
 
-`model.json` names the architecture (method, backbone, evaluator, generator width), the classes,
-the preprocessing (resize, crop, mean, std) and how a map becomes a box (chosen threshold,
+`model.json` names the architecture (method, backbone, evaluator, generator width, and the mean /
+std each network's weights expect: ``backbone_mean`` ... ``evaluator_std``), the classes, the
+preprocessing (resize, crop, and the mean / std that images are normalised with: the run's
+input normalisation, the backbone's) and how a map becomes a box (chosen threshold,
 normalisation, box mode). `load_model` rebuilds the network from these names and loads the
 tensors with safetensors: nothing is unpickled.
 """
@@ -19,21 +21,25 @@ from ..errors import OrnetError
 from ..fsutil import atomic_path, write_json_atomic
 
 FORMAT = "ornet-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: per-network mean / std in `architecture` (1: ImageNet's everywhere; still read)."""
 METHODS = ("ornet", "ornet-coarse", "cam")
 
 
 def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
                threshold_index: int | None = None) -> dict:
     """The model.json content for a run config (`RunConfig`) and an evaluation's threshold."""
-    from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from ..normalization import model_normalizations
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
     m, e = cfg.model, cfg.eval
-    arch: dict[str, Any] = {"backbone": m.backbone}
+    backbone_norm, evaluator_norm = model_normalizations(m)
+    arch: dict[str, Any] = {"backbone": m.backbone, "backbone_mean": list(backbone_norm.mean),
+                            "backbone_std": list(backbone_norm.std)}
     if method != "cam":
-        arch.update(evaluator=m.evaluator, generator_width=int(m.generator_width))
+        arch.update(evaluator=m.evaluator, generator_width=int(m.generator_width),
+                    evaluator_mean=list(evaluator_norm.mean), evaluator_std=list(evaluator_norm.std))
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -42,7 +48,7 @@ def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
         "num_classes": len(classes),
         "classes": list(classes),
         "preprocessing": {"resize": int(cfg.data.resize), "crop": int(cfg.data.crop),
-                          "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+                          "mean": list(backbone_norm.mean), "std": list(backbone_norm.std)},
         "localization": {"threshold": None if threshold is None else float(threshold),
                          "threshold_index": threshold_index, "threshold_split": e.threshold_split,
                          "box_mode": e.box_mode, "normalize": e.normalize,
@@ -106,7 +112,18 @@ def build_model(meta: dict) -> nn.Module:
     from ..models.ornet import ORNet
 
     return ORNet(arch["backbone"], k, evaluator=arch["evaluator"], generator_width=int(arch["generator_width"]),
-                 backbone_weights="none", evaluator_weights="none")
+                 backbone_weights="none", evaluator_weights="none",
+                 input_norm=_normalization(arch, "backbone"), evaluator_norm=_normalization(arch, "evaluator"))
+
+
+def _normalization(arch: dict, net: str):
+    """A network's normalisation recorded in model.json (format 1 had none: ImageNet's)."""
+    from ..normalization import IMAGENET, Normalization
+
+    mean, std = arch.get(f"{net}_mean"), arch.get(f"{net}_std")
+    if mean is None and std is None:
+        return IMAGENET
+    return Normalization(tuple(mean), tuple(std))
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

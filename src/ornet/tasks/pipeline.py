@@ -29,6 +29,7 @@ import torch
 
 from ..config import RunConfig, to_dict
 from ..errors import OrnetError, Preempted, TrainingDiverged
+from ..models.names import canonical
 from ..registry import Registry
 
 log = logging.getLogger("ornet")
@@ -115,7 +116,7 @@ def plan(cfg: RunConfig, out: Path, resume: bool) -> list[StagePlan]:
         elif resume and checkpoint_path(out, stage, last=True).is_file():
             p.ckpt_path = checkpoint_path(out, stage, last=True)
         plans.append(p)
-    if cfg.model.backbone_weights == "evaluator" and cfg.model.backbone != cfg.model.evaluator:
+    if cfg.model.backbone_weights == "evaluator" and canonical(cfg.model.backbone) != canonical(cfg.model.evaluator):
         raise OrnetError(f"model.backbone_weights=evaluator needs model.evaluator == model.backbone "
                          f"({cfg.model.evaluator} != {cfg.model.backbone})")
     if ("coarse" in cfg.stages and cfg.model.backbone_weights == "evaluator"
@@ -207,7 +208,9 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
         from ..viz.snapshots import MapSnapshots, snapshot_batch
 
         images, ids = snapshot_batch(datamodule, cfg.trainer.snapshot_images)
-        callbacks.append(MapSnapshots(images, Path(out) / "snapshots", image_ids=ids))
+        norm = datamodule.normalization  # the images' normalisation, undone for display
+        callbacks.append(MapSnapshots(images, Path(out) / "snapshots", image_ids=ids,
+                                      mean=norm.mean, std=norm.std))
     trainer = build_trainer(cfg, stage, out, quiet, callbacks, epochs=stage_cfg.epochs)
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -270,6 +273,9 @@ def final_stage(stages: list[str], out: Path) -> str | None:
 
 def final_model(cfg: RunConfig, stage: str, out: Path, num_classes: int) -> torch.nn.Module:
     """The localization model (predict(images, labels) -> maps, logits) of a finished run."""
+    from ..normalization import model_normalizations
+
+    input_norm, evaluator_norm = model_normalizations(cfg.model)
     if stage == "cam":
         from ..models.cam import CAMModel
 
@@ -280,7 +286,8 @@ def final_model(cfg: RunConfig, stage: str, out: Path, num_classes: int) -> torc
 
     m = cfg.model
     model = ORNet(m.backbone, num_classes, evaluator=m.evaluator, generator_width=m.generator_width,
-                  backbone_weights="none", evaluator_weights="none")
+                  backbone_weights="none", evaluator_weights="none", input_norm=input_norm,
+                  evaluator_norm=evaluator_norm)
     model.load_state_dict(load_state(checkpoint_path(out, stage)))
     if stage == "coarse" and checkpoint_path(out, "evaluator").is_file():
         model.evaluator.load_state_dict(load_state(checkpoint_path(out, "evaluator")))

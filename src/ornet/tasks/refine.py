@@ -8,15 +8,16 @@ calls it at the start of every training epoch).
 
 Per batch (METHOD.md, Stage 2, steps 1-6):
     p_a = F_g(F_c1(I));  p_e = erase(p_a) (training only);
-    L_e = CE(F_e(I * upsample(p_e)), y);  L_we = weighted entropy of p_a;
+    L_e = CE(F_e(I_e * upsample(p_e)), y);  L_we = weighted entropy of p_a;
     L_a = mean(p_a) + sum of mean(f_a[k]) over the evaluator's ranks skip+1..topk;
     L = eval_weight * L_e + area_weight * L_a + entropy_weight * L_we.
+I_e is the batch in the evaluator's own normalisation (`ORNet.to_evaluator`; the batch itself when
+the stem and the evaluator share one), so the evaluator sees its normalised image times the map.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..data.sample import Batch
 from ..method.losses import area_loss, weighted_entropy
@@ -61,8 +62,7 @@ class RefineTask(OrnetTask):
         images, labels = batch.images, batch.labels
         out = self.model.maps(images)  # step 1
         p_e = self.eraser(out.p_a) if split == "train" else out.p_a  # step 2 (identity in eval mode)
-        mask = F.interpolate(p_e, size=images.shape[-2:], mode="bilinear", align_corners=False)
-        logits = self.model.evaluator(images * mask)  # step 3
+        logits = self.model.evaluate_masked(images, p_e)  # step 3: F_e(convert(I) * upsample(p_e))
         loss_e = cross_entropy(logits, labels)
         loss_we = weighted_entropy(out.p_a, m.mu, m.sigma, m.beta)  # step 4
         probs = logits.detach().float().softmax(dim=1)
