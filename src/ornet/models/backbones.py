@@ -1,4 +1,5 @@
-"""Torchvision classifiers split into stem / rest / head (METHOD.md, Notation: F_c1, F_c2).
+"""The backbone registry: torchvision and timm classifiers split into stem / rest / head
+(METHOD.md, Notation: F_c1, F_c2; the contract: `models.split`).
 
 `build_classifier(name, K)` gives a `SplitClassifier`:
 
@@ -16,7 +17,8 @@
 a GAP + Linear head (``fc``) on the last conv features, and ``cam(features, class_idx)``.
 As in wsolevaluation, the CAM networks keep a 1/16 feature map: VGG drops the FC classifier
 and the last max-pool and adds conv6 (512 -> 1024, 3x3) + ReLU; ResNet sets layer4's stride
-to 1 (``stride16=False`` keeps torchvision's 1/32). MobileNet CAMs stay at 1/32.
+to 1 (``stride16=False`` keeps torchvision's 1/32). MobileNet CAMs stay at 1/32. timm CAM
+networks use timm's ``output_stride=16`` (dilation) where timm offers it (`timm_backbones`).
 
 Parameters keep torchvision's modules, and each network records the torchvision name of
 every parameter (`source_keys`), so torchvision checkpoints load directly

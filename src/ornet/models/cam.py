@@ -12,8 +12,9 @@ class CAMModel(nn.Module):
     """Class activation mapping (Zhou et al. 2016) on a registered backbone.
 
     ``predict(images, labels)`` returns the CAM of each image's label (of the predicted class
-    when `labels` is None) at feature resolution (1/16 for ResNet and VGG, see
-    `build_cam_classifier`), min-max normalised per image to [0, 1]: (cam - min) / (max -
+    when `labels` is None) at feature resolution (1/16 for ResNet, VGG and the timm networks
+    that timm can dilate, e.g. EfficientNet-Lite0; 1/32 for MobileNets; see
+    `build_cam_classifier` and `timm_backbones`), min-max normalised per image to [0, 1]: (cam - min) / (max -
     min), all zeros for a flat map, as wsolevaluation's `normalize_scoremap`. No ReLU.
     Because bilinear resizing commutes with this affine normalisation, normalising again
     after resizing to the image size (what localization does) gives wsolevaluation's maps.
