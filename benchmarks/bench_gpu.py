@@ -64,6 +64,7 @@ def measure(stage: str, cfg, steps: int, warmup: int, precision: str, accelerato
             torch.cuda.synchronize()
 
     from ornet.data.datamodule import WSOLDataModule
+    from ornet.normalization import input_normalization
     from ornet.tasks.pipeline import build_task, quiet_lightning_warnings
 
     class Clock(L.Callback):
@@ -84,7 +85,7 @@ def measure(stage: str, cfg, steps: int, warmup: int, precision: str, accelerato
 
     quiet_lightning_warnings()
     L.seed_everything(0, verbose=False)
-    dm = WSOLDataModule(cfg.data)
+    dm = WSOLDataModule(cfg.data, normalization=input_normalization(cfg.model))
     dm.batch_size = getattr(cfg, stage).batch_size or cfg.data.batch_size
     task = build_task(cfg, stage, dm.num_classes, dm.classes)
     clock = Clock()
