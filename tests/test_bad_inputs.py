@@ -15,6 +15,7 @@ through `check-data`, the dataset and `localize` (docs/datasets.md, "Images").
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import shutil
@@ -103,6 +104,31 @@ class Workspace:
     def config(self, text: str, name: str = "bad.yaml") -> Path:
         return self.file(name, text)
 
+    # The ORNet release's checkpoint files (tests/release_reference.py: its key names and shapes).
+    def fine(self, drop: tuple[str, ...] = ()) -> Path:
+        from release_reference import write_fine
+
+        return write_fine(self.root / "release" / "fine.pth", k=3, width=2, drop=drop)[0]
+
+    def coarse(self, k: int = 3) -> Path:
+        from release_reference import write_coarse
+
+        return write_coarse(self.root / "release" / "coarse.pth", k=k, width=2)[0]
+
+    def evaluator(self, k: int = 3) -> Path:
+        from release_reference import write_evaluator
+
+        return write_evaluator(self.root / "release" / f"evaluator_{k}.pth", k=k)[0]
+
+    def pickled(self) -> Path:
+        """A checkpoint that also pickles an object (unpickling it could run code)."""
+        import torch
+
+        path = self.root / "release" / "evil.pth"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "config": argparse.Namespace(lr=1)}, path)
+        return path
+
 
 @dataclass
 class Case:
@@ -171,6 +197,10 @@ def localize(*extra, inputs=(lambda w: w.image(),)):
 
 def figures(kind: str, *extra):
     return _w("figures", kind, lambda w: w.run(), "--device", "cpu", *extra)
+
+
+def import_release(*extra):
+    return _w("import-release", *extra, "--out", lambda w: w.root / "imported", "--quiet")
 
 
 def maps_case(w: Workspace) -> tuple[Path, Path]:
@@ -365,6 +395,35 @@ CASES: list[Case] = [
     Case("figures-out-below-file", figures("threshold-curve", "--out", below_file), "a_file"),
     Case("figures-existing-out", figures("threshold-curve", "--out", lambda w: w.folder()),
          "holds files other than figures (keep.txt); pass --force"),
+    # import-release ------------------------------------------------------------------------------
+    Case("import-release-coarse-as-fine", import_release("--fine", lambda w: w.coarse()),
+         "coarse.pth: holds the release's stage-1 CoarseModel"),
+    Case("import-release-evaluator-as-fine", import_release("--fine", lambda w: w.evaluator()),
+         "evaluator_3.pth: holds the release's evaluator alone"),
+    Case("import-release-fine-as-evaluator", import_release("--coarse", lambda w: w.coarse(), "--evaluator",
+                                                            lambda w: w.fine()), "fine.pth: holds the release's stage-2"),
+    Case("import-release-missing-bn-att3", import_release("--fine", lambda w: w.fine(drop=("bn_att3.",))),
+         "fine.pth: does not fit the release's layout (width 2, K 3): missing bn_att3.weight"),
+    Case("import-release-classes-differ", import_release("--coarse", lambda w: w.coarse(), "--evaluator",
+                                                         lambda w: w.evaluator(k=2)), "number of classes differs"),
+    Case("import-release-imagenet-evaluator", import_release("--coarse", lambda w: w.coarse(k=200), "--evaluator",
+                                                             lambda w: w.evaluator(k=1000)),
+         "evaluator_1000.pth has an evaluator of 1000 classes (an ImageNet-1000 classifier"),
+    Case("import-release-pickled-object", import_release("--fine", lambda w: w.pickled()),
+         "evil.pth: contains objects other than tensors"),
+    Case("import-release-coarse-without-evaluator", import_release("--coarse", lambda w: w.coarse()),
+         "--coarse needs --evaluator"),
+    Case("import-release-fine-and-coarse", import_release("--fine", lambda w: w.fine(), "--coarse", lambda w: w.coarse()),
+         "exactly one of --fine"),
+    Case("import-release-missing-file", import_release("--fine", "nosuch.pth"), "nosuch.pth: no such file"),
+    Case("import-release-not-a-checkpoint", import_release("--fine", lambda w: w.file("notes.pth", "hello\n")),
+         "notes.pth: cannot read weights"),
+    Case("import-release-classes-count", import_release("--fine", lambda w: w.fine(), "--classes",
+                                                        lambda w: w.file("classes.txt", "a\nb\n")),
+         "classes.txt: 2 class names, but the checkpoints have 3 classes"),
+    Case("import-release-existing-out", _w("import-release", "--fine", lambda w: w.fine(), "--out",
+                                           lambda w: w.folder()), "existing exists and is not empty"),
+    Case("import-release-no-out", _w("import-release", "--fine", lambda w: w.fine()), "--out"),
     # demo ----------------------------------------------------------------------------------------
     Case("demo-existing-out", _w("demo", "--out", lambda w: w.folder(), "--fast"), "existing exists and is not empty"),
     Case("demo-seed-not-int", _w("demo", "--seed", "abc", "--out", "d"), "'abc'"),

@@ -253,3 +253,18 @@ def test_figures_refuses_pickled_snapshots(tmp_path, capsys, clean_run):
     err = check_refused(capsys, ["figures", "evolution", str(run), "--out", str(tmp_path / "figs")], evil, canary)
     assert "refused" in err or "unreadable" in err
     assert not (tmp_path / "figs").exists()
+
+
+@pytest.mark.parametrize("kind", ["torch", "legacy", "pickle"])
+@pytest.mark.parametrize("flag", ["--fine", "--coarse", "--evaluator"])
+def test_import_release_refuses_poisoned_files(tmp_path, capsys, flag, kind):
+    """The release's files are read with numpy's scalar constructors allowed, and nothing else."""
+    canary = tmp_path / "canary"
+    bad = poison(tmp_path / "release.pth", canary, kind)
+    argv = {"--fine": ["--fine", str(bad)],
+            "--coarse": ["--coarse", str(bad), "--evaluator", str(bad)],
+            "--evaluator": ["--fine", str(bad), "--evaluator", str(bad)]}[flag]
+    code = cli(["import-release", *argv, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and not canary.exists() and not (tmp_path / "out").exists()
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "release.pth" in err

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "localize": ("localize", "predict boxes and maps for your own images with a trained model"),
     "figures": ("figures", "draw a run's figures (overlay, evolution, histogram, failures, ...)"),
     "demo": ("demo", "generate synthetic data, train ORNet and CAM, compare them"),
+    "import-release": ("import_release", "import the ORNet authors' released checkpoints as a run folder"),
 }
 
 

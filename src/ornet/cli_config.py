@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 from typing import Any
 
-from .config import VALID_STAGES, DataConfig, RunConfig
+from .config import VALID_STAGES, DataConfig, RunConfig, apply_protocol, check_threshold_source
 from .errors import ConfigError
 
 
@@ -178,8 +178,9 @@ def to_run_config(parser, ns) -> RunConfig:
     d = init.as_dict() if hasattr(init, "as_dict") else dict(init)
     d.pop("config", None)
     d.pop("__path__", None)
-    cfg = _build(RunConfig, d)
+    cfg = apply_protocol(_build(RunConfig, d))
     validate(cfg)
+    check_threshold_source(cfg)
     if cfg.trainer.max_epochs is not None:
         if cfg.trainer.max_epochs <= 0:
             raise ConfigError(f"trainer.max_epochs must be positive, got {cfg.trainer.max_epochs}")
@@ -228,6 +229,8 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"{name}.lr must be positive, got {st.lr}")
         if st.batch_size is not None and st.batch_size <= 0:
             raise ConfigError(f"{name}.batch_size must be positive, got {st.batch_size}")
+        if name in cfg.stages and st.keep == "best_val" and d.val_per_class == 0:
+            raise ConfigError(f"{name}.keep best_val needs a val split (data.val_per_class > 0)")
     m = cfg.method
     if not 0 <= m.erase_p <= 1:
         raise ConfigError(f"method.erase_p must be in [0, 1], got {m.erase_p}")
@@ -235,6 +238,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"method.f_max must be in (0, 1], got {m.f_max}")
     if m.sigma <= 0:
         raise ConfigError(f"method.sigma must be positive, got {m.sigma}")
+    if not 0 < m.entropy_eps < 1:
+        raise ConfigError(f"method.entropy_eps must be in (0, 1), got {m.entropy_eps}")
     if m.area_topk <= 0 or m.area_skip < 0:
         raise ConfigError("method.area_topk must be positive and method.area_skip >= 0")
     if cfg.model.generator_width <= 0:
@@ -247,6 +252,8 @@ def validate(cfg: RunConfig) -> None:
                                   f"numbers (R, G, B), got {v}")
         if (getattr(cfg.model, f"{net}_mean") is None) != (getattr(cfg.model, f"{net}_std") is None):
             raise ConfigError(f"model.{net}_mean and model.{net}_std are set together (one is missing)")
+    if any(not isinstance(n, str) or not n.strip() for n in cfg.model.reinit):
+        raise ConfigError(f"model.reinit must list layer names (e.g. [layer4, fc]), got {cfg.model.reinit}")
     e = cfg.eval
     if not 0 < e.cam_curve_interval < 1:
         raise ConfigError(f"eval.cam_curve_interval must be in (0, 1), got {e.cam_curve_interval}")

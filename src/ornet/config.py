@@ -74,6 +74,9 @@ class ModelConfig:
     backbone's, the evaluator converts the batch (a per-channel affine map) before the stage-2 mask."""
     evaluator_std: list[float] | None = None
     """RGB std of the evaluator's input (None: from evaluator_weights)."""
+    reinit: list[str] = field(default_factory=list)
+    """Backbone layers given a fresh random initialisation before stage 1, by torchvision name
+    (e.g. [layer4, fc]: the release's CoarseModel does so for ImageNet, K != 200)."""
 
 
 @dataclass
@@ -91,6 +94,9 @@ class StageConfig:
     """Overrides data.batch_size for this stage."""
     head_lr_mult: float = 1.0
     """Learning-rate multiplier of newly initialised layers (classifier heads, generator)."""
+    keep: Literal["last", "best_val", "best_test"] = "last"
+    """Which epoch's weights the stage hands on: the last; the best `val/acc` on the val split; or
+    the best on the TEST split (the release's evaluator rule, best_epoch.pth: selection on test)."""
 
 
 @dataclass
@@ -111,10 +117,17 @@ class MethodConfig:
     mu: float = 0.5
     sigma: float = 0.1
     beta: float = 0.0
+    entropy_eps: float = 1e-6
+    """eps in log(p + eps) of the weighted entropy (the release: float32's eps, 1.1920928955078125e-07)."""
     area_topk: int = 25
     area_skip: int = 3
     area_form: Literal["faithful", "bounded"] = "bounded"
     """faithful: mean(f_a[k]) as in the release (unbounded below); bounded: mean(relu(f_a[k]))."""
+    frozen_mode: Literal["eval", "train"] = "eval"
+    """Stage 2's frozen parts: eval (fixed BN statistics, no dropout) or train (the release's
+    model.train(): frozen BNs normalise with batch statistics and update them, VGG dropout is on)."""
+    mask_upsample: Literal["bilinear", "nearest"] = "bilinear"
+    """How the stage-2 map is upsampled to the image before the evaluator (the release: nearest)."""
 
 
 @dataclass
@@ -133,6 +146,10 @@ class EvalConfig:
     """Per-image min-max normalisation of maps before thresholding."""
     threshold_split: Literal["val", "test"] = "val"
     """Split on which the threshold is chosen."""
+    protocol: Literal["wsolevaluation", "release"] = "wsolevaluation"
+    """wsolevaluation: the settings above. release: the ORNet release's own scoring
+    (localization/release.py): thresholds 0.05..0.95 on the raw map, one box around all pixels
+    above, IoU without +1, IoU > 0.5, unclipped ground truth, threshold chosen on test."""
 
 
 @dataclass
@@ -178,6 +195,32 @@ class RunConfig:
 
 
 VALID_STAGES = ("evaluator", "coarse", "refine", "cam")
+MAP_STAGES = ("coarse", "refine", "cam")
+
+
+def apply_protocol(cfg: RunConfig) -> RunConfig:
+    """Settings an evaluation protocol fixes, made visible in the resolved config (in place).
+
+    ``eval.protocol: release`` chooses the threshold on the test split (the release's
+    ``test_multi_threshold``), so ``eval.threshold_split`` becomes ``test``; the other release
+    rules are not expressible as EvalConfig fields and live in ``localization/release.py``.
+    """
+    if cfg.eval.protocol == "release":
+        cfg.eval.threshold_split = "test"
+    return cfg
+
+
+def check_threshold_source(cfg: RunConfig) -> None:
+    """A run that evaluates maps needs somewhere to choose the threshold: an empty val split
+    (``data.val_per_class: 0``, all training images used for training, as the release) is only
+    allowed when the threshold is chosen on test, which the outputs then say."""
+    from .errors import ConfigError
+
+    maps = any(s in MAP_STAGES for s in cfg.stages)
+    if maps and cfg.data.val_per_class == 0 and cfg.eval.threshold_split == "val":
+        raise ConfigError("data.val_per_class is 0, so there is no val split to choose the map threshold on: "
+                          "set eval.threshold_split test (or eval.protocol release), which chooses it on the "
+                          "test split and says so in metrics.json, or keep data.val_per_class > 0")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

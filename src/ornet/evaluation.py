@@ -264,6 +264,9 @@ def evaluate(model: torch.nn.Module, datamodule, cfg: RunConfig, split: str = "t
              scoremap_dir: str | Path | None = None, fallback_threshold_index: int | None = None) -> EvalResult:
     """Choose the threshold (cfg.eval.threshold_split), evaluate `split`, return metrics, rows, curves.
 
+    ``cfg.eval.protocol == "release"`` hands over to `ornet.release.protocol.evaluate_release`
+    (the release's thresholds, geometry and IoU rule; threshold chosen on `split` itself).
+
     With threshold_split `val` and an empty val split, `fallback_threshold_index` (e.g. the one a
     trained model carries) is used and `threshold_split` reads `model`; without it it is an error.
     """
@@ -271,6 +274,10 @@ def evaluate(model: torch.nn.Module, datamodule, cfg: RunConfig, split: str = "t
 
     quiet_lightning_warnings()
     e = cfg.eval
+    if e.protocol == "release":  # the release's own scoring (threshold on the evaluated split)
+        from .release.protocol import evaluate_release
+
+        return evaluate_release(model, datamodule, cfg, split, quiet=quiet, scoremap_dir=scoremap_dir)
     model.eval()
     trainer = _trainer(cfg, quiet)
     scoremap_dir = None if scoremap_dir is None else Path(scoremap_dir)
@@ -300,7 +307,7 @@ def evaluate(model: torch.nn.Module, datamodule, cfg: RunConfig, split: str = "t
         index = choose_threshold(test.sweep)
         test = run_pass(trainer, model, datamodule, split, e, threshold_index=index)
     metrics = summarize(test.sweep, index, threshold_split=threshold_split, pxap=test.pxap)
-    metrics["split"] = split
+    metrics.update(split=split, protocol="wsolevaluation")
     for key, value in list(metrics.items()):
         if isinstance(value, float) and not math.isfinite(value):
             metrics[key] = None

@@ -3,10 +3,13 @@
     ornet evaluate runs/demo                       # the run's data (config.yaml), test split
     ornet evaluate runs/demo/model.json --data.root DIR --data.name cub --out eval/ --save-scoremaps maps/
 
+    ornet evaluate runs/imported --eval.protocol release --data.root CUB   # the ORNet release's scoring
+
 The model is rebuilt from model.json and model.safetensors (no pickle). Preprocessing (resize,
-crop, mean, std) and the map-to-box settings come from model.json; the dataset from the run's config.yaml
-unless --data.* flags say otherwise. Writes metrics.json, predictions.csv and curves.json to
---out (default: evaluate_<split>/ beside the model files).
+crop, mean, std) comes from model.json; the map-to-box settings from the run's config.yaml (its
+eval section; model.json's when there is no config.yaml), then any --eval.* flag; the dataset from
+the run's config.yaml unless --data.* flags say otherwise. Writes metrics.json,
+predictions.csv and curves.json to --out (default: evaluate_<split>/ beside the model files).
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ import time
 from pathlib import Path
 
 from ..cli_config import _build, make_parser, parse, validate
-from ..config import DataConfig, EvalConfig, RunConfig, TrainerConfig
+from ..config import DataConfig, EvalConfig, RunConfig, TrainerConfig, apply_protocol
 from ..errors import OrnetError
 from ..outdir import check_out_dir, make_out_dir
 
 DESCRIPTION = ("Evaluate a trained model on a dataset split: GT-known / Top-k Loc, MaxBoxAccV2, PxAP "
-               "(threshold chosen on val unless the model's config says test). Writes metrics.json, "
-               "predictions.csv and curves.json.")
+               "(threshold chosen on val unless the model's config says test; --eval.protocol release "
+               "scores as the ORNet release does). Writes metrics.json, predictions.csv and curves.json.")
 
 
 def build_parser(prog: str):
@@ -29,6 +32,7 @@ def build_parser(prog: str):
     parser.add_argument("model", type=str, help="run folder, model.json or model.safetensors")
     parser.add_class_arguments(DataConfig, "data", fail_untyped=True)
     parser.add_class_arguments(TrainerConfig, "trainer", fail_untyped=True)
+    parser.add_class_arguments(EvalConfig, "eval", fail_untyped=True)
     parser.add_argument("--split", type=str, default="test", help="split to evaluate (default: test)")
     parser.add_argument("--threshold-split", type=str, default=None, choices=["val", "test", "model"],
                         help="where the threshold comes from: val (default for models trained that way), test, "
@@ -64,6 +68,39 @@ def _read_run_config(path: Path) -> dict:
     return loaded
 
 
+def _eval_config(saved: dict | None, loc: dict, ns, argv: list[str]) -> EvalConfig:
+    """The run's eval section (config.yaml; model.json's localization without one), then --eval.* flags.
+
+    An --eval.protocol other than the run's starts from that protocol's defaults (EvalConfig's)."""
+    if saved:
+        base = {k: v for k, v in saved.items() if k in EvalConfig.__dataclass_fields__}
+    else:
+        base = {"box_mode": loc["box_mode"], "cam_curve_interval": float(loc["cam_curve_interval"]),
+                "normalize": loc["normalize"], "iou_strict": bool(loc["iou_strict"]),
+                "threshold_split": loc.get("threshold_split") or "val",
+                "protocol": loc.get("protocol", "wsolevaluation")}
+    flags = ns.eval.as_dict() if hasattr(ns.eval, "as_dict") else dict(vars(ns.eval))
+    given = _given(argv, "eval")
+    if "eval.protocol" in given and flags["protocol"] != base.get("protocol", "wsolevaluation"):
+        base = {}  # another protocol: its own defaults (EvalConfig), not the run's settings for the other one
+    for key in given:
+        base[key.split(".", 1)[1]] = flags[key.split(".", 1)[1]]
+    if base.get("threshold_split") not in ("val", "test"):
+        base["threshold_split"] = "val"
+    return _build(EvalConfig, base)
+
+
+def _check_model_threshold(eval_cfg: EvalConfig, loc: dict, info: Path) -> None:
+    """--threshold-split model reuses model.json's threshold: only under the protocol that chose it."""
+    stored = loc.get("protocol", "wsolevaluation")
+    if eval_cfg.protocol == "release":
+        raise OrnetError("eval.protocol release chooses the threshold on the evaluated split itself; "
+                         "--threshold-split model is for the wsolevaluation protocol")
+    if stored != eval_cfg.protocol:
+        raise OrnetError(f"{info}: its threshold was chosen under eval.protocol {stored}, not "
+                         f"{eval_cfg.protocol}; use --threshold-split val or test")
+
+
 def main(argv: list[str], prog: str) -> int:
     from ..tasks.export import load_model, read_meta, resolve
     from ..tasks.pipeline import global_rank
@@ -92,15 +129,13 @@ def main(argv: list[str], prog: str) -> int:
     if data_cfg.root is None:
         raise OrnetError("no dataset: pass --data.root DIR (and --data.name) or a run folder with config.yaml")
     loc = meta["localization"]
-    threshold_split = ns.threshold_split or loc.get("threshold_split") or "val"
-    eval_cfg = EvalConfig(box_mode=loc["box_mode"], cam_curve_interval=float(loc["cam_curve_interval"]),
-                          normalize=loc["normalize"], iou_strict=bool(loc["iou_strict"]),
-                          threshold_split="test" if threshold_split == "test" else "val")
-    saved_eval = saved_cfg.get("eval")
-    if saved_eval and saved_eval.get("iou_thresholds"):
-        eval_cfg.iou_thresholds = list(saved_eval["iou_thresholds"])
+    eval_cfg = _eval_config(saved_cfg.get("eval"), loc, ns, argv)
+    threshold_split = ns.threshold_split or eval_cfg.threshold_split
+    if threshold_split == "model":
+        _check_model_threshold(eval_cfg, loc, info)
+    eval_cfg.threshold_split = "test" if threshold_split == "test" else "val"
     trainer = ns.trainer.as_dict() if hasattr(ns.trainer, "as_dict") else dict(vars(ns.trainer))
-    cfg = RunConfig(data=data_cfg, eval=eval_cfg, trainer=_build(TrainerConfig, trainer))
+    cfg = apply_protocol(RunConfig(data=data_cfg, eval=eval_cfg, trainer=_build(TrainerConfig, trainer)))
     validate(cfg)
     cfg.data.batch_size = cfg.data.eval_batch_size
     out = Path(ns.out) if ns.out else run_dir / f"evaluate_{ns.split}"
@@ -142,5 +177,12 @@ def main(argv: list[str], prog: str) -> int:
         keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")
         print(f"{meta['method']} on {ns.split}: " + ", ".join(
             f"{k} {m[k]:.2f}" for k in keys if isinstance(m.get(k), (int, float)))
-            + f" (threshold {m['threshold']:.2f} from {m['threshold_split']}); wrote {out}")
+            + f" (threshold {m['threshold']:.2f} from {m['threshold_split']}{_protocol_note(m)}); wrote {out}")
     return 0
+
+
+def _protocol_note(metrics: dict) -> str:
+    if metrics.get("protocol") != "release":
+        return ""
+    return (f", ORNet release protocol; the release prints Top-1 Loc error {metrics['top1_loc_error']:.2f}"
+            f" as 'Top1 Loc'")

@@ -244,12 +244,14 @@ def main(argv: list[str], prog: str) -> int:
                          "pass --threshold T")
     box_mode = ns.box_mode or loc.get("box_mode") or "largest"
     normalize = loc.get("normalize", "minmax")
+    # The release's rule (model.json protocol release): raw map > t, one box around all cells x stride.
+    release = loc.get("protocol") == "release" and box_mode == "all"
     _prepare_out(out, ns.force)
     if ns.save_maps:
         (out / "maps").mkdir(exist_ok=True)
 
     result = localize_paths(model, meta, paths, out, float(threshold), box_mode, normalize, ns.batch_size,
-                            device, ns.save_maps, ns.quiet)
+                            device, ns.save_maps, ns.quiet, release=release)
     result["model"] = str(ns.model)
     result["threshold_source"] = "--threshold" if ns.threshold is not None else "model.json"
     from ..fsutil import write_text_atomic
@@ -270,8 +272,12 @@ def main(argv: list[str], prog: str) -> int:
 
 def localize_paths(model, meta: dict, paths: list[Path], out: Path, threshold: float, box_mode: str,
                    normalize: str, batch_size: int, device, save_maps: bool = False,
-                   quiet: bool = False) -> dict:
-    """Run the model over `paths` in batches; write overlays (and maps); return boxes.json's dict."""
+                   quiet: bool = False, release: bool = False) -> dict:
+    """Run the model over `paths` in batches; write overlays (and maps); return boxes.json's dict.
+
+    `release`: boxes by the ORNet release's rule (`localization.release.release_boxes` on the
+    raw map; no box when no cell is above the threshold) instead of the evaluation's.
+    """
     import torch
     from PIL import Image
 
@@ -303,7 +309,8 @@ def localize_paths(model, meta: dict, paths: list[Path], out: Path, threshold: f
                 for j, (i, item) in enumerate(ok):
                     k = start + i
                     entry = _entry(paths[k], names[k], item, thresholded[j], probs[j] if probs is not None else None,
-                                   classes, threshold, box_mode, crop, map_size, normalize)
+                                   classes, threshold, box_mode, crop, map_size, normalize,
+                                   raw[j, 0].cpu().numpy() if release else None)
                     disp = item.display
                     dh, dw = disp.shape[:2]
                     boxes_disp = [[b[0] * dw / item.width, b[1] * dh / item.height,
@@ -328,6 +335,7 @@ def localize_paths(model, meta: dict, paths: list[Path], out: Path, threshold: f
         "threshold": threshold,
         "box_mode": box_mode,
         "normalize": normalize,
+        "box_rule": "release (raw map > threshold, one box around all cells x stride)" if release else "evaluation",
         "input_size": [crop, crop],
         "map_size": map_size,
         "preprocessing": f"whole image resized to {crop}x{crop} (no centre crop); boxes scaled back "
@@ -359,11 +367,17 @@ def _resize_map(m: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _entry(path: Path, name: str, item: Loaded, emap: np.ndarray, probs, classes: list[str], threshold: float,
-           box_mode: str, crop: int, map_size, normalize: str) -> dict:
+           box_mode: str, crop: int, map_size, normalize: str, raw_map: np.ndarray | None = None) -> dict:
     from ..localization.boxes import boxes_from_map
 
-    boxes = boxes_from_map(emap, threshold, box_mode, relative=normalize == "minmax")
-    boxes = [b for b in np.asarray(boxes).reshape(-1, 4).tolist() if any(b)]  # [0,0,0,0]: nothing above
+    if raw_map is not None:  # the release's rule on the raw map; no cell above: no box
+        from ..localization.release import release_boxes
+
+        found = bool((raw_map > threshold).any())
+        boxes = [[int(round(v)) for v in release_boxes(raw_map, [threshold], (crop, crop))[0]]] if found else []
+    else:
+        boxes = boxes_from_map(emap, threshold, box_mode, relative=normalize == "minmax")
+        boxes = [b for b in np.asarray(boxes).reshape(-1, 4).tolist() if any(b)]  # [0,0,0,0]: nothing above
     entry: dict = {
         "file": str(path),
         "width": item.width,

@@ -114,6 +114,10 @@ def check_weight_files(cfg, out: Path, force: bool = False) -> None:
     for key, arch in (("backbone", m.backbone), ("evaluator", m.evaluator)):
         if arch is not None:
             check_network(arch, f"model.{key}")
+    if m.reinit:
+        from ..models.reinit import check_reinit
+
+        check_reinit(m.backbone, m.reinit)
     for key, arch in (("backbone_weights", m.backbone), ("evaluator_weights", m.evaluator)):
         spec = (getattr(m, key) or "none").strip()
         if arch and not (key == "backbone_weights" and spec == "evaluator"):
@@ -202,5 +206,6 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
 def _print_summary(metrics: dict, out: Path) -> None:
     keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")
     parts = [f"{k} {metrics[k]:.2f}" for k in keys if isinstance(metrics.get(k), (int, float))]
+    protocol = " under the ORNet release's protocol" if metrics.get("protocol") == "release" else ""
     print(f"{metrics.get('method')}: " + ", ".join(parts) +
-          f" (threshold {metrics.get('threshold')} chosen on {metrics.get('threshold_split')}); wrote {out}")
+          f" (threshold {metrics.get('threshold')} chosen on {metrics.get('threshold_split')}{protocol}); wrote {out}")

@@ -74,8 +74,11 @@ class WSOLDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, drop_last=True, sampler=self.train_sampler)
 
+    val_split: str = "val"
+    """The split of the validation loop (`StageConfig.keep: best_test` points it at test)."""
+
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.cfg.eval_batch_size)
+        return self._loader(self.val_split, self.cfg.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.cfg.eval_batch_size)

@@ -37,8 +37,8 @@ class GeneratorOutput:
     """B x K x h x w decoder features (LeakyReLU output, may be negative)."""
     p_a: Tensor
     """B x 1 x h x w activation map in [0, 1]: sigmoid(BN(conv3x3(f_a)))."""
-    attn_logits: Tensor
-    """B x K stage-1 attention head: GAP(conv1x1(f_a))."""
+    attn_logits: Tensor | None
+    """B x K stage-1 attention head: GAP(conv1x1(f_a)); None without the head."""
 
 
 class ConvBlock(nn.Sequential):
@@ -75,11 +75,16 @@ class Up(nn.Module):
 
 
 class ActivationMapGenerator(nn.Module):
-    """F_g: stem features B x C x h x w -> `GeneratorOutput` (module docstring)."""
+    """F_g: stem features B x C x h x w -> `GeneratorOutput` (module docstring).
+
+    ``attention_head=False`` leaves out the stage-1 head (``attn_conv``; the release's
+    ``att_conv2``), which stage 2 and inference never use and the release's stage-2
+    checkpoints do not hold.
+    """
 
     MIN_SIZE = 8  # three 2x max-pools
 
-    def __init__(self, in_channels: int, num_classes: int, width: int = 64):
+    def __init__(self, in_channels: int, num_classes: int, width: int = 64, attention_head: bool = True):
         super().__init__()
         if in_channels < 1 or num_classes < 1 or width < 1:
             raise OrnetError(f"generator sizes must be positive: in_channels={in_channels}, "
@@ -96,7 +101,8 @@ class ActivationMapGenerator(nn.Module):
         self.up3 = Up(3 * c + in_channels, num_classes)
         self.out_conv = nn.Conv2d(num_classes, 1, kernel_size=3, padding=1, bias=False)
         self.out_bn = nn.BatchNorm2d(1)
-        self.attn_conv = nn.Conv2d(num_classes, num_classes, kernel_size=1, bias=False)
+        self.attn_conv = (nn.Conv2d(num_classes, num_classes, kernel_size=1, bias=False)
+                          if attention_head else None)
         for m in self.modules():  # the release's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -120,7 +126,8 @@ class ActivationMapGenerator(nn.Module):
         p_a = torch.sigmoid(self.out_bn(self.out_conv(f_a)))
         # GAP(conv1x1(f_a)) == conv1x1(GAP(f_a)) (both linear, no bias): pool first, K*K per
         # image instead of K*K*h*w.
-        attn_logits = self.attn_conv(f_a.mean(dim=(2, 3), keepdim=True)).flatten(1)
+        attn_logits = (None if self.attn_conv is None
+                       else self.attn_conv(f_a.mean(dim=(2, 3), keepdim=True)).flatten(1))
         return GeneratorOutput(f_a=f_a, p_a=p_a, attn_logits=attn_logits)
 
     # ---------------------------------------------------------------- stage 2

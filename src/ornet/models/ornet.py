@@ -30,6 +30,10 @@ class ORNet(nn.Module):
       identity when they agree. Both default to ImageNet's (ornet.normalization).
 
     Maps come out at the stem's resolution, input / 4 (56 x 56 for 224 x 224 images).
+
+    ``stage1_head=False`` builds the inference / stage-2 network only: no ``rest_head`` and no
+    generator attention head (what the release's stage-2 checkpoints hold); it needs an
+    evaluator for class predictions and cannot run stage 1.
     """
 
     map_stride = 4
@@ -37,16 +41,20 @@ class ORNet(nn.Module):
     def __init__(self, backbone: str, num_classes: int, evaluator: str | None = "vgg16",
                  generator_width: int = 64, backbone_weights: str = "none",
                  evaluator_weights: str = "none", input_norm: Normalization | None = None,
-                 evaluator_norm: Normalization | None = None):
+                 evaluator_norm: Normalization | None = None, stage1_head: bool = True):
         super().__init__()
+        if not stage1_head and not evaluator:
+            raise ValueError("an ORNet without its stage-1 head needs an evaluator for class predictions")
         classifier = build_classifier(backbone, num_classes, backbone_weights)
         self.backbone = backbone
         self.evaluator_name = evaluator
         self.num_classes = num_classes
         self.stem = classifier.stem
+        self.stage1_head = stage1_head
         self.generator = ActivationMapGenerator(classifier.stem_channels, num_classes,
-                                                generator_width)
-        self.rest_head = nn.Sequential(OrderedDict(rest=classifier.rest, head=classifier.head))
+                                                generator_width, attention_head=stage1_head)
+        self.rest_head = (nn.Sequential(OrderedDict(rest=classifier.rest, head=classifier.head))
+                          if stage1_head else None)
         self.evaluator = (build_evaluator(evaluator, num_classes, evaluator_weights)
                           if evaluator else None)
         self.to_evaluator = Renormalize(input_norm, evaluator_norm)
@@ -57,21 +65,22 @@ class ORNet(nn.Module):
 
     def coarse_forward(self, images: Tensor) -> tuple[Tensor, Tensor, GeneratorOutput]:
         """Stage 1: ``(y_hat, y_a, out)``, y_hat = F_c2(f_c * p_a), y_a = attention logits."""
+        if self.rest_head is None:
+            raise RuntimeError("this ORNet was built without its stage-1 head (stage1_head=False)")
         f_c = self.stem(images)
         out = self.generator(f_c)
         y_hat = self.rest_head(f_c * out.p_a)  # p_a (B x 1 x h x w) gates every channel
         return y_hat, out.attn_logits, out
 
-    def evaluate_masked(self, images: Tensor, p_map: Tensor) -> Tensor:
-        """Stage 2: F_e(I_e * upsample(p_map)), bilinear to the image size -> B x K logits.
+    def evaluate_masked(self, images: Tensor, p_map: Tensor, mode: str = "bilinear") -> Tensor:
+        """Stage 2: F_e(I_e * upsample(p_map)) -> B x K logits; `mode`: `upsample_mask`'s.
 
         I_e = `to_evaluator`(images): the evaluator sees its own normalised image times the map
         (the release's semantics), whatever the stem's normalisation.
         """
         if self.evaluator is None:
             raise RuntimeError("this ORNet has no evaluator")
-        mask = F.interpolate(p_map, size=images.shape[-2:], mode="bilinear", align_corners=False)
-        return self.evaluator(self.to_evaluator(images) * mask)
+        return self.evaluator(self.to_evaluator(images) * upsample_mask(p_map, images.shape[-2:], mode))
 
     def predict(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Evaluation: ``(maps B x 1 x h x w in [0, 1], logits B x K)``.
@@ -86,3 +95,13 @@ class ORNet(nn.Module):
         else:
             logits = self.rest_head(f_c * p_a)
         return p_a, logits
+
+
+def upsample_mask(p_map: Tensor, size, mode: str = "bilinear") -> Tensor:
+    """B x 1 x h x w map -> B x 1 x H x W: ``bilinear`` (align_corners=False) or ``nearest`` (the
+    release's ``F.interpolate(att, size=...)``, whose default mode is nearest)."""
+    if mode == "bilinear":
+        return F.interpolate(p_map, size=tuple(size), mode="bilinear", align_corners=False)
+    if mode == "nearest":
+        return F.interpolate(p_map, size=tuple(size), mode="nearest")
+    raise ValueError(f"unknown mask upsampling {mode!r}; known: bilinear, nearest")

@@ -38,7 +38,7 @@ import logging
 import pickle
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,12 +144,14 @@ def _first_line(err: BaseException) -> str:
     return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
 
 
-def safe_torch_load(path: str | Path) -> Any:
+def safe_torch_load(path: str | Path, allow: Sequence[Any] = ()) -> Any:
     """`torch.load(path, weights_only=True)` on CPU, with one-line `OrnetError`s naming the file.
 
     weights_only is passed explicitly (never left to torch's default, which the environment
     variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD can turn off): a file whose pickle names any
     other global (an object whose unpickling could run code) is refused, not loaded.
+    `allow`: extra globals accepted for this one call only (``torch.serialization.safe_globals``,
+    a context: the process-wide allowlist is never changed), e.g. `numpy_scalar_globals()`.
     """
     p = Path(path)
     if not p.is_file():
@@ -157,6 +159,9 @@ def safe_torch_load(path: str | Path) -> Any:
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
             warnings.simplefilter("ignore")
+            if allow:
+                with torch.serialization.safe_globals(list(allow)):
+                    return torch.load(p, map_location="cpu", weights_only=True)
             return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         m = re.search(r"GLOBAL (\S+)", str(err))
@@ -165,6 +170,28 @@ def safe_torch_load(path: str | Path) -> Any:
                          "weights only, never pickled objects (they could run code)") from None
     except Exception as err:  # not a torch file at all, truncated, ...
         raise OrnetError(f"{p}: cannot read weights ({type(err).__name__}: {_first_line(err)})") from None
+
+
+NUMPY_DTYPES = ("Bool", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
+                "Float16", "Float32", "Float64")
+
+
+def numpy_scalar_globals() -> list[Any]:
+    """The globals a pickled numeric numpy scalar names (``np.float64(0.9)`` saved as, e.g., a
+    checkpoint's ``best_acc``), for `safe_torch_load(allow=...)`: the scalar constructor under its
+    numpy 1.x and 2.x names (``numpy.core.multiarray.scalar``, ``numpy._core.multiarray.scalar``),
+    ``numpy.dtype`` and the numeric dtype classes (``numpy.dtypes.Float64DType``, ...). Nothing
+    else: object arrays, ``numpy.core.multiarray._reconstruct`` (whole arrays) and every other
+    global stay refused."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    scalar = core.multiarray.scalar
+    allowed: list[Any] = [(scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"),
+                          np.dtype]
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25
+    allowed += [getattr(dtypes, f"{n}DType") for n in NUMPY_DTYPES if dtypes is not None and hasattr(dtypes, f"{n}DType")]
+    return allowed
 
 
 def check_safetensors(path: str | Path) -> None:

@@ -57,6 +57,14 @@ class OrnetTask(MapValidation, StageTask):
             raise OrnetError(f"model.backbone_weights=evaluator needs model.evaluator == model.backbone "
                              f"({self.model_cfg.evaluator} != {self.model_cfg.backbone})")
         self.model.load_state_dict(own, strict=False)
+        if self.stage == "coarse":
+            self.reinit_layers()  # after the weights it starts from, as the release
+
+    def reinit_layers(self) -> None:
+        """`model.reinit`: fresh initialisation of the named backbone layers (models/reinit.py)."""
+        from ..models.reinit import reinit_backbone
+
+        reinit_backbone(self.model, self.model_cfg.reinit)
 
     def localize(self, images: torch.Tensor, labels: torch.Tensor | None = None):
         return self.model.predict(images, labels)
@@ -67,6 +75,7 @@ class CoarseTask(OrnetTask):
 
     def __init__(self, cfg: dict, num_classes: int, classes: list[str] | None = None):
         super().__init__(cfg, num_classes, classes)
+        self.reinit_layers()
         self.model.evaluator.requires_grad_(False)
         self.train(True)
 

@@ -1,11 +1,13 @@
 """Inference export: `model.safetensors` (weights) + `model.json` (everything else, plain JSON).
 
 `model.json` names the architecture (method, backbone, evaluator, generator width, and the mean /
-std each network's weights expect: ``backbone_mean`` ... ``evaluator_std``), the classes, the
-preprocessing (resize, crop, and the mean / std that images are normalised with: the run's
-input normalisation, the backbone's) and how a map becomes a box (chosen threshold,
-normalisation, box mode). `load_model` rebuilds the network from these names and loads the
-tensors with safetensors: nothing is unpickled.
+std each network's weights expect: ``backbone_mean`` ... ``evaluator_std``; ``stage1_head: false``
+for a network without the stage-1 head, as imported from the release's stage-2 file), the
+classes, the preprocessing (resize, crop, and the mean / std that images are normalised with:
+the run's input normalisation, the backbone's) and how a map becomes a box (chosen threshold,
+normalisation, box mode, and ``protocol``: ``wsolevaluation``, or ``release`` for the release's
+rule of `ornet.localization.release`; absent means wsolevaluation). `load_model` rebuilds the
+network from these names and loads the tensors with safetensors: nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,6 +43,16 @@ def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
     if method != "cam":
         arch.update(evaluator=m.evaluator, generator_width=int(m.generator_width),
                     evaluator_mean=list(evaluator_norm.mean), evaluator_std=list(evaluator_norm.std))
+    if e.protocol == "release":  # the release's rule: map > t on the raw grid, one box around all
+        from ..localization.release import release_thresholds
+
+        steps = np.diff(release_thresholds())
+        loc = {"protocol": "release", "threshold_split": "test", "box_mode": "all", "normalize": "none",
+               "cam_curve_interval": float(round(steps[0], 6)), "iou_strict": True}
+    else:
+        loc = {"protocol": "wsolevaluation", "threshold_split": e.threshold_split, "box_mode": e.box_mode,
+               "normalize": e.normalize, "cam_curve_interval": float(e.cam_curve_interval),
+               "iou_strict": bool(e.iou_strict)}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -50,9 +63,7 @@ def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
         "preprocessing": {"resize": int(cfg.data.resize), "crop": int(cfg.data.crop),
                           "mean": list(backbone_norm.mean), "std": list(backbone_norm.std)},
         "localization": {"threshold": None if threshold is None else float(threshold),
-                         "threshold_index": threshold_index, "threshold_split": e.threshold_split,
-                         "box_mode": e.box_mode, "normalize": e.normalize,
-                         "cam_curve_interval": float(e.cam_curve_interval), "iou_strict": bool(e.iou_strict)},
+                         "threshold_index": threshold_index, **loc},
     }
 
 
@@ -113,7 +124,8 @@ def build_model(meta: dict) -> nn.Module:
 
     return ORNet(arch["backbone"], k, evaluator=arch["evaluator"], generator_width=int(arch["generator_width"]),
                  backbone_weights="none", evaluator_weights="none",
-                 input_norm=_normalization(arch, "backbone"), evaluator_norm=_normalization(arch, "evaluator"))
+                 input_norm=_normalization(arch, "backbone"), evaluator_norm=_normalization(arch, "evaluator"),
+                 stage1_head=bool(arch.get("stage1_head", True)))
 
 
 def _normalization(arch: dict, net: str):

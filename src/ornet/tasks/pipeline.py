@@ -133,8 +133,10 @@ def plan(cfg: RunConfig, out: Path, resume: bool) -> list[StagePlan]:
 
 
 def build_trainer(cfg: RunConfig, stage: str, out: Path, quiet: bool = False, callbacks: list | None = None,
-                  epochs: int | None = None, logger: bool = True) -> L.Trainer:
-    """A Trainer with cfg.trainer's settings; TensorBoard + CSV logs under OUT/logs/<stage>/."""
+                  epochs: int | None = None, logger: bool = True, validate: bool = True) -> L.Trainer:
+    """A Trainer with cfg.trainer's settings; TensorBoard + CSV logs under OUT/logs/<stage>/.
+
+    ``validate=False`` (no val split: ``data.val_per_class: 0``) skips the validation loop."""
     t = cfg.trainer
     loggers = False
     if logger:
@@ -149,7 +151,7 @@ def build_trainer(cfg: RunConfig, stage: str, out: Path, quiet: bool = False, ca
     return L.Trainer(plugins=[AtomicCheckpointIO()],
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
         deterministic=t.deterministic, max_epochs=epochs, log_every_n_steps=t.log_every_n_steps,
-        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches if validate else 0,
         limit_test_batches=t.limit_test_batches, enable_progress_bar=bar,
         enable_model_summary=not quiet, num_sanity_val_steps=0, logger=loggers,
         callbacks=[*(callbacks or []), *shown], default_root_dir=str(out), enable_checkpointing=bool(callbacks),
@@ -211,7 +213,15 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
         norm = datamodule.normalization  # the images' normalisation, undone for display
         callbacks.append(MapSnapshots(images, Path(out) / "snapshots", image_ids=ids,
                                       mean=norm.mean, std=norm.std))
-    trainer = build_trainer(cfg, stage, out, quiet, callbacks, epochs=stage_cfg.epochs)
+    keep = getattr(stage_cfg, "keep", "last")
+    datamodule.val_split = "test" if keep == "best_test" else "val"
+    best = None
+    if keep != "last":  # the epoch with the best val/acc (on the split val_split names)
+        best = ModelCheckpoint(dirpath=str(ckpt_dir), filename=f"{stage}-best", monitor="val/acc", mode="max",
+                               save_top_k=1, save_weights_only=True, enable_version_counter=False)
+        callbacks.insert(1, best)
+    trainer = build_trainer(cfg, stage, out, quiet, callbacks, epochs=stage_cfg.epochs,
+                            validate=bool(datamodule.index.splits.get(datamodule.val_split)))
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     try:
@@ -224,12 +234,24 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
         kept = (f"{last_path} (written at the end of epoch {_epoch_of(last_path)}) is left as it was"
                 if last_path.is_file() else f"no checkpoint of stage {stage} was written")
         raise TrainingDiverged(f"{e}; training stopped, {kept}") from None
+    finally:
+        datamodule.val_split = "val"
+    if best is not None and best.best_model_path:
+        _keep_best(task, stage, keep, Path(best.best_model_path), best.best_model_score)
     final = checkpoint_path(out, stage)
     trainer.save_checkpoint(str(final), weights_only=True)  # weights + plain hyper-parameters, atomically
     trainer.strategy.barrier("ornet.final_checkpoint")
     if requested():  # SIGTERM while the stage's last epoch ended: the stage is complete
         raise Preempted(f"SIGTERM during stage {stage}, which completed ({final})")
     return final
+
+
+def _keep_best(task, stage: str, keep: str, path: Path, score) -> None:
+    """Load the best epoch's weights into `task` before the stage's final checkpoint is written."""
+    task.model.load_state_dict(load_state(path))
+    split = "TEST split (the release's rule: selection on test)" if keep == "best_test" else "val split"
+    log.warning("stage %s: keeps %s (val/acc %.4f on the %s), not the last epoch", stage, path.name,
+                float(score) if score is not None else float("nan"), split)
 
 
 def _epoch_of(path: Path) -> str:

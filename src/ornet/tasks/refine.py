@@ -4,7 +4,10 @@ Only `generator.refine_parameters()` train (the release: the last two up blocks,
 conv and its BN). Everything else - the stem F_c1, the generator's encoder and first up block,
 the attention head, F_c2 and the evaluator F_e - is frozen *and kept in eval mode* during
 training, so its batch-norm running statistics do not drift (`train()` is overridden: Lightning
-calls it at the start of every training epoch).
+calls it at the start of every training epoch). ``method.frozen_mode: train`` does what the
+release does instead (``model.train()`` on everything: frozen BNs normalise with batch
+statistics and update their running averages, the evaluator's dropout is active).
+``method.mask_upsample`` picks how p_e reaches the image size (bilinear; the release: nearest).
 
 Per batch (METHOD.md, Stage 2, steps 1-6):
     p_a = F_g(F_c1(I));  p_e = erase(p_a) (training only);
@@ -45,7 +48,10 @@ class RefineTask(OrnetTask):
             p.requires_grad_(True)
 
     def train(self, mode: bool = True):
-        """Frozen parts stay in eval mode; only the refined modules (and the eraser) follow `mode`."""
+        """Frozen parts stay in eval mode; only the refined modules (and the eraser) follow `mode`
+        (``method.frozen_mode: train``: everything follows `mode`, as the release)."""
+        if self.method_cfg.frozen_mode == "train":
+            return super().train(mode)
         super().train(False)
         if mode:
             self.training = True
@@ -62,9 +68,9 @@ class RefineTask(OrnetTask):
         images, labels = batch.images, batch.labels
         out = self.model.maps(images)  # step 1
         p_e = self.eraser(out.p_a) if split == "train" else out.p_a  # step 2 (identity in eval mode)
-        logits = self.model.evaluate_masked(images, p_e)  # step 3: F_e(convert(I) * upsample(p_e))
+        logits = self.model.evaluate_masked(images, p_e, m.mask_upsample)  # step 3: F_e(convert(I) * up(p_e))
         loss_e = cross_entropy(logits, labels)
-        loss_we = weighted_entropy(out.p_a, m.mu, m.sigma, m.beta)  # step 4
+        loss_we = weighted_entropy(out.p_a, m.mu, m.sigma, m.beta, eps=m.entropy_eps)  # step 4
         probs = logits.detach().float().softmax(dim=1)
         loss_a = area_loss(out.p_a, out.f_a, probs, m.area_topk, m.area_skip, m.area_form)  # step 5
         loss = m.eval_weight * loss_e + m.area_weight * loss_a + m.entropy_weight * loss_we  # step 6
@@ -73,5 +79,6 @@ class RefineTask(OrnetTask):
         if split == "val":
             self.update_map_metrics(batch)
         return loss
+
 
 

@@ -42,6 +42,7 @@ SETTINGS: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("num_images", "images", None),
     ("threshold", "threshold", None),
     ("threshold_index", "threshold index in the sweep", None),
+    ("protocol", "evaluation protocol", ("eval", "protocol")),
     ("threshold_split", "threshold chosen on", ("eval", "threshold_split")),
     ("box_mode", "box mode", ("eval", "box_mode")),
     ("iou_strict", "IoU strictness", ("eval", "iou_strict")),
@@ -121,6 +122,21 @@ def _setting(key: str, metrics: Mapping, config: Mapping | None, path) -> object
     return value
 
 
+def protocol_lines(metrics: Mapping) -> list[str]:
+    """What a reader must know before comparing the numbers: the protocol and where the threshold came from."""
+    lines = []
+    if metrics.get("protocol") == "release":
+        lines.append("Scored with the ORNet release's protocol (thresholds 0.05-0.95 on the raw map, one box "
+                     "around all cells above, IoU > 0.5 without the +1 convention, unclipped ground truth). "
+                     "Accuracies are shown; the release prints the Top-1 / Top-5 Loc error (100 - accuracy) "
+                     "as 'Top1 Loc' / 'Top5 Loc'.")
+    split = metrics.get("threshold_split")
+    if split is not None and split == metrics.get("split"):
+        lines.append(f"The map threshold was chosen on the evaluated {split} split itself (the paper's "
+                     "practice), not on held-out data: the localization numbers are optimistic.")
+    return lines
+
+
 def figure_entries(names: Sequence[str]) -> list[tuple[str, str, str]]:
     """(file name, title, description) for PNG names, in the report's order; unknown names last."""
     entries, seen = [], set()
@@ -152,6 +168,7 @@ def render_report(metrics: Mapping, config: Mapping | None = None, config_text: 
     out.append(f'<p class="muted">Report written {_e(when)}. Metrics are percentages (0-100).</p>')
 
     out.append("<h2>Metrics</h2>")
+    out += [f"<p><b>{_e(line)}</b></p>" for line in protocol_lines(metrics)]
     rows = [(label, metrics[key]) for key, label in METRICS if metrics.get(key) is not None]
     known = {k for k, _ in METRICS} | {k for k, _, _ in SETTINGS}
     rows += [(key, v) for key, v in metrics.items()

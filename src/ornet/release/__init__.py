@@ -1,0 +1,10 @@
+"""The ORNet authors' public release (Sierkinhane/ORNet): its checkpoints and its scoring.
+
+- `checkpoints`: reading the release's ``torch.save`` files safely and recognising what they hold;
+- `convert`: the release's key names -> ornet's networks (width and K from the shapes);
+- `importer`: `import_release(...)`, a run folder from the authors' files (`ornet import-release`);
+- `protocol`: `evaluate_release(...)`, a model scored as the release scores it
+  (`eval.protocol: release`; the numpy geometry is `ornet.localization.release`).
+
+docs/reproducing.md shows the commands.
+"""
