@@ -167,7 +167,17 @@ def write_fine(path: Path, k: int = 3, width: int = 4, evaluator: str = "mobilen
 
 
 def write_coarse(path: Path, k: int = 3, width: int = 4, backbone: str = "resnet18", seed: int = 1,
-                 **numbers) -> tuple[Path, RefCoarse]:
+                 shapes_only: bool = False, **numbers) -> tuple[Path, RefCoarse | None]:
+    """A CoarseModel checkpoint. `shapes_only`: every tensor one broadcast zero (right names and
+    shapes, a file of a few kB) for tests that never look at the values."""
+    if shapes_only:
+        with torch.device("meta"):
+            meta = RefCoarse(k, width, backbone)
+        state = {name: torch.zeros(()).expand(t.shape) if t.dim() else torch.zeros((), dtype=t.dtype)
+                 for name, t in meta.state_dict().items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": state, **numpy_numbers(), **numbers}, path)
+        return path, None
     torch.manual_seed(seed)
     model = randomise_bn(RefCoarse(k, width, backbone), seed).eval()
     save_release_file(path, model, **{**numpy_numbers(), **numbers})

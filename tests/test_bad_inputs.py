@@ -113,7 +113,7 @@ class Workspace:
     def coarse(self, k: int = 3) -> Path:
         from release_reference import write_coarse
 
-        return write_coarse(self.root / "release" / "coarse.pth", k=k, width=2)[0]
+        return write_coarse(self.root / "release" / "coarse.pth", k=k, width=2, shapes_only=True)[0]
 
     def evaluator(self, k: int = 3) -> Path:
         from release_reference import write_evaluator

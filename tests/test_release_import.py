@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,10 @@ def test_fine_import_writes_a_run_whose_maps_are_the_releases(fine_run):
         assert (run / name).is_file(), name
     model, meta = load_model(run)
     assert meta["method"] == "ornet" and meta["num_classes"] == 3
+    imagenet = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}  # the release's Normalize
     assert meta["architecture"] == {"backbone": "resnet50", "evaluator": "mobilenet_v3_small",
-                                    "generator_width": 4, "stage1_head": False}
+                                    "generator_width": 4, "stage1_head": False,
+                                    **{f"{net}_{k}": v for net in ("backbone", "evaluator") for k, v in imagenet.items()}}
     assert meta["preprocessing"] == {"resize": 256, "crop": 224, "mean": [0.485, 0.456, 0.406],
                                      "std": [0.229, 0.224, 0.225]}
     loc = meta["localization"]
@@ -65,6 +68,7 @@ def test_fine_import_records_its_sources_and_numbers(fine_run):
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["model"]["generator_width"] == 4 and cfg["model"]["backbone"] == "resnet50"
     assert cfg["model"]["backbone_weights"] == "none"
+    assert cfg["model"]["backbone_mean"] == [0.485, 0.456, 0.406] and cfg["model"]["evaluator_std"] == [0.229, 0.224, 0.225]
     assert cfg["eval"]["protocol"] == "wsolevaluation" and cfg["data"]["val_per_class"] == 5
     assert cfg["method"]["frozen_mode"] == "train" and cfg["method"]["mask_upsample"] == "nearest"
     assert cfg["method"]["area_form"] == "faithful"
@@ -125,6 +129,7 @@ def test_coarse_import_gives_the_full_network_and_the_stage2_checkpoints(tmp_pat
     info = json.loads((run / "release.json").read_text())
     assert info["files"]["coarse"]["numbers"] == {"epoch": 30, "best_acc": 0.8123, "best_epoch": 12}
     assert isinstance(info["files"]["evaluator"]["numbers"]["best_acc"], float)
+    shutil.rmtree(tmp_path)  # ~150 MB of ResNet-18 copies: passed, nothing to look at
 
 
 def test_classes_file_names_the_classes(tmp_path):
@@ -243,6 +248,7 @@ def test_stage2_from_an_imported_coarse_checkpoint_runs_end_to_end(tmp_path, cap
     assert cli(["evaluate", str(run), "--out", str(tmp_path / "rel"), "--data.num_workers", "0", "--quiet"]) == 0
     again = json.loads((tmp_path / "rel" / "metrics.json").read_text())
     assert again["gt_known_loc"] == metrics["gt_known_loc"] and again["protocol"] == "release"
+    shutil.rmtree(tmp_path)  # ~300 MB of checkpoints: passed, nothing to look at
 
 
 def test_evaluate_and_figures_work_on_an_imported_run(fine_run, tmp_path):
