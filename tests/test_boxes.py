@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from ornet.localization import boxes as B
+from ornet.localization import contours as C
+from ornet.localization import tree
 from ornet.localization.boxes import (
     MODES,
     box_iou,
@@ -55,7 +57,7 @@ def test_resize_box_golden_value_sizes_are_width_height():
     (MULTIMODAL, [[0, 0, 4, 3], [0, 0, 2, 2], [0, 3, 3, 3], [2, 3, 3, 3], [0, 3, 1, 3]]),
     (np.zeros((3, 3)), [[0, 0, 0, 0]] * 5),
 ])
-def test_largest_contour_boxes_golden(scoremap, expected):
+def test_largest_contour_boxes_golden(scoremap, expected, path):
     thresholds = np.arange(0, 1, 0.2)
     assert [boxes_from_map(scoremap, t).tolist()[0] for t in thresholds] == expected
     inverse, boxes, _ = sweep_boxes(*map_levels(scoremap, thresholds), ("largest",))["largest"]
@@ -88,7 +90,7 @@ def test_truncate_boxes_is_the_one_conversion():
             truncate_boxes(bad)
 
 
-def test_modes_on_two_regions():
+def test_modes_on_two_regions(path):
     m = np.zeros((20, 30))
     m[2:6, 3:8] = 1.0    # 4 x 5 region
     m[10:18, 12:28] = 0.8  # the larger region
@@ -169,9 +171,20 @@ def random_boxes(rng, h, w):
     return np.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], axis=1)
 
 
+@pytest.fixture(params=["tree", "opencv"])
+def path(request, monkeypatch):
+    """Both ways of finding contours: the component tree (the default) and OpenCV level by level."""
+    if request.param == "opencv":
+        monkeypatch.setattr(tree, "supports", lambda values, reps: False)
+    else:
+        assert tree.AVAILABLE, "the C extension ornet.localization._ctree is not built (pip install -e .)"
+        monkeypatch.setattr(B, "TREE_FROM_LEVELS", 1)  # the tree even for one level
+    return request.param
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("seed", range(4))
-def test_sweep_matches_plain_reference(kind, seed):
+def test_sweep_matches_plain_reference(kind, seed, path):
     rng = np.random.default_rng([seed, KINDS.index(kind)])
     thresholds = cam_thresholds(0.01 if seed % 2 else 0.05)
     for _ in range(6):
@@ -188,7 +201,7 @@ def test_sweep_matches_plain_reference(kind, seed):
             assert np.array_equal(absolute[i], reference_best_iou(m, thresholds, gt, mode, relative=False)), mode
 
 
-def test_constant_and_empty_maps():
+def test_constant_and_empty_maps(path):
     t = cam_thresholds(0.1)
     gt = np.array([[0, 0, 0, 0], [2, 2, 5, 5]])
     for m in (np.zeros((8, 8)), np.full((8, 8), 0.003), np.ones((8, 8)), np.full((8, 8), 0.5)):
@@ -203,18 +216,19 @@ def test_vectorised_contour_areas_and_boxes_equal_opencv():
     rng = np.random.default_rng(7)
     for _ in range(20):
         binary = (rng.random((40, 50)) > 0.6).astype(np.uint8)
-        contours = B.find_contours(binary)
-        assert len(contours) > B._VECTORISE_ABOVE
-        assert B._contour_areas(contours) == [cv2.contourArea(c) for c in contours]
+        contours = C.find_contours(binary)
+        assert len(contours) > C._VECTORISE_ABOVE
+        assert C._contour_areas(contours) == [cv2.contourArea(c) for c in contours]
         expected = [(x, y, min(x + w, 49), min(y + h, 39)) for x, y, w, h in map(cv2.boundingRect, contours)]
-        assert B._contour_boxes(contours, 50, 39 + 1) == expected
+        assert C._contour_boxes(contours, 50, 39 + 1) == expected
 
 
 def test_untraced_levels_hold_exactly_one_contour(monkeypatch):
     """The invariant behind skipping the tracing: a level not traced is exactly one contour."""
     traced: list[int] = []
-    binary_of = B._binary
-    monkeypatch.setattr(B, "_binary", lambda values, level: traced.append(int(level)) or binary_of(values, level))
+    binary_of = C._binary
+    monkeypatch.setattr(C, "_binary", lambda values, level: traced.append(int(level)) or binary_of(values, level))
+    monkeypatch.setattr(tree, "supports", lambda values, reps: False)  # the OpenCV path
     rng = np.random.default_rng(11)
     skipped = 0
     for kind in KINDS:
@@ -226,6 +240,6 @@ def test_untraced_levels_hold_exactly_one_contour(monkeypatch):
             sweep_boxes(values, levels, ("largest",), source=m)
             for level in sorted(set(levels.tolist()) - set(traced)):
                 binary = cv2.threshold(values, level, 255, cv2.THRESH_BINARY)[1]
-                assert len(B.find_contours(binary)) == 1, (kind, level)
+                assert len(C.find_contours(binary)) == 1, (kind, level)
                 skipped += 1
     assert skipped > 500  # the shortcut does fire

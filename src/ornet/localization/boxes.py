@@ -20,6 +20,9 @@ when ``value > level`` (``cv2.THRESH_BINARY``). :func:`map_levels` builds both:
 Box modes (``MODES``): ``all`` = tight box of every surviving pixel; ``largest`` = box of the
 OpenCV contour of largest ``cv2.contourArea`` (wsolevaluation MaxBoxAcc); ``multi`` = the box of
 every contour (``RETR_TREE``, so holes count too), the best IoU counts (MaxBoxAccV2).
+
+How the contours are found: :mod:`.tree` (all levels in one pass, a C extension) or
+:mod:`.contours` (OpenCV level by level, the reference); :func:`sweep_boxes` picks.
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from . import contours, tree
+from .contours import find_contours  # noqa: F401  (public before contours.py existed)
+
 MODES: tuple[str, ...] = ("all", "largest", "multi")
 EMPTY_BOX = np.zeros(4, dtype=np.int64)
 
-# Contour sets larger than this get their areas and boxes by vectorised numpy instead of a
-# Python loop over cv2.contourArea / cv2.boundingRect (identical numbers, see _contour_areas).
-_VECTORISE_ABOVE = 8
+# From this many distinct levels on, the component tree (one pass over the pixels) is cheaper than
+# tracing OpenCV contours level by level (benchmarks/results/evaluate_maps.md).
+TREE_FROM_LEVELS = 8
 
 
 def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
@@ -115,52 +121,6 @@ def map_levels(scoremap: np.ndarray, thresholds, relative: bool = True) -> tuple
     return np.asarray(scoremap, dtype=np.float64), thresholds
 
 
-def find_contours(binary: np.ndarray, offset: tuple[int, int] = (0, 0)) -> Sequence[np.ndarray]:
-    """OpenCV contours of a uint8 binary image (``RETR_TREE``, ``CHAIN_APPROX_SIMPLE``)."""
-    return cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE, offset=offset)[-2]
-
-
-def _contour_areas(contours: Sequence[np.ndarray]) -> list[float]:
-    """``cv2.contourArea`` of each contour.
-
-    Beyond a few contours, a vectorised shoelace formula on the integer points: cv2 sums
-    ``prev.x * p.y - prev.y * p.x`` in double over integer coordinates, which is exact, so the
-    two give the same numbers and the same ties (tested).
-    """
-    if len(contours) <= _VECTORISE_ABOVE:
-        return [cv2.contourArea(c) for c in contours]
-    pts, starts, ends = _stacked(contours)
-    prev = np.roll(pts, 1, axis=0)
-    prev[starts] = pts[ends]  # each contour closes on itself
-    cross = prev[:, 0] * pts[:, 1] - prev[:, 1] * pts[:, 0]
-    return (np.abs(np.add.reduceat(cross, starts)) / 2.0).tolist()
-
-
-def _contour_boxes(contours: Sequence[np.ndarray], width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """boundingRect-convention boxes of contours, clipped to the image."""
-    if len(contours) <= _VECTORISE_ABOVE:
-        rects = [cv2.boundingRect(c) for c in contours]
-        return [(x, y, min(x + w, width - 1), min(y + h, height - 1)) for x, y, w, h in rects]
-    pts, starts, _ = _stacked(contours)
-    lo = np.minimum.reduceat(pts, starts, axis=0)
-    hi = np.maximum.reduceat(pts, starts, axis=0) + 1
-    boxes = np.column_stack([lo, np.minimum(hi[:, 0], width - 1), np.minimum(hi[:, 1], height - 1)])
-    return [tuple(b) for b in boxes.tolist()]
-
-
-def _stacked(contours: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All contour points (N x 2 int64) with each contour's first and last row index."""
-    sizes = np.fromiter((len(c) for c in contours), dtype=np.int64, count=len(contours))
-    ends = np.cumsum(sizes) - 1
-    return np.concatenate(contours).reshape(-1, 2).astype(np.int64), ends - sizes + 1, ends
-
-
-def _binary(values: np.ndarray, level) -> np.ndarray:
-    if values.dtype == np.uint8:
-        return cv2.threshold(values, int(level), 255, cv2.THRESH_BINARY)[1]
-    return (values > level).view(np.uint8)
-
-
 def _extents(values: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Extents of the surviving pixels at each level: (U x 4) first column, first row, last
     column, last row (inclusive), and whether any pixel survives (U,).
@@ -176,37 +136,6 @@ def _extents(values: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.nda
     y0, y1 = first_and_last(values.max(axis=1))
     x0, x1 = first_and_last(values.max(axis=0))
     return np.column_stack([x0, y0, x1, y1]).astype(np.int64), y0 < values.shape[0]
-
-
-_SQUARE = np.ones((3, 3), np.uint8)
-_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-
-
-def _region_bounds(source: np.ndarray, values: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """What proves that ``values > L`` is one contour (one region, no hole) without tracing it.
-
-    ``values`` must be a non-decreasing function of ``source`` (uint8 of the float map, or the
-    map itself). Returns ``lo``, ``hi`` and the sorted distinct ``values`` of the local-maximum
-    pixels (``source`` >= its 8 neighbours), from which:
-
-    - each 8-connected region of ``values > L`` holds a local-maximum pixel (its own maximum) with
-      ``values > L``, so once L reaches ``lo``, the second-highest such value counted with
-      multiplicity, there is at most one region;
-    - going down from a level known to be one region, a second region needs a local maximum
-      with a value between the two levels: with no such value the pixels stay one region;
-    - each hole (a 4-connected background component off the image border) holds a pixel off the
-      border whose ``source`` is <= its 4 neighbours, with ``values <= L``: no hole below ``hi``,
-      the lowest ``values`` of such pixels.
-
-    One region without holes is exactly one OpenCV contour, whose box is the tight box of the
-    pixels (tested against full tracing).
-    """
-    src = np.asarray(source, dtype=np.float32)  # a monotone cast: the argument still holds
-    peaks = values[src >= cv2.dilate(src, _SQUARE, borderType=cv2.BORDER_REPLICATE)]
-    lo = float(np.partition(peaks, peaks.size - 2)[-2]) if peaks.size >= 2 else -np.inf
-    pits = (src <= cv2.erode(src, _CROSS, borderType=cv2.BORDER_REPLICATE))[1:-1, 1:-1]
-    hi = float(values[1:-1, 1:-1][pits].min()) if pits.any() else np.inf
-    return lo, hi, np.unique(peaks)
 
 
 def _hist256(values: np.ndarray) -> np.ndarray:
@@ -254,11 +183,13 @@ def sweep_boxes(values: np.ndarray, levels: np.ndarray, modes: Sequence[str] = M
 
     Returns ``{mode: (inverse, boxes, owner)}``: ``boxes`` (K x 4) belong to representative level
     ``owner[k]`` (sorted, every representative owns at least one box) and level ``i`` uses
-    representative ``inverse[i]``. Contours are traced once per distinct binary image, on the
-    crop holding its pixels (``findContours`` with an offset): the crop changes neither the
-    contours nor their order, only the cost (tested against full-image tracing). Levels at
-    which the pixels provably form one region without holes skip the tracing altogether
-    (``_region_bounds``; ``source`` is the float map ``values`` came from, default ``values``).
+    representative ``inverse[i]``; two levels with no pixel value between them leave the same
+    pixels and share a representative. With ``TREE_FROM_LEVELS`` representatives or more, the
+    component tree (:mod:`.tree`, one pass over the pixels) gives every level's contour boxes,
+    and OpenCV only breaks ties for the largest area; with fewer, or where the extension is not
+    built, OpenCV traces each representative level on the crop holding its pixels
+    (:mod:`.contours`; ``source``, the float map ``values`` came from, lets it skip levels that
+    are provably one region). Both give wsolevaluation's boxes (tests/test_tree.py).
     """
     unknown = [m for m in modes if m not in MODES]
     if unknown:
@@ -279,46 +210,36 @@ def sweep_boxes(values: np.ndarray, levels: np.ndarray, modes: Sequence[str] = M
     if "all" in modes:
         out["all"] = (inverse, tight, np.arange(n))
     want_largest, want_multi = "largest" in modes, "multi" in modes
-    if want_largest or want_multi:
-        # Levels without a pixel keep box 0,0,0,0 and levels that are provably one region their
-        # tight box (every mode agrees there); only the others are traced, from the top down.
-        lo, hi, peak_values = _region_bounds(values if source is None else source, values)
-        peaks_above = (len(peak_values) - np.searchsorted(peak_values, reps, side="right")).tolist()
-        largest = tight.copy()
-        traced: list[int] = []
-        multi: list[tuple] = []
-        owner: list[int] = []
-        anchor = -1  # peaks_above of the last level known to be one region (-1: none)
-        reps_l, present_l = reps.tolist(), present.tolist()  # Python scalars: cheaper in this loop
-        for u in range(n - 1, -1, -1):
-            if not present_l[u]:
-                continue
-            level = reps_l[u]
-            if level < hi and (level >= lo or peaks_above[u] == anchor):
-                anchor = peaks_above[u]
-                continue
-            x0, y0, xl, yl = ext[u].tolist()
-            contours = find_contours(_binary(values[y0:yl + 1, x0:xl + 1], level), offset=(x0, y0))
-            anchor = peaks_above[u] if len(contours) == 1 else -1
-            traced.append(u)
-            boxes = _contour_boxes(contours, width, height)
-            if want_largest and len(boxes) > 1:  # the first contour of largest area, as max() picks
-                areas = _contour_areas(contours)
-                largest[u] = boxes[areas.index(max(areas))]
-            elif want_largest:
-                largest[u] = boxes[0]
-            if want_multi:
-                multi.extend(boxes)
-                owner.extend([u] * len(boxes))
-        if want_largest:
-            out["largest"] = (inverse, largest, np.arange(n))
-        if want_multi:
-            single = np.setdiff1d(np.arange(n), traced)
-            boxes = np.concatenate([tight[single], np.array(multi, dtype=np.int64).reshape(-1, 4)])
-            owners = np.concatenate([single, np.array(owner, dtype=np.int64)])
-            order = np.argsort(owners, kind="stable")
-            out["multi"] = (inverse, boxes[order], owners[order])
+    if not (want_largest or want_multi):
+        return out
+    if n >= TREE_FROM_LEVELS and tree.supports(values, reps):
+        largest, boxes, owners = _from_tree(values, reps, ext, present, tight, want_largest, want_multi)
+    else:
+        largest, boxes, owners = contours.trace_levels(values, reps, ext, present, tight, want_largest,
+                                                       want_multi, source)
+    if want_largest:
+        out["largest"] = (inverse, largest, np.arange(n))
+    if want_multi:
+        order = np.argsort(owners, kind="stable")
+        out["multi"] = (inverse, boxes[order], owners[order])
     return out
+
+
+def _from_tree(values: np.ndarray, reps: np.ndarray, ext: np.ndarray, present: np.ndarray, tight: np.ndarray,
+               want_largest: bool, want_multi: bool) -> tuple:
+    """What ``contours.trace_levels`` returns, from the component tree; levels where regions tie
+    for the largest contour area are traced by OpenCV, whose contour order breaks the tie."""
+    largest_rows, multi_rows = tree.sweep_tree(values, reps, want_largest, want_multi)
+    largest = boxes = owners = None
+    if want_largest:
+        largest = largest_rows[:, :4].astype(np.int64)
+        for u in np.flatnonzero(largest_rows[:, 4] == 2).tolist():
+            largest[u] = contours.largest_at(values, reps[u], ext[u])
+    if want_multi:
+        empty = np.flatnonzero(~present)  # no pixel above the level: box 0, 0, 0, 0
+        boxes = np.concatenate([tight[empty], multi_rows[:, 1:].astype(np.int64)])
+        owners = np.concatenate([empty, multi_rows[:, 0].astype(np.int64)])
+    return largest, boxes, owners
 
 
 def sweep_best_iou(values: np.ndarray, levels, gt_boxes, modes: Sequence[str] = MODES,
