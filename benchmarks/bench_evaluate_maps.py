@@ -1,18 +1,21 @@
-"""Speed of `ornet evaluate-maps` against a plain per-threshold evaluation, with identical numbers.
+"""`ornet evaluate-maps` against wsolevaluation's own evaluators, whole processes, same numbers.
 
-Makes score maps for N real CUB test ids (seeded smooth blobs, 224 x 224 float64 as
-wsolevaluation saves them: one blob near the ground-truth box plus distractors), a metadata
-folder for those ids, then times whole processes (start-up, loading, evaluation):
+    python benchmarks/bench_evaluate_maps.py --wsolevaluation DIR [--repeats 3] [--scale 50000]
 
-- ``ornet evaluate-maps`` (largest contour and --multi-contour; 1 and 2 workers);
-- a plain baseline written here from the definitions (one process, for every map and every
-  threshold: uint8 map, ``int(t * max)``, cv2.threshold, findContours, largest contourArea,
-  boundingRect, IoU with each GT box), which is what wsolevaluation's evaluator does.
+DIR is a checkout of clovaai/wsolevaluation outside this repository (its code is run, never
+copied); it needs torch, torchvision, opencv and ``munch`` importable (``pip install munch``).
+Its evaluators use ``np.float``, gone since numpy 1.24: the runner sets ``numpy.float = float``
+before importing them, nothing else. wsolevaluation is fed as its ``evaluate_wsol`` feeds it:
+float32 maps read from ``<id>.npy`` by its ``CamDataset``, as float64 (``t2n``), one process
+(its DataLoader with 4 workers was no faster on this 2-core machine).
 
-It checks that the numbers are identical and writes benchmarks/results/evaluate_maps.md.
-
-    python benchmarks/bench_evaluate_maps.py [--n 700] [--repeats 3]
-    python benchmarks/bench_evaluate_maps.py --baseline META MAPS INTERVAL MULTI   # internal
+Cases (maps from benchmarks/wsol_maps.py, seeded, in a temporary folder): 700 real CUB test
+images and 300 real ILSVRC val images with several boxes, realistic maps, largest contour
+(MaxBoxAcc) and every contour (MaxBoxAccV2); PxAP on 150 OpenImages-layout images; and the
+smooth one-blob CUB maps of the first benchmark. Each case runs both tools alternately,
+``--repeats`` times; the best wall time counts, and every run's numbers must be identical.
+``--scale N`` adds a run of ``ornet evaluate-maps`` on N realistic maps (ILSVRC val ids, repeated),
+with its wall time and peak memory. Writes benchmarks/results/evaluate_maps.md.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import json
 import os
 import platform
 import resource
-import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,206 +34,223 @@ import time
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-import numpy as np
 from machine import cpu_model  # benchmarks/machine.py (scripts run from benchmarks/)
 
+import wsol_maps
+
 HERE = Path(__file__).resolve().parent
-DEFAULT_META = Path("/work/shared/data/wsol-metadata/CUB/test")
-SIZE = 224
-WSOLEVAL_700_S = 6.3  # wsolevaluation's evaluator, whole process, 700 CUB maps x 100 thresholds (given)
+META = Path("/work/shared/data/wsol-metadata")
 
 
-def make_map(rng: np.random.Generator, box: tuple[int, int, int, int]) -> np.ndarray:
-    """A smooth CAM-like map: a blob around the (224-scaled) box, 0-2 distractors, min-max normalised."""
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
-    x0, y0, x1, y1 = box
-    cx, cy = (x0 + x1) / 2 + rng.normal(0, 8), (y0 + y1) / 2 + rng.normal(0, 8)
-    sx, sy = max(4.0, (x1 - x0) / rng.uniform(2.5, 5)), max(4.0, (y1 - y0) / rng.uniform(2.5, 5))
-    m = np.exp(-((xx - cx) ** 2 / (2 * sx**2) + (yy - cy) ** 2 / (2 * sy**2)))
-    for _ in range(rng.integers(0, 3)):
-        cx, cy = rng.uniform(0, SIZE, 2)
-        s = rng.uniform(6, 30)
-        m += rng.uniform(0.2, 0.8) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s**2))
-    m -= m.min()
-    return m / m.max()
+def run_wsolevaluation(ws: str, kind: str, meta: str, maps: str, mask_root: str, multi: bool, interval: float):
+    """In a child process: wsolevaluation's BoxEvaluator / MaskEvaluator over every map; prints JSON."""
+    sys.path.insert(0, ws)
+    import numpy as np
+
+    np.float = float  # removed in numpy 1.24; wsolevaluation still uses it
+    import evaluation as E  # wsolevaluation's module
+    from data_loaders import configure_metadata, get_image_ids
+
+    md = configure_metadata(meta)
+    ids = get_image_ids(md)
+    common = dict(metadata=md, split="test", cam_threshold_list=list(np.arange(0, 1, interval)),
+                  iou_threshold_list=[30, 50, 70], multi_contour_eval=multi)
+    if kind == "mask":
+        evaluator = E.MaskEvaluator(dataset_name="OpenImages", mask_root=mask_root, **common)
+    else:
+        evaluator = E.BoxEvaluator(dataset_name="CUB", mask_root=None, **common)
+    dataset = E.CamDataset(maps, ids)
+    for k in range(len(ids)):
+        cam, image_id = dataset[k]
+        evaluator.accumulate(cam.astype(np.float64), image_id)
+    result = evaluator.compute()
+    print(json.dumps({"pxap": float(result)} if kind == "mask" else {"max_box_acc": [float(a) for a in result]}))
 
 
-def make_inputs(meta_src: Path, n: int, out: Path, seed: int = 0) -> tuple[Path, Path]:
-    """Metadata for the first n ids of meta_src and their score maps (a/b.jpg -> a/b.jpg.npy)."""
-    ids = [line.strip() for line in (meta_src / "image_ids.txt").read_text().splitlines() if line.strip()][:n]
-    keep = set(ids)
-    meta, maps = out / "metadata", out / "scoremaps"
-    meta.mkdir(parents=True)
-    for name in ("image_ids.txt", "class_labels.txt", "image_sizes.txt", "localization.txt"):
-        lines = [ln for ln in (meta_src / name).read_text().splitlines() if ln.split(",")[0] in keep]
-        (meta / name).write_text("\n".join(lines) + "\n")
-    sizes = {ln.split(",")[0]: tuple(map(int, ln.split(",")[1:])) for ln in (meta / "image_sizes.txt").read_text().split()}
-    first_box = {}
-    for ln in (meta / "localization.txt").read_text().split():
-        i, *b = ln.split(",")
-        first_box.setdefault(i, tuple(map(int, b)))
-    rng = np.random.default_rng(seed)
-    for i in ids:
-        w, h = sizes[i]
-        x0, y0, x1, y1 = first_box[i]
-        box = (x0 * SIZE // w, y0 * SIZE // h, x1 * SIZE // w, y1 * SIZE // h)
-        path = maps / f"{i}.npy"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, make_map(rng, box))
-    return meta, maps
-
-
-# ---- the plain baseline, from the definitions (no code shared with ornet) -------------------
-
-def baseline(meta: Path, maps: Path, interval: float, multi: bool) -> dict:
-    import cv2
-
-    ids = [ln for ln in (meta / "image_ids.txt").read_text().splitlines() if ln]
-    sizes = {}
-    for ln in (meta / "image_sizes.txt").read_text().splitlines():
-        i, w, h = ln.split(",")
-        sizes[i] = (float(w), float(h))
-    gt: dict[str, list] = {}
-    for ln in (meta / "localization.txt").read_text().splitlines():
-        i, *b = ln.split(",")
-        w, h = sizes[i]
-        x0, y0, x1, y1 = map(float, b)
-        gt.setdefault(i, []).append((int(x0 * SIZE / w), int(y0 * SIZE / h), int(x1 * SIZE / w), int(y1 * SIZE / h)))
-    thresholds = list(np.arange(0, 1, interval))
-    ious = (30, 50, 70)
-    correct = np.zeros((len(thresholds), len(ious)))
-
-    def iou(a, b):
-        iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
-        ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
-        inter = max(0, iw) * max(0, ih)
-        union = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter
-        return inter / union if union > 0 else 0.0
-
-    for i in ids:
-        scoremap = np.load(maps / f"{i}.npy")
-        u8 = (scoremap.astype(np.float64) * 255).astype(np.uint8)
-        for k, t in enumerate(thresholds):
-            _, binary = cv2.threshold(u8, int(t * np.max(u8)), 255, cv2.THRESH_BINARY)
-            contours = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
-            if not contours:
-                boxes = [(0, 0, 0, 0)]
-            else:
-                if not multi:
-                    contours = [max(contours, key=cv2.contourArea)]
-                boxes = []
-                for c in contours:
-                    x, y, w, h = cv2.boundingRect(c)
-                    boxes.append((x, y, min(x + w, SIZE - 1), min(y + h, SIZE - 1)))
-            best = max(iou(b, g) for b in boxes for g in gt[i])
-            for m, level in enumerate(ious):
-                if best >= level / 100:
-                    correct[k, m] += 1
-    acc = correct * 100.0 / float(len(ids))
-    best = acc.max(axis=0)
-    return {"max_box_acc": {str(t): float(a) for t, a in zip(ious, best)}, "max_box_acc_mean": float(np.average(best))}
-
-
-# ---- timing and report ----------------------------------------------------------------------
-
-def timed(cmd: list[str]) -> tuple[float, float, dict]:
-    """Wall and CPU seconds (user + system, the process and its workers) of one run, and its JSON."""
+def timed(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall and CPU seconds (user + system of the process and its children) and stdout of one run."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, json.loads(proc.stdout)
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, proc.stdout
+
+
+def numbers(tool: str, stdout: str):
+    """The numbers both tools report, in one form: MaxBoxAcc at IoU 30/50/70, or PxAP."""
+    out = json.loads(stdout.strip().splitlines()[-1]) if tool == "ws" else json.loads(stdout)
+    if "pxap" in out:
+        return ("pxap", out["pxap"])
+    acc = out["max_box_acc"]
+    return ("max_box_acc", tuple(acc) if isinstance(acc, list) else tuple(acc[k] for k in ("30", "50", "70")))
+
+
+def make_cases(tmp: Path, args) -> list[dict]:
+    cub = wsol_maps.pick_ids(META / "CUB/test", args.cub)
+    ilsvrc = wsol_maps.pick_ids(META / "ILSVRC/val", args.ilsvrc, min_boxes=2)
+    cases = []
+    for name, src, ids, kind in (("CUB", META / "CUB/test", cub, "realistic"),
+                                 ("ILSVRC", META / "ILSVRC/val", ilsvrc, "realistic"),
+                                 ("CUB smooth", META / "CUB/test", cub, "smooth")):
+        meta, maps = wsol_maps.box_case(src, tmp / name.replace(" ", "_"), ids, kind, seed=0)
+        for multi in (False, True):
+            cases.append(dict(name=f"{name}, {'every contour (MaxBoxAccV2)' if multi else 'largest contour (MaxBoxAcc)'}",
+                              n=len(ids), meta=meta, maps=maps, mask_root=None, multi=multi, main=kind == "realistic"))
+    meta, maps, masks = wsol_maps.mask_case(tmp / "OpenImages", args.pxap, seed=0)
+    cases.append(dict(name="OpenImages-layout masks, PxAP", n=args.pxap, meta=meta, maps=maps, mask_root=masks,
+                      multi=False, main=True))
+    return cases
+
+
+def commands(case: dict, args) -> dict[str, list[str]]:
+    interval = str(args.interval)
+    ornet = [sys.executable, "-m", "ornet", "evaluate-maps", "--metadata", str(case["meta"]),
+             "--scoremaps", str(case["maps"]), "--cam-curve-interval", interval, "--workers", str(args.workers)]
+    if case["mask_root"] is not None:
+        ornet += ["--mask-root", str(case["mask_root"])]
+    if case["multi"]:
+        ornet.append("--multi-contour")
+    ws = [sys.executable, __file__, "--run-wsolevaluation", str(args.wsolevaluation),
+          "mask" if case["mask_root"] is not None else "box", str(case["meta"]), str(case["maps"]),
+          str(case["mask_root"] or ""), str(int(case["multi"])), interval]
+    return {"ws": ws, "ornet": ornet}
+
+
+def scale_run(tmp: Path, args) -> dict:
+    """``ornet evaluate-maps`` on args.scale realistic maps (ILSVRC val ids repeated): wall time and the
+    peak resident memory of its largest process (the main one or a worker)."""
+    ids = wsol_maps.pick_ids(META / "ILSVRC/val", min(args.scale, 10000))
+    copies = -(-args.scale // len(ids))
+    need = args.scale * (224 * 224 * 4 + 128) * 1.1
+    free = shutil.disk_usage(tmp).free
+    if free < need:
+        raise SystemExit(f"--scale {args.scale} needs {need / 1e9:.1f} GB in {tmp}, {free / 1e9:.1f} GB free")
+    t0 = time.perf_counter()
+    meta, maps = wsol_maps.box_case(META / "ILSVRC/val", tmp / "scale", ids, "realistic", seed=1, copies=copies,
+                                    workers=2)
+    made = time.perf_counter() - t0
+    n = len((meta / "image_ids.txt").read_text().split())
+    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+             "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, p.returncode); "
+             "print(p.stdout if p.returncode == 0 else p.stderr)")
+    runs = []
+    for multi in (False, True):
+        cmd = [sys.executable, "-c", probe, sys.executable, "-m", "ornet", "evaluate-maps", "--metadata", str(meta),
+               "--scoremaps", str(maps), "--cam-curve-interval", str(args.interval), "--workers", str(args.workers)]
+        out = subprocess.run(cmd + (["--multi-contour"] if multi else []), capture_output=True, text=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout
+        head, body = out.split("\n", 1)
+        wall, rss_kb, rc = head.split()
+        if rc != "0":
+            raise SystemExit(f"scale run failed:\n{body[-3000:]}")
+        runs.append(dict(multi=multi, wall=float(wall), rss_mb=int(rss_kb) / 1024, result=json.loads(body)))
+    shutil.rmtree(tmp / "scale")
+    return dict(n=n, made=made, runs=runs)
 
 
 def machine() -> str:
-    cpu = cpu_model()
     versions = []
-    for pkg in ("torch", "numpy", "opencv-python-headless"):
+    for pkg in ("numpy", "opencv-python-headless", "torch"):
         try:
             versions.append(f"{pkg} {importlib_metadata.version(pkg)}")
         except importlib_metadata.PackageNotFoundError:
             pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {', '.join(versions)}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, {', '.join(versions)}"
+
+
+def report(args, rows: list, scale: dict | None, loads: list[float]) -> str:
+    main = [r for r in rows if r["main"]]
+    lines = [
+        "# `ornet evaluate-maps` against wsolevaluation",
+        "",
+        f"- date: {dt.datetime.now():%Y-%m-%d %H:%M}; machine: {machine()}",
+        f"- command: `python benchmarks/bench_evaluate_maps.py --wsolevaluation DIR --repeats {args.repeats}"
+        f"{f' --scale {args.scale}' if args.scale else ''}` (wsolevaluation at DIR: clovaai/wsolevaluation, "
+        f"commit {args.ws_commit})",
+        f"- maps: benchmarks/wsol_maps.py, seeded, 224 x 224 float32 `.npy`; {len(rows[0]['runs_ws'])} runs of each "
+        f"tool per case, alternating; thresholds numpy.arange(0, 1, {args.interval}); ornet with "
+        f"--workers {args.workers}",
+        "- times: whole processes (interpreter start, imports, metadata, reading maps, evaluation), best (and "
+        "median) wall seconds; CPU = user + system of the process and its workers, best run",
+        f"- load average during the runs: {min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} cores: the "
+        "machine was shared with other jobs, so the best of the alternating runs is the fairer figure",
+        "- numbers: identical in every run of every case (checked; the table shows them)",
+        "",
+        "| case | maps | ornet s | ornet CPU s | wsolevaluation s | wsolevaluation CPU s | speed-up | numbers (both) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        o, w = r["runs_ornet"], r["runs_ws"]
+        ob, wb = min(x[0] for x in o), min(x[0] for x in w)
+        med = lambda xs: sorted(x[0] for x in xs)[len(xs) // 2]  # noqa: E731
+        value = r["numbers"][1]
+        shown = f"PxAP {value:.4f}" if r["numbers"][0] == "pxap" else "MaxBoxAcc " + "/".join(f"{v:.2f}" for v in value)
+        lines.append(f"| {r['name']} | {r['n']} | {ob:.2f} ({med(o):.2f}) | {min(x[1] for x in o):.2f} | {wb:.2f} "
+                     f"({med(w):.2f}) | {min(x[1] for x in w):.2f} | {wb / ob:.1f}x | {shown} |")
+    total_o = sum(min(x[0] for x in r["runs_ornet"]) for r in main)
+    total_w = sum(min(x[0] for x in r["runs_ws"]) for r in main)
+    lines.append(f"| all five realistic cases | | {total_o:.2f} | | {total_w:.2f} | | {total_w / total_o:.1f}x | |")
+    if scale:
+        lines += ["", f"## ILSVRC scale: {scale['n']:,} realistic maps, {len(rows and [0]) and 100} thresholds", "",
+                  f"ILSVRC val ids repeated to {scale['n']:,} images ({scale['n'] * 224 * 224 * 4 / 1e9:.1f} GB of maps "
+                  f"in a temporary folder, made in {scale['made']:.0f} s, deleted after); one run of "
+                  f"`ornet evaluate-maps --workers {args.workers}` each; peak memory = the largest resident set of "
+                  "its processes (the main one or a worker).", "",
+                  "| boxes | wall s | maps/s | peak memory MB | MaxBoxAcc 30/50/70 |", "| --- | --- | --- | --- | --- |"]
+        for run in scale["runs"]:
+            acc = "/".join(f"{v:.2f}" for v in run["result"]["max_box_acc"].values())
+            lines.append(f"| {'every contour' if run['multi'] else 'largest contour'} | {run['wall']:.1f} | "
+                         f"{scale['n'] / run['wall']:.0f} | {run['rss_mb']:.0f} | {acc} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--n", type=int, default=700)
-    p.add_argument("--interval", type=float, default=0.01)
+    p.add_argument("--wsolevaluation", type=Path, help="checkout of clovaai/wsolevaluation (outside this repo)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--metadata", type=Path, default=DEFAULT_META)
+    p.add_argument("--cub", type=int, default=700)
+    p.add_argument("--ilsvrc", type=int, default=300)
+    p.add_argument("--pxap", type=int, default=150)
+    p.add_argument("--interval", type=float, default=0.01)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--scale", type=int, default=0, help="also time ornet on this many maps (0: no)")
+    p.add_argument("--tmp", type=Path, default=None, help="where to write the maps (default: system temp)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "evaluate_maps.md")
-    p.add_argument("--baseline", nargs=4, metavar=("META", "MAPS", "INTERVAL", "MULTI"), help=argparse.SUPPRESS)
+    p.add_argument("--run-wsolevaluation", nargs=7, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.baseline:
-        meta, maps, interval, multi = args.baseline
-        print(json.dumps(baseline(Path(meta), Path(maps), float(interval), multi == "1")))
+    if args.run_wsolevaluation:
+        ws, kind, meta, maps, mask_root, multi, interval = args.run_wsolevaluation
+        run_wsolevaluation(ws, kind, meta, maps, mask_root, multi == "1", float(interval))
         return
-
-    load = machine()
-    load_start = os.getloadavg()[0]
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="bench_evaluate_maps_") as tmp:
-        meta, maps = make_inputs(args.metadata, args.n, Path(tmp))
-        ornet = [sys.executable, "-m", "ornet", "evaluate-maps", "--metadata", str(meta), "--scoremaps", str(maps),
-                 "--cam-curve-interval", str(args.interval)]
-        for multi in (False, True):
-            cmds = {"baseline": [sys.executable, __file__, "--baseline", str(meta), str(maps), str(args.interval),
-                                 str(int(multi))]}
-            for workers in (1, 2):
-                cmds[workers] = ornet + ["--workers", str(workers)] + (["--multi-contour"] if multi else [])
-            runs: dict = {key: [] for key in cmds}
-            for _ in range(args.repeats):  # interleaved, so a busy spell hits every command alike
-                for key, cmd in cmds.items():
-                    runs[key].append(timed(cmd))
-            base = runs["baseline"][-1][2]
-            for workers in (1, 2):
-                ours = runs[workers][-1][2]
-                if ours["max_box_acc"] != base["max_box_acc"] or ours["max_box_acc_mean"] != base["max_box_acc_mean"]:
-                    raise SystemExit(f"numbers differ: ornet {ours} baseline {base}")
-                walls, cpus = [r[0] for r in runs[workers]], [r[1] for r in runs[workers]]
-                bwalls, bcpus = [r[0] for r in runs["baseline"]], [r[1] for r in runs["baseline"]]
-                rows.append((multi, workers, min(walls), statistics.median(walls), min(cpus), min(bwalls),
-                             statistics.median(bwalls), min(bcpus), ours))
-    load_end = os.getloadavg()[0]
-    now = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    lines = [
-        "# `ornet evaluate-maps` speed",
-        "",
-        f"- date: {now}",
-        f"- machine: {load}",
-        f"- command: `python benchmarks/bench_evaluate_maps.py --n {args.n} --interval {args.interval} "
-        f"--repeats {args.repeats}`",
-        f"- data: the first {args.n} ids of {args.metadata} (real boxes), seeded smooth-blob score maps "
-        f"224x224 float64 ({len(np.arange(0, 1, args.interval))} thresholds)",
-        "- times: whole processes (start-up, metadata, loading maps, evaluation), best and median of "
-        f"{args.repeats} interleaved runs; CPU = user + system of the process and its workers (best). The "
-        f"machine is shared with other jobs (load average {load_start:.1f} at start, {load_end:.1f} at end on "
-        f"{os.cpu_count()} cores), so the best wall time is the fairer figure",
-        "- baseline: a plain per-threshold evaluation written in the script from the definitions, one process "
-        "(wsolevaluation's own evaluator was reported at 6.3 s as a whole process for 700 CUB maps at 100 "
-        "thresholds on this machine type; not re-run here)",
-        "- numbers: identical to the baseline's in every row (checked by the script)",
-        "- workers: a second process only pays off when a core is free; with other jobs on both cores it adds "
-        "contention (compare the CPU columns, which count the work done)",
-        "",
-        "| boxes | workers | ornet wall best / median s | ornet CPU s | maps/s (best wall) "
-        "| baseline wall best / median s | baseline CPU s | speed-up wall (best) | speed-up CPU | MaxBoxAcc 30/50/70 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for multi, workers, best, med, cpu, bbest, bmed, bcpu, ours in rows:
-        accs = "/".join(f"{v:.2f}" for v in ours["max_box_acc"].values())
-        lines.append(f"| {'multi' if multi else 'largest'} | {workers} | {best:.2f} / {med:.2f} | {cpu:.2f} "
-                     f"| {args.n / best:.0f} | {bbest:.2f} / {bmed:.2f} | {bcpu:.2f} | {bbest / best:.1f}x | {bcpu / cpu:.1f}x "
-                     f"| {accs} |")
-    if args.n == 700 and len(np.arange(0, 1, args.interval)) == 100:
-        best = min(r[2] for r in rows if not r[0])
-        lines += ["", f"Against wsolevaluation's reported {WSOLEVAL_700_S} s (whole process, largest contour): "
-                      f"{WSOLEVAL_700_S / best:.1f}x faster (best wall time of `ornet evaluate-maps`, {best:.2f} s)."]
-    text = "\n".join(lines) + "\n"
+    if args.wsolevaluation is None or not (args.wsolevaluation / "evaluation.py").is_file():
+        raise SystemExit("--wsolevaluation DIR: a checkout of clovaai/wsolevaluation (DIR/evaluation.py) is needed")
+    git = subprocess.run(["git", "-C", str(args.wsolevaluation), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)
+    args.ws_commit = git.stdout.strip() if git.returncode == 0 else "96f4b88"
+    loads = [os.getloadavg()[0]]
+    with tempfile.TemporaryDirectory(prefix="bench_evaluate_maps_", dir=args.tmp) as tmp:
+        cases = make_cases(Path(tmp), args)
+        rows = [dict(case, runs_ws=[], runs_ornet=[], numbers=None) for case in cases]
+        for rep in range(args.repeats):  # alternating, so that a busy spell hits both tools alike
+            for row in rows:
+                cmds = commands(row, args)
+                for tool in (("ws", "ornet") if rep % 2 == 0 else ("ornet", "ws")):
+                    wall, cpu, out = timed(cmds[tool])
+                    got = numbers(tool, out)
+                    if row["numbers"] is None:
+                        row["numbers"] = got
+                    elif got != row["numbers"]:
+                        raise SystemExit(f"{row['name']}: {tool} gave {got}, earlier {row['numbers']}")
+                    row[f"runs_{tool}"].append((wall, cpu))
+                loads.append(os.getloadavg()[0])
+                print(f"[{rep + 1}/{args.repeats}] {row['name']}: ornet {row['runs_ornet'][-1][0]:.2f} s, "
+                      f"wsolevaluation {row['runs_ws'][-1][0]:.2f} s", flush=True)
+        scale = scale_run(Path(tmp), args) if args.scale else None
+    text = report(args, rows, scale, loads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

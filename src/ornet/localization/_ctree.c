@@ -11,9 +11,14 @@
  * - the area of a region's outer contour (cv2.contourArea, the shoelace formula on the traced
  *   boundary through pixel centres) counts the 2 x 2 pixel windows of the region with its holes
  *   filled: a window with all four pixels inside is a unit square, one with three inside a half
- *   square, others nothing. The filled map (holes raised to the level of their rim, a
- *   reconstruction by erosion from the border with 4-connectivity) gives every level's filled
- *   regions in one more pass.
+ *   square, others nothing. The filled map r (holes raised to the level where they join the
+ *   background around the image: a reconstruction by erosion with 4-connectivity) has as
+ *   regions at every level the filled outermost regions of the map, and tells which pixels are
+ *   in a hole at which levels (band <= i < r).
+ *
+ * Passes: fill (two raster scans and a queue), then for `largest` a union-find over r from the
+ * top value down with the window counts, for `multi` a union-find over the band image from the
+ * top down (regions) and one over the hole pixels from the bottom up (holes). All O(N + n).
  *
  * Boxes follow boundingRect's convention: x0, y0, x1 + 1, y1 + 1, clipped to W - 1, H - 1.
  * Python calls sweep(band, height, width, n, largest, multi) -> (largest, multi):
@@ -27,6 +32,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define MAX_LEVELS 65534 /* levels and band values fit uint16 */
 
 typedef struct {
     int32_t *data;
@@ -133,6 +140,21 @@ static void compact(Work *w)
     w->nlive = k;
 }
 
+/* Index of the lowest set bit of a non-zero mask. */
+static inline int lowest_bit(unsigned mask)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctz(mask);
+#else
+    int k = 0;
+    while (!(mask & 1)) {
+        mask >>= 1;
+        k++;
+    }
+    return k;
+#endif
+}
+
 /* Pixel p joins the sets of its neighbours marked in `mask` (bit k: neighbour nb[k]); the first
  * neighbour's root becomes p's root, the others' roots are merged into it; with no neighbour p
  * starts a new set (a new region). Returns p's root. */
@@ -140,10 +162,8 @@ static inline int32_t attach(Work *w, int32_t p, int32_t x, int32_t y, int32_t e
                              const int32_t *nb, int sum)
 {
     int32_t root = -1;
-    for (int k = 0; mask; k++, mask >>= 1) {
-        if (!(mask & 1))
-            continue;
-        int32_t q = p + nb[k];
+    for (; mask; mask &= mask - 1) {
+        int32_t q = p + nb[lowest_bit(mask)];
         if (root < 0) {
             root = find(w->parent, q);
             w->parent[p] = root;
@@ -279,8 +299,6 @@ static int foreground(Work *w, const uint16_t *v, int32_t *largest, IntBuf *boxe
     return 0;
 }
 
-#define UNSEEN 0xFFFF
-
 /* The filled map: r[p] = the lowest level i at which p joins the background around the image,
  * i.e. the smallest over 4-paths from the frame to p of the largest band on the path
  * (>= band[p]); the frame holds 0. A reconstruction by erosion (Vincent 1993, hybrid algorithm):
@@ -341,25 +359,45 @@ static void fill_holes(Work *w, const uint16_t *band, uint16_t *r, uint8_t *queu
 }
 
 /* Holes: 4-connected background components (band <= i) without a pixel on the image border, for
- * i = 0 .. n - 1, pixels added from the bottom value up; the frame holds UNSEEN (never in). */
-static int holes(Work *w, const uint16_t *v, IntBuf *boxes)
+ * i = 0 .. n - 1. A pixel is in a hole at level i iff band <= i < r (r: the filled map), so only
+ * the pixels with r > band take part (few, on realistic maps), added from the bottom value up;
+ * a hole's pixels share their r (they join the border together), so a set is a hole while its
+ * r > i, and pixels never leave a set that is still a hole. */
+static int holes(Work *w, const uint16_t *v, const uint16_t *r, IntBuf *boxes)
 {
-    int W = w->W, H = w->H, W2 = w->W2;
+    int W = w->W, H = w->H, W2 = w->W2, n = w->n;
     const int32_t nb[4] = {-W2, -1, 1, W2};
-    sort_by_value(w, v);
+    memset(w->start, 0, (size_t)(n + 2) * sizeof(int32_t));
+    for (int y = 1; y <= H; y++)
+        for (int32_t p = y * W2 + 1, end = p + W; p < end; p++)
+            if (r[p] > v[p])
+                w->start[v[p] + 1]++;
+    for (int b = 0; b <= n; b++)
+        w->start[b + 1] += w->start[b];
+    memcpy(w->cursor, w->start, (size_t)(n + 1) * sizeof(int32_t));
+    for (int y = 1; y <= H; y++) {
+        for (int32_t x = 0, p = y * W2 + 1; x < W; x++, p++) {
+            if (r[p] > v[p]) {
+                int32_t k = w->cursor[v[p]]++;
+                w->order[k] = p;
+                w->xy[k] = x | ((y - 1) << 16);
+            }
+        }
+    }
     w->nlive = 0;
-    for (int b = 0; b < w->n; b++) {
+#define HOLE(q) (r[q] > v[q])
+    for (int b = 0; b < n; b++) {
         for (int32_t k = w->start[b]; k < w->start[b + 1]; k++) {
             int32_t p = w->order[k], x = w->xy[k] & 0xFFFF, y = w->xy[k] >> 16;
-            unsigned mask = (unsigned)(v[p - W2] <= b) | (unsigned)(v[p - 1] <= b) << 1 |
-                            (unsigned)(v[p + 1] < b) << 2 | (unsigned)(v[p + W2] < b) << 3;
-            int edge = x == 0 || y == 0 || x == W - 1 || y == H - 1;
-            attach(w, p, x, y, edge ? 0 : 1, mask, nb, 0);
+            unsigned mask = (unsigned)(HOLE(p - W2) && v[p - W2] <= b) | (unsigned)(HOLE(p - 1) && v[p - 1] <= b) << 1 |
+                            (unsigned)(HOLE(p + 1) && v[p + 1] < b) << 2 | (unsigned)(HOLE(p + W2) && v[p + W2] < b) << 3;
+            attach(w, p, x, y, r[p], mask, nb, 0);
         }
+#undef HOLE
         compact(w);
         for (Py_ssize_t j = 0; j < w->nlive; j++) {
             Node *nh = &w->node[w->live[j]];
-            if (nh->extra) { /* no pixel on the image border: a hole */
+            if (nh->extra > b) { /* not joined to the border at level b: a hole */
                 int32_t x1 = nh->x1 + 2 < W - 1 ? nh->x1 + 2 : W - 1;
                 int32_t y1 = nh->y1 + 2 < H - 1 ? nh->y1 + 2 : H - 1;
                 if (buf_push5(boxes, b, nh->x0 - 1, nh->y0 - 1, x1, y1) < 0)
@@ -391,13 +429,22 @@ static int work_alloc(Work *w, int H, int W, int n)
     return 0;
 }
 
-/* The band image copied into a frame of `pad`. */
-static void framed(const Work *w, const uint16_t *band, uint16_t *out, uint16_t pad)
+/* The band image copied into a frame of 0; returns the largest band value. */
+static int framed(const Work *w, const uint16_t *band, uint16_t *out)
 {
+    int top = 0;
     for (Py_ssize_t p = 0; p < w->size; p++)
-        out[p] = pad;
-    for (int y = 0; y < w->H; y++)
-        memcpy(out + (Py_ssize_t)(y + 1) * w->W2 + 1, band + (Py_ssize_t)y * w->W, (size_t)w->W * sizeof(uint16_t));
+        out[p] = 0;
+    for (int y = 0; y < w->H; y++) {
+        const uint16_t *row = band + (Py_ssize_t)y * w->W;
+        uint16_t *dst = out + (Py_ssize_t)(y + 1) * w->W2 + 1;
+        for (int x = 0; x < w->W; x++) {
+            dst[x] = row[x];
+            if (row[x] > top)
+                top = row[x];
+        }
+    }
+    return top;
 }
 
 static PyObject *sweep(PyObject *self, PyObject *args)
@@ -416,42 +463,35 @@ static PyObject *sweep(PyObject *self, PyObject *args)
     int ok = 0;
     Py_ssize_t npix = (Py_ssize_t)H * W;
     const uint16_t *band = view.buf;
-    if (H <= 0 || W <= 0 || H > 32000 || W > 32000 || n < 0 || n >= UNSEEN ||
+    if (H <= 0 || W <= 0 || H > 32000 || W > 32000 || n < 0 || n > MAX_LEVELS ||
         view.len != npix * (Py_ssize_t)sizeof(uint16_t)) {
-        PyErr_SetString(PyExc_ValueError, "sweep: band must be H x W uint16 (H, W <= 32000) and 0 <= n < 65535");
+        PyErr_SetString(PyExc_ValueError, "sweep: band must be H x W uint16 (H, W <= 32000) and 0 <= n <= 65534");
         PyBuffer_Release(&view);
         return NULL;
-    }
-    for (Py_ssize_t p = 0; p < npix; p++) {
-        if (band[p] > n) {
-            PyErr_SetString(PyExc_ValueError, "sweep: band values must be <= n");
-            PyBuffer_Release(&view);
-            return NULL;
-        }
     }
     if (work_alloc(&w, H, W, n) < 0) {
         PyBuffer_Release(&view);
         return PyErr_NoMemory();
     }
+    int too_high = 0;
     Py_BEGIN_ALLOW_THREADS
     v = malloc((size_t)w.size * sizeof(uint16_t));
     r = malloc((size_t)w.size * sizeof(uint16_t));
     queued = malloc((size_t)w.size);
     largest = want_largest ? calloc((size_t)(n ? n : 1) * 5, sizeof(int32_t)) : NULL;
-    if (v && r && queued && (largest || !want_largest)) {
+    if (v && r && queued && (largest || !want_largest) && !(too_high = framed(&w, band, v) > n)) {
         ok = 1;
-        framed(&w, band, v, 0);
-        if (want_largest) {
-            fill_holes(&w, v, r, queued);
+        fill_holes(&w, v, r, queued);
+        if (want_largest)
             ok = foreground(&w, r, largest, NULL) == 0;
-        }
-        if (ok && want_multi) {
-            ok = foreground(&w, v, NULL, &boxes) == 0;
-            framed(&w, band, v, UNSEEN);
-            ok = ok && holes(&w, v, &boxes) == 0;
-        }
+        if (ok && want_multi)
+            ok = foreground(&w, v, NULL, &boxes) == 0 && holes(&w, v, r, &boxes) == 0;
     }
     Py_END_ALLOW_THREADS
+    if (too_high) {
+        PyErr_SetString(PyExc_ValueError, "sweep: band values must be <= n");
+        goto done;
+    }
     if (!ok) {
         PyErr_NoMemory();
         goto done;

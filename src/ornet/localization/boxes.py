@@ -40,7 +40,7 @@ EMPTY_BOX = np.zeros(4, dtype=np.int64)
 
 # From this many distinct levels on, the component tree (one pass over the pixels) is cheaper than
 # tracing OpenCV contours level by level (benchmarks/results/evaluate_maps.md).
-TREE_FROM_LEVELS = 8
+TREE_FROM_LEVELS = 32
 
 
 def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
