@@ -1,5 +1,5 @@
 # Two commands for a newcomer: `make demo` and `make test`.
-# Both create or refresh ./.venv when pyproject.toml changed, then run.
+# Both create or refresh ./.venv when pyproject.toml, setup.py or the C extension changed, then run.
 PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 
 .PHONY: demo test lint install clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/ornet/localization/_ctree.c
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'

@@ -34,9 +34,8 @@ import time
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from machine import cpu_model  # benchmarks/machine.py (scripts run from benchmarks/)
-
 import wsol_maps
+from machine import cpu_model  # benchmarks/machine.py (scripts run from benchmarks/)
 
 HERE = Path(__file__).resolve().parent
 META = Path("/work/shared/data/wsol-metadata")
@@ -120,11 +119,12 @@ def commands(case: dict, args) -> dict[str, list[str]]:
 
 
 def scale_run(tmp: Path, args) -> dict:
-    """``ornet evaluate-maps`` on args.scale realistic maps (ILSVRC val ids repeated): wall time and the
-    peak resident memory of its largest process (the main one or a worker)."""
+    """``ornet evaluate-maps`` on args.scale map files (the 10,000 ILSVRC val ids, repeated under
+    prefixes; a repeat is a hard link to the first copy's map): wall time and the peak resident
+    memory of its largest process (the main one or a worker)."""
     ids = wsol_maps.pick_ids(META / "ILSVRC/val", min(args.scale, 10000))
     copies = -(-args.scale // len(ids))
-    need = args.scale * (224 * 224 * 4 + 128) * 1.1
+    need = len(ids) * (224 * 224 * 4 + 128) * 1.2
     free = shutil.disk_usage(tmp).free
     if free < need:
         raise SystemExit(f"--scale {args.scale} needs {need / 1e9:.1f} GB in {tmp}, {free / 1e9:.1f} GB free")
@@ -149,7 +149,7 @@ def scale_run(tmp: Path, args) -> dict:
             raise SystemExit(f"scale run failed:\n{body[-3000:]}")
         runs.append(dict(multi=multi, wall=float(wall), rss_mb=int(rss_kb) / 1024, result=json.loads(body)))
     shutil.rmtree(tmp / "scale")
-    return dict(n=n, made=made, runs=runs)
+    return dict(n=n, distinct=len(ids), made=made, runs=runs)
 
 
 def machine() -> str:
@@ -195,9 +195,12 @@ def report(args, rows: list, scale: dict | None, loads: list[float]) -> str:
     total_w = sum(min(x[0] for x in r["runs_ws"]) for r in main)
     lines.append(f"| all five realistic cases | | {total_o:.2f} | | {total_w:.2f} | | {total_w / total_o:.1f}x | |")
     if scale:
-        lines += ["", f"## ILSVRC scale: {scale['n']:,} realistic maps, {len(rows and [0]) and 100} thresholds", "",
-                  f"ILSVRC val ids repeated to {scale['n']:,} images ({scale['n'] * 224 * 224 * 4 / 1e9:.1f} GB of maps "
-                  f"in a temporary folder, made in {scale['made']:.0f} s, deleted after); one run of "
+        thresholds = len(__import__("numpy").arange(0, 1, args.interval))
+        lines += ["", f"## ILSVRC scale: {scale['n']:,} realistic maps, {thresholds} thresholds", "",
+                  f"The {scale['distinct']:,} ILSVRC val ids, {scale['n'] // scale['distinct']} times under prefixes: "
+                  f"{scale['n']:,} map files ({scale['n'] * 224 * 224 * 4 / 1e9:.1f} GB as read), of which the repeats are "
+                  f"hard links to the first copy ({scale['distinct'] * 224 * 224 * 4 / 1e9:.1f} GB on disk: this shared "
+                  f"machine had under 10 GB free); made in {scale['made']:.0f} s in a temporary folder, deleted after; one run of "
                   f"`ornet evaluate-maps --workers {args.workers}` each; peak memory = the largest resident set of "
                   "its processes (the main one or a worker).", "",
                   "| boxes | wall s | maps/s | peak memory MB | MaxBoxAcc 30/50/70 |", "| --- | --- | --- | --- | --- |"]

@@ -16,6 +16,7 @@ ellipses, since no OpenImages masks are on this machine.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -99,8 +100,9 @@ def pick_ids(meta: Path, n: int, min_boxes: int = 1) -> list[str]:
 
 def box_case(src: Path, out: Path, ids: list[str], kind: str, seed: int, copies: int = 1,
              workers: int = 1) -> tuple[Path, Path]:
-    """A metadata folder for ``ids`` of ``src`` (``copies`` > 1 repeats them under prefixes
-    c0/, c1/, ...) and one ``kind`` map per image; returns (metadata, scoremaps)."""
+    """A metadata folder for ``ids`` of ``src`` and one ``kind`` map per image; returns (metadata,
+    scoremaps). ``copies`` > 1 repeats the ids under prefixes c0/, c1/, ...: the maps of c0/ are
+    written, the others are hard links to them (the same files on disk, under other names)."""
     meta, maps = out / "metadata", out / "scoremaps"
     meta.mkdir(parents=True)
     keep = set(ids)
@@ -115,7 +117,8 @@ def box_case(src: Path, out: Path, ids: list[str], kind: str, seed: int, copies:
                                                   for n in names))
     (meta / "localization.txt").write_text("".join(f"{n},{','.join(map(str, b))}\n"
                                                    for n in names for b in boxes[original[n]]))
-    jobs = [(maps, kind, seed, k, name, sizes[original[name]], boxes[original[name]]) for k, name in enumerate(names)]
+    jobs = [(maps, kind, seed, k, name, sizes[original[name]], boxes[original[name]])
+            for k, name in enumerate(names[:len(order)])]
     if workers > 1:
         import multiprocessing as mp
 
@@ -125,6 +128,10 @@ def box_case(src: Path, out: Path, ids: list[str], kind: str, seed: int, copies:
     else:
         for job in jobs:
             _write_map(job)
+    for name in names[len(order):]:
+        link = maps / f"{name}.npy"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.link(maps / f"c0/{original[name]}.npy", link)
     return meta, maps
 
 

@@ -47,11 +47,15 @@ def random_batch(rng, n):
 
 @pytest.mark.parametrize("box_mode", MODES)
 @pytest.mark.parametrize("strict, normalize", [(False, "minmax"), (True, "none")])
-def test_streaming_sweep_equals_reference(box_mode, strict, normalize):
+@pytest.mark.parametrize("threads, tree_from", [(1, 1), (2, 10**6)])  # the tree, 1 thread / OpenCV, 2 threads
+def test_streaming_sweep_equals_reference(box_mode, strict, normalize, threads, tree_from, monkeypatch):
+    from ornet.localization import boxes as B
+
+    monkeypatch.setattr(B, "TREE_FROM_LEVELS", tree_from)
     rng = np.random.default_rng([MODES.index(box_mode), strict])
     ious = (30, 50, 70)
     metric = BoxAccuracySweep(cam_curve_interval=0.05, iou_thresholds=ious, box_mode=box_mode,
-                              iou_strict=strict, normalize=normalize, keep_per_image=True)
+                              iou_strict=strict, normalize=normalize, keep_per_image=True, sweep_threads=threads)
     thresholds = np.arange(0, 1, 0.05)
     maps, boxes, labels, logits = [], [], [], []
     for batch in (3, 1, 4):  # several updates of several sizes

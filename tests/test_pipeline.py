@@ -119,6 +119,31 @@ def test_evaluate_reproduces_the_training_metrics(run, tmp_path):
     assert (maps / f"{rows[0]['image_id']}.npy").is_file()
 
 
+def test_evaluate_gives_the_same_metrics_with_opencv_contours(run, tmp_path, monkeypatch):
+    """The component tree (the default) and OpenCV's per-threshold contours (the path before it, kept
+    as the reference) give the same metrics, predictions and curves on a trained run."""
+    from ornet.localization import boxes, tree
+
+    calls = []
+    sweep_tree = tree.sweep_tree
+    monkeypatch.setattr(tree, "sweep_tree", lambda *a: calls.append(1) or sweep_tree(*a))
+    monkeypatch.setattr(boxes, "TREE_FROM_LEVELS", 1)  # the tree at every sweep, however few levels
+    outputs = {}
+    for name in ("tree", "opencv"):
+        if name == "opencv":
+            monkeypatch.setattr(tree, "supports", lambda values, reps: False)
+        calls.clear()
+        out = tmp_path / name
+        assert main(["evaluate", str(run), "--out", str(out), "--quiet", "--trainer.accelerator", "cpu",
+                     "--trainer.devices", "1"]) == 0
+        assert bool(calls) == (name == "tree")
+        metrics = _metrics(out / "metrics.json")
+        metrics.pop("seconds", None)
+        outputs[name] = (metrics, (out / "predictions.csv").read_text(), _metrics(out / "curves.json"))
+    assert outputs["tree"] == outputs["opencv"]
+    assert outputs["tree"][0]["max_box_acc"] == _metrics(run / "metrics.json")["max_box_acc"]
+
+
 def test_rerun_of_stage_two_uses_the_existing_checkpoints(run, data):
     before = (run / "checkpoints" / "coarse.ckpt").stat().st_mtime_ns
     assert main(["train", "--data.root", str(data), "--out", str(run), *TINY, "--stages", "[refine]",

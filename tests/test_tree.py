@@ -16,6 +16,7 @@ from ornet.localization import boxes as B
 from ornet.localization import tree
 from ornet.localization.boxes import map_levels, sweep_boxes
 
+
 def test_extension_is_built():
     assert tree.AVAILABLE, "ornet.localization._ctree is not built: reinstall with `pip install -e .` (needs a C compiler)"
 

@@ -161,34 +161,31 @@ static inline int lowest_bit(unsigned mask)
 static inline int32_t attach(Work *w, int32_t p, int32_t x, int32_t y, int32_t extra, unsigned mask,
                              const int32_t *nb, int sum)
 {
-    int32_t root = -1;
-    for (; mask; mask &= mask - 1) {
-        int32_t q = p + nb[lowest_bit(mask)];
-        if (root < 0) {
-            root = find(w->parent, q);
-            w->parent[p] = root;
-            Node *nr = &w->node[root];
-            if (x < nr->x0) nr->x0 = x;
-            if (y < nr->y0) nr->y0 = y;
-            if (x > nr->x1) nr->x1 = x;
-            if (y > nr->y1) nr->y1 = y;
-            if (sum)
-                nr->extra += extra;
-            else if (extra < nr->extra)
-                nr->extra = extra;
-        } else if (w->parent[q] != root) {
-            join(w, root, q, sum);
-        }
-    }
-    if (root < 0) {
-        root = p;
+    if (!mask) { /* a new region (or hole) */
         w->parent[p] = p;
         Node *np = &w->node[p];
         np->x0 = np->x1 = x;
         np->y0 = np->y1 = y;
         np->extra = extra;
         w->live[w->nlive++] = p;
+        return p;
     }
+    int32_t root = find(w->parent, p + nb[lowest_bit(mask)]);
+    w->parent[p] = root;
+    for (mask &= mask - 1; mask; mask &= mask - 1) {
+        int32_t q = p + nb[lowest_bit(mask)];
+        if (w->parent[q] != root)
+            join(w, root, q, sum);
+    }
+    Node *nr = &w->node[root];
+    if (x < nr->x0) nr->x0 = x;
+    if (y < nr->y0) nr->y0 = y;
+    if (x > nr->x1) nr->x1 = x;
+    if (y > nr->y1) nr->y1 = y;
+    if (sum)
+        nr->extra += extra;
+    else if (extra < nr->extra)
+        nr->extra = extra;
     return root;
 }
 

@@ -27,6 +27,8 @@ How the contours are found: :mod:`.tree` (all levels in one pass, a C extension)
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Sequence
 
 import cv2
@@ -200,21 +202,25 @@ def sweep_boxes(values: np.ndarray, levels: np.ndarray, modes: Sequence[str] = M
     height, width = values.shape
     levels = np.asarray(levels).reshape(-1)
     reps, inverse = _group_levels(values, levels)
-    ext, present = _extents(values, reps)
     n = len(reps)
-    # The `all` box: tight extents in the boundingRect convention (x1 = last column + 1, clipped).
-    tight = np.column_stack([ext[:, 0], ext[:, 1], np.minimum(ext[:, 2] + 1, width - 1),
-                             np.minimum(ext[:, 3] + 1, height - 1)])
-    tight[~present] = 0
-    out: dict[str, tuple] = {}
-    if "all" in modes:
-        out["all"] = (inverse, tight, np.arange(n))
     want_largest, want_multi = "largest" in modes, "multi" in modes
+    use_tree = (want_largest or want_multi) and n >= TREE_FROM_LEVELS and tree.supports(values, reps)
+    out: dict[str, tuple] = {}
+    if "all" in modes or not use_tree:
+        ext, present = _extents(values, reps)
+        # The `all` box: tight extents in the boundingRect convention (x1 = last column + 1, clipped).
+        tight = np.column_stack([ext[:, 0], ext[:, 1], np.minimum(ext[:, 2] + 1, width - 1),
+                                 np.minimum(ext[:, 3] + 1, height - 1)])
+        tight[~present] = 0
+        if "all" in modes:
+            out["all"] = (inverse, tight, np.arange(n))
     if not (want_largest or want_multi):
         return out
-    if n >= TREE_FROM_LEVELS and tree.supports(values, reps):
-        largest, boxes, owners = _from_tree(values, reps, ext, present, tight, want_largest, want_multi)
+    if use_tree:
+        largest, boxes, owners = _from_tree(values, reps, want_largest, want_multi)
     else:
+        if n >= TREE_FROM_LEVELS and not tree.AVAILABLE:
+            _warn_no_tree()
         largest, boxes, owners = contours.trace_levels(values, reps, ext, present, tight, want_largest,
                                                        want_multi, source)
     if want_largest:
@@ -225,8 +231,14 @@ def sweep_boxes(values: np.ndarray, levels: np.ndarray, modes: Sequence[str] = M
     return out
 
 
-def _from_tree(values: np.ndarray, reps: np.ndarray, ext: np.ndarray, present: np.ndarray, tight: np.ndarray,
-               want_largest: bool, want_multi: bool) -> tuple:
+@functools.cache
+def _warn_no_tree() -> None:
+    warnings.warn("ornet.localization._ctree is not built (no C compiler at install?): box metrics use "
+                  "OpenCV threshold by threshold, with the same numbers but several times slower", RuntimeWarning,
+                  stacklevel=3)
+
+
+def _from_tree(values: np.ndarray, reps: np.ndarray, want_largest: bool, want_multi: bool) -> tuple:
     """What ``contours.trace_levels`` returns, from the component tree; levels where regions tie
     for the largest contour area are traced by OpenCV, whose contour order breaks the tie."""
     largest_rows, multi_rows = tree.sweep_tree(values, reps, want_largest, want_multi)
@@ -234,10 +246,12 @@ def _from_tree(values: np.ndarray, reps: np.ndarray, ext: np.ndarray, present: n
     if want_largest:
         largest = largest_rows[:, :4].astype(np.int64)
         for u in np.flatnonzero(largest_rows[:, 4] == 2).tolist():
-            largest[u] = contours.largest_at(values, reps[u], ext[u])
+            above = values > reps[u]  # a tie: rare, so the crop is found here rather than for every level
+            rows, cols = np.flatnonzero(above.any(1)), np.flatnonzero(above.any(0))
+            largest[u] = contours.largest_at(values, reps[u], (cols[0], rows[0], cols[-1], rows[-1]))
     if want_multi:
-        empty = np.flatnonzero(~present)  # no pixel above the level: box 0, 0, 0, 0
-        boxes = np.concatenate([tight[empty], multi_rows[:, 1:].astype(np.int64)])
+        empty = np.flatnonzero(reps >= values.max())  # no pixel above the level: box 0, 0, 0, 0
+        boxes = np.concatenate([np.zeros((len(empty), 4), np.int64), multi_rows[:, 1:].astype(np.int64)])
         owners = np.concatenate([empty, multi_rows[:, 0].astype(np.int64)])
     return largest, boxes, owners
 

@@ -9,7 +9,9 @@ pass gives GT-known / Top-k Loc (``box_mode``), MaxBoxAcc (largest region) and M
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -76,7 +78,8 @@ class BoxAccuracySweep(Metric):
     thresholds are fractions of the map's max, uint8 maps) or ``none`` (the ORNet release: the
     map is compared with the threshold itself). ``iou_strict``: IoU > level instead of >=.
     ``keep_per_image`` also keeps each image's best IoU at every threshold (N x T, box_mode), in
-    update order (under DDP, gathered rank by rank).
+    update order (under DDP, gathered rank by rank). ``sweep_threads``: images of a batch swept
+    at once (the contour work runs in C without the GIL); default ``min(2, cores)``.
     """
 
     is_differentiable = False
@@ -85,7 +88,8 @@ class BoxAccuracySweep(Metric):
 
     def __init__(self, cam_curve_interval: float = 0.01, iou_thresholds: Sequence[float] = (30, 50, 70),
                  box_mode: str = "largest", iou_strict: bool = False, normalize: str = "minmax",
-                 keep_per_image: bool = False, interpolation: str = "bilinear", **kwargs):
+                 keep_per_image: bool = False, interpolation: str = "bilinear", sweep_threads: int | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         if box_mode not in MODES:
             raise ValueError(f"unknown box_mode {box_mode!r}; modes: {', '.join(MODES)}")
@@ -100,6 +104,7 @@ class BoxAccuracySweep(Metric):
         self.thresholds = cam_thresholds(cam_curve_interval)
         self.box_mode, self.iou_strict, self.normalize = box_mode, bool(iou_strict), normalize
         self.keep_per_image, self.interpolation = keep_per_image, interpolation
+        self.sweep_threads = max(1, int(sweep_threads if sweep_threads is not None else min(2, os.cpu_count() or 1)))
         shape = (len(MODES), len(self.thresholds), len(self.iou_thresholds))
         for name in ("hits", "hits_top1", "hits_top5"):
             self.add_state(name, torch.zeros(shape, dtype=torch.long), dist_reduce_fx="sum")
@@ -113,10 +118,18 @@ class BoxAccuracySweep(Metric):
         arr = prepare_maps(maps, image_size, self.normalize, self.interpolation)
         if len(boxes) != len(arr):
             raise ValueError(f"{len(arr)} maps but {len(boxes)} box lists")
-        best = np.stack([  # B x modes x T
-            sweep_best_iou(*map_levels(m, self.thresholds, relative=self.normalize == "minmax"),
-                           truncate_boxes(torch.as_tensor(b).detach().cpu().numpy()), MODES)
-            for m, b in zip(arr, boxes)])
+        gts = [truncate_boxes(torch.as_tensor(b).detach().cpu().numpy()) for b in boxes]
+        relative = self.normalize == "minmax"
+
+        def one(job: tuple) -> np.ndarray:
+            return sweep_best_iou(*map_levels(job[0], self.thresholds, relative=relative), job[1], MODES)
+
+        threads = min(self.sweep_threads, len(arr))
+        if threads > 1:  # per batch: the threads end with it (no thread outlives update, e.g. across forks)
+            with ThreadPoolExecutor(threads) as pool:
+                best = np.stack(list(pool.map(one, zip(arr, gts))))  # B x modes x T
+        else:
+            best = np.stack([one(job) for job in zip(arr, gts)])
         hits = count_hits(best, self.iou_thresholds, self.iou_strict)  # B x modes x T x L
         self.hits += torch.from_numpy(hits.sum(0)).to(self.hits.device)
         self.num_images += len(arr)

@@ -20,6 +20,7 @@ so that the foreground at level ``i`` is ``band > i`` whatever the map's dtype.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 try:
@@ -37,7 +38,7 @@ def band_image(values: np.ndarray, reps: np.ndarray) -> np.ndarray:
     above level ``i`` iff band > i)."""
     if values.dtype == np.uint8:
         lut = np.searchsorted(reps, np.arange(256), side="left").astype(np.uint16)
-        return lut[values]
+        return cv2.LUT(np.ascontiguousarray(values), lut)
     return np.searchsorted(reps, values, side="left").astype(np.uint16)
 
 
