@@ -292,7 +292,7 @@ def evaluate_scoremaps(metadata: str | Path | Metadata, scoremap_root: str | Pat
     else:
         items = [(i, meta.mask_paths[i], meta.ignore_paths[i]) for i in meta.image_ids]
     workers = max(1, min(int(workers), len(items)))
-    size = chunk_size or max(1, min(64, -(-len(items) // (workers * 8))))
+    size = chunk_size or max(1, min(64, -(-len(items) // (workers * 32))))  # small chunks: even ends
     chunks = [items[k:k + size] for k in range(0, len(items), size)]
     hits = np.zeros((1, len(thresholds), len(iou_thresholds)), dtype=np.int64)
     pos = np.zeros(len(thresholds) + 2, dtype=np.int64)
