@@ -179,6 +179,7 @@ def report(args, rows: list, scale: dict | None, loads: list[float]) -> str:
         f"- load average during the runs: {min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} cores: the "
         "machine was shared with other jobs, so the best of the alternating runs is the fairer figure",
         "- numbers: identical in every run of every case (checked; the table shows them)",
+        "- the \"all five\" row sums the realistic CUB and ILSVRC rows and PxAP; the smooth rows are the first benchmark's one-blob maps without noise, where wsolevaluation traces few contours and the gap is smallest",
         "",
         "| case | maps | ornet s | ornet CPU s | wsolevaluation s | wsolevaluation CPU s | speed-up | numbers (both) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
