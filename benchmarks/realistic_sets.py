@@ -1,0 +1,255 @@
+"""Realistic WSOL benchmark sets built from real pixels that Debian and PyPI packages ship.
+
+    python benchmarks/realistic_sets.py objects OUT [--seed 0] [--size 128] [--train-per-class 30]
+        [--test-per-class 10] [--contact-sheet /tmp/objects.png] [--force]
+    python benchmarks/realistic_sets.py digits OUT [--seed 0] [--size 96] [--train-per-class 120]
+        [--test-per-class 40] [--thicken 0] [--contact-sheet /tmp/digits.png] [--force]
+
+- **objects**: photographic cut-outs with exact alpha masks from Debian's `tuxpaint-stamps-default`
+  (`apt-get install -y tuxpaint-stamps-default`; the classes are `OBJECT_CLASSES` in
+  `realistic_objects.py`, bird stamps left out), pasted with random scale, position, flip and
+  colour jitter on random crops of real photos, over 1-4 small pieces of other stamps.
+- **digits**: scikit-learn's 1,797 real handwritten digits (8 x 8) upscaled smoothly, pasted with
+  random size, slant, aspect and ink colour on random photo crops, over random strokes and pieces
+  of other digits (`realistic_digits.py`).
+
+Backgrounds are the photos bundled with scikit-image (`skimage.data`, only files inside the
+package, nothing downloaded) and scikit-learn (`load_sample_images`). Whole photos are split:
+train images only crop `TRAIN_PHOTOS`, test images only `TEST_PHOTOS` (the two stereo motorcycle
+views, nearly one picture, are both train). Both splits mix colour and grey photos; a grey photo
+gets a random colour tint.
+
+Conventions (those of `ornet synth`, docs/synthetic.md): the CUB-200-2011 layout, read with
+`--data.name cub`; `bounding_boxes.txt` holds the tight box of the object's mask as `x y w h` with
+`x + w <= width` (the mask is foreground where the object's alpha / ink after scaling is > 0.5);
+`segmentations/<class>/<file>.png` is that mask as 0 / 255; images are JPEG quality 95 with 4:4:4
+chroma. The object is pasted last, so distractors never cover it and the mask is exact. Image `i`
+(0-based, images.txt order) is drawn from `numpy.random.default_rng((seed, kind, i))`: the output
+depends only on the arguments (and the package versions). The set is written into a hidden folder
+beside OUT and renamed at the end; `realistic.json` records the arguments and the class sources.
+Needs the `bench` extra (`pip install -e .[bench]`: scikit-image, scikit-learn).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+TRAIN_PHOTOS = ("astronaut", "coffee", "motorcycle_left", "motorcycle_right", "china", "hubble_deep_field",
+                "brick", "camera", "coins", "grass", "text", "cell")
+TEST_PHOTOS = ("chelsea", "flower", "rocket", "retina", "immunohistochemistry", "gravel", "moon", "page",
+               "clock")
+FORMAT_VERSION = 1
+KIND_STREAM = {"objects": 11, "digits": 12}
+
+Box = tuple[int, int, int, int]
+"""x, y, width, height of a mask's tight box in pixels (CUB's bounding_boxes.txt)."""
+
+
+def load_photo(name: str) -> np.ndarray:
+    """One bundled photo as H x W x 3 float32 in 0..255 (grey photos repeated over 3 channels)."""
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_images
+
+        data = load_sample_images()
+        img = data.images[[Path(f).stem for f in data.filenames].index(name)]
+    elif name in ("motorcycle_left", "motorcycle_right"):
+        import skimage.data
+
+        img = skimage.data.stereo_motorcycle()[0 if name.endswith("left") else 1]
+    else:
+        import skimage.data
+
+        img = getattr(skimage.data, name)()
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    if img.dtype != np.uint8:  # e.g. a float image in [0, 1]
+        img = (np.clip(img, 0, 1) * 255) if img.max() <= 1 else img
+    return np.ascontiguousarray(img[..., :3]).astype(np.float32)
+
+
+def load_photos() -> dict[str, list[tuple[str, np.ndarray, bool]]]:
+    """{"train": [(name, photo, is_grey)], "test": [...]} from TRAIN_PHOTOS / TEST_PHOTOS."""
+    out = {}
+    for split, names in (("train", TRAIN_PHOTOS), ("test", TEST_PHOTOS)):
+        photos = []
+        for name in names:
+            img = load_photo(name)
+            photos.append((name, img, bool(np.allclose(img[..., 0], img[..., 1]) and np.allclose(img[..., 1], img[..., 2]))))
+        out[split] = photos
+    return out
+
+
+def background(photos: Sequence[tuple[str, np.ndarray, bool]], size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random square crop (side 35-100% of the photo's short side) of a random photo, resized to
+    size x size, maybe flipped, brightness-jittered, grey photos tinted: size x size x 3 float32."""
+    _, img, grey = photos[int(rng.integers(len(photos)))]
+    h, w = img.shape[:2]
+    side = int(round(rng.uniform(0.35, 1.0) * min(h, w)))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    crop = cv2.resize(img[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    gain = rng.uniform(0.75, 1.2) * (rng.uniform(0.75, 1.25, 3) if grey else rng.uniform(0.92, 1.08, 3))
+    return np.clip(crop * gain, 0, 255).astype(np.float32)
+
+
+def paste(canvas: np.ndarray, colour: np.ndarray, alpha: np.ndarray, x: int, y: int) -> None:
+    """Alpha-composite `colour` (h x w x 3) with `alpha` (h x w in [0, 1]) onto `canvas` at (x, y),
+    in place; parts outside the canvas are cut off."""
+    h, w = alpha.shape
+    H, W = canvas.shape[:2]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
+    if x0 >= x1 or y0 >= y1:
+        return
+    a = alpha[y0 - y:y1 - y, x0 - x:x1 - x, None]
+    canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] * (1 - a) + colour[y0 - y:y1 - y, x0 - x:x1 - x] * a
+
+
+def mask_box(mask: np.ndarray) -> Box:
+    """Tight box (x, y, w, h) of the pixels > 0 of a 2-D mask; ValueError when it is empty."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        raise ValueError("empty mask")
+    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def finish(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Camera softness and sensor noise (also over the pasted edges) -> H x W x 3 uint8."""
+    image = cv2.GaussianBlur(image, (0, 0), 0.5)
+    image = image + rng.normal(0, rng.uniform(1, 4), image.shape).astype(np.float32)
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+
+
+Job = tuple[int, str, int]
+"""(label 0-based, "train" or "test", k-th image of that class and split)."""
+Renderer = Callable[[Job, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+"""(job, rng) -> (image H x W x 3 uint8, mask H x W uint8 0 / 255, not empty)."""
+
+
+def plan(classes: int, train: int, test: int) -> list[Job]:
+    """Every image's (label, split, k) in images.txt order: class by class, train then test."""
+    return [(c, split, k) for c in range(classes) for split, n in (("train", train), ("test", test))
+            for k in range(n)]
+
+
+def write_set(out: Path, kind: str, class_names: Sequence[str], jobs: Sequence[Job], render: Renderer, seed: int,
+              meta: dict, force: bool = False) -> dict:
+    """Render every job and write the CUB layout to `out` atomically; returns the summary written
+    to realistic.json. A non-empty `out` is replaced only with `force` and only when this script
+    wrote it (it holds realistic.json)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not force:
+            raise SystemExit(f"{out} exists and is not empty; pass --force to replace an earlier set")
+        if not (out / "realistic.json").is_file():
+            raise SystemExit(f"{out} was not written by this script (no realistic.json); refusing to replace it")
+    if not out.parent.is_dir():
+        raise SystemExit(f"parent folder {out.parent} does not exist")
+    folders = [f"{c + 1:03d}.{name}" for c, name in enumerate(class_names)]
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    start = time.perf_counter()
+    try:
+        for sub in ("images", "segmentations"):
+            for folder in folders:
+                (tmp / sub / folder).mkdir(parents=True)
+        rows: dict[str, list[str]] = {k: [] for k in ("images", "labels", "split", "boxes")}
+        for i, job in enumerate(jobs):
+            label, split, k = job
+            image, mask = render(job, np.random.default_rng((seed, KIND_STREAM[kind], i)))
+            rel = f"{folders[label]}/{split}_{k:05d}.jpg"
+            buf = io.BytesIO()
+            Image.fromarray(image).save(buf, format="JPEG", quality=95, subsampling=0)
+            (tmp / "images" / rel).write_bytes(buf.getvalue())
+            Image.fromarray(mask).save(tmp / "segmentations" / rel.replace(".jpg", ".png"))
+            x, y, w, h = mask_box(mask)
+            iid = i + 1
+            rows["images"].append(f"{iid} {rel}")
+            rows["labels"].append(f"{iid} {label + 1}")
+            rows["split"].append(f"{iid} {int(split == 'train')}")
+            rows["boxes"].append(f"{iid} {x:.1f} {y:.1f} {w:.1f} {h:.1f}")
+        files = {"classes.txt": [f"{c + 1} {f}" for c, f in enumerate(folders)], "images.txt": rows["images"],
+                 "image_class_labels.txt": rows["labels"], "train_test_split.txt": rows["split"],
+                 "bounding_boxes.txt": rows["boxes"]}
+        for name, lines in files.items():
+            (tmp / name).write_text("\n".join(lines) + "\n")
+        summary = {"generator": f"benchmarks/realistic_sets.py {kind}", "format_version": FORMAT_VERSION,
+                   "seed": seed, "classes": list(folders), "images": len(jobs),
+                   "train": sum(j[1] == "train" for j in jobs), "test": sum(j[1] == "test" for j in jobs),
+                   "train_photos": list(TRAIN_PHOTOS), "test_photos": list(TEST_PHOTOS), **meta}
+        (tmp / "realistic.json").write_text(json.dumps(summary, indent=1) + "\n")
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    return summary
+
+
+def write_contact_sheet(root: Path, png: Path, n: int = 36, masks: int = 12) -> None:
+    """A preview grid (GT boxes blue; the last `masks` tiles dim everything outside the mask)."""
+    from ornet.data.synthetic import contact_sheet
+
+    Image.fromarray(contact_sheet(root, n=n, cols=6, zoom=2, masks=masks)).save(png)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("kind", choices=("objects", "digits"))
+    p.add_argument("out", metavar="OUT", help="output folder (absent or empty; --force replaces an earlier set)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=None, help="image side in pixels (objects 128, digits 96)")
+    p.add_argument("--train-per-class", type=int, default=None, help="objects 30, digits 120")
+    p.add_argument("--test-per-class", type=int, default=None, help="objects 10, digits 40")
+    p.add_argument("--thicken", type=float, default=0.0,
+                   help="digits: extra stroke width, in pixels of the 8 x 8 original (0: as written)")
+    p.add_argument("--stamps", default="/usr/share/tuxpaint/stamps", help="objects: tuxpaint stamps folder")
+    p.add_argument("--contact-sheet", default=None, help="also write a preview PNG here")
+    p.add_argument("--force", action="store_true")
+    ns = p.parse_args(argv)
+    defaults = {"objects": (128, 30, 10), "digits": (96, 120, 40)}[ns.kind]
+    size, train, test = (v if v is not None else d for v, d in
+                         zip((ns.size, ns.train_per_class, ns.test_per_class), defaults))
+    if not 32 <= size <= 1024 or train < 1 or test < 1 or ns.seed < 0 or ns.thicken < 0:
+        p.error("need 32 <= --size <= 1024, at least one train and one test image per class, --seed >= 0, "
+                "--thicken >= 0")
+    photos = load_photos()
+    if ns.kind == "objects":
+        from realistic_objects import ObjectRenderer
+
+        renderer = ObjectRenderer(Path(ns.stamps), photos, size)
+    else:
+        from realistic_digits import DigitRenderer
+
+        renderer = DigitRenderer(photos, size, train, test, ns.thicken)
+    jobs = plan(len(renderer.class_names), train, test)
+    meta = {"size": size, "train_per_class": train, "test_per_class": test, **renderer.meta()}
+    summary = write_set(Path(ns.out), ns.kind, renderer.class_names, jobs, renderer, ns.seed, meta, ns.force)
+    print(f"wrote {ns.out}: {summary['images']} images ({summary['train']} train, {summary['test']} test), "
+          f"{len(summary['classes'])} classes, {size} px, in {summary['seconds']} s")
+    if ns.contact_sheet:
+        write_contact_sheet(Path(ns.out), Path(ns.contact_sheet))
+        print(f"wrote {ns.contact_sheet}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.exit(main())
