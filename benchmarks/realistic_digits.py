@@ -23,7 +23,6 @@ import colorsys
 
 import cv2
 import numpy as np
-
 from realistic_sets import background, finish, paste
 
 TRAIN_END = 1348

@@ -27,7 +27,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
-
 from realistic_sets import background, finish, paste
 
 OBJECT_CLASSES: dict[str, tuple[str, ...]] = {
