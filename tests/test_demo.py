@@ -72,6 +72,9 @@ def test_fast_demo_runs_end_to_end(tmp_path, capsys):
     row = next(line for line in printed.splitlines() if line.startswith("ornet "))
     assert row.split()[1] == f"{summary['ornet']['gt_known_loc']:.1f}"
     assert "ORNet - CAM on GT-known" in printed
+    page = (out / "index.html").read_text()  # the comparison page (tests/test_compare.py checks it in detail)
+    assert f"{out / 'index.html'}" in printed and page.count("<tr><td><figure>") == 12
+    assert (out / "index_images" / "11_cam.png").is_file() and 'href="ornet/report.html"' in page
 
 
 def test_a_failing_parallel_training_names_the_method_and_its_error(tmp_path):

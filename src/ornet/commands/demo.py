@@ -47,7 +47,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p = UsageParser(prog=prog, description=(
         "Generate the synthetic benchmark, train ORNet (configs/demo.yaml) and the CAM baseline "
         "(configs/demo_cam.yaml) on it, evaluate both and print a comparison table. "
-        "Writes OUT/data, OUT/ornet, OUT/cam and OUT/summary.json."))
+        "Writes OUT/data, OUT/ornet, OUT/cam, OUT/summary.json and OUT/index.html (the comparison page)."))
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     p.add_argument("--fast", action="store_true", help="a smaller, one-epoch run: a smoke check in about 2 minutes")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
@@ -191,4 +191,8 @@ def main(argv: list[str], prog: str) -> int:
     gap = summary["ornet"].get("gt_known_loc", 0) - summary["cam"].get("gt_known_loc", 0)
     print(f"\nORNet - CAM on GT-known: {gap:+.1f} points; total {time.perf_counter() - start:.0f} s; "
           f"reports: {out / 'ornet' / 'report.html'}, {out / 'cam' / 'report.html'}")
+    from ..viz.compare import compare_page
+
+    page = compare_page({"ORNet": out / "ornet", "CAM": out / "cam"}, out / "index.html")
+    print(f"comparison page (both methods on test images): {page}")
     return 0
