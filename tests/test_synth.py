@@ -210,3 +210,32 @@ def test_synth_path_stays_torch_free(tmp_path):
 def test_help_exits_0(capsys):
     assert main(["synth", "--help"]) == 0
     assert "in TOTAL" in capsys.readouterr().out
+
+
+def test_workers_do_not_hang_after_opencv_threads_went_idle(tmp_path):
+    """A forked worker used to hang in cv2.setNumThreads when the calling process had used
+    OpenCV's thread pool and left it idle for a few seconds (seen in `make test`)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import time, cv2, numpy as np\n"
+        "from ornet.data.synthetic import SynthConfig, generate\n"
+        "cv2.setNumThreads(2)\n"
+        "for _ in range(3): cv2.GaussianBlur(np.random.rand(1500, 1500, 3).astype(np.float32), (0, 0), 3)\n"
+        "time.sleep(6)\n"
+        f"generate(SynthConfig(classes=2, train=70, test=2, size=32), {str(tmp_path / 's')!r}, workers=2)\n"
+        "assert cv2.getNumThreads() == 2\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the hung workers too
+        proc.communicate()
+        raise AssertionError("generate(workers=2) hung after OpenCV's thread pool went idle") from None
+    assert proc.returncode == 0, err[-2000:]
+    assert len((tmp_path / "s" / "images.txt").read_text().splitlines()) == 72

@@ -416,10 +416,18 @@ def generate(cfg: SynthConfig, out: str | Path, workers: int = 2, force: bool = 
                     results += rs
                     progress.update(len(rs))
             else:
-                with get_context("fork" if hasattr(os, "fork") else "spawn").Pool(min(workers, len(tasks))) as pool:
-                    for rs in pool.imap(_write_chunk, tasks):
-                        results += rs
-                        progress.update(len(rs))
+                # OpenCV's thread pool does not survive a fork: a child calling cv2.setNumThreads
+                # hangs once the parent's pool has gone idle (OpenCV 4.14; a long-lived process
+                # such as a test run or a notebook). Forked with a one-thread pool, it does not.
+                cv_threads = cv2.getNumThreads()
+                cv2.setNumThreads(1)
+                try:
+                    with get_context("fork" if hasattr(os, "fork") else "spawn").Pool(min(workers, len(tasks))) as pool:
+                        for rs in pool.imap(_write_chunk, tasks):
+                            results += rs
+                            progress.update(len(rs))
+                finally:
+                    cv2.setNumThreads(cv_threads)
         _write_text(tmp, cfg, specs, jobs, results)
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"

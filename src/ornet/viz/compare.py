@@ -168,13 +168,12 @@ def compare_page(runs: Mapping[str, str | os.PathLike], out_html: str | os.PathL
         if IMAGE_FILE.match(old.name):
             old.unlink()
     rows = []
+    d0, names0 = drawn[next(iter(drawn))], classes[next(iter(classes))]  # the first run's view
     for k, rec in enumerate(picked):
-        d0 = drawn[next(iter(drawn))]
         image, (gt,) = _enlarge(d0.images[k], [d0.gt_boxes[k]], TILE)
         name0 = f"{k:02d}_image.png"
         _save_png(folder / name0, overlay(image, None, None, gt))
-        label = classes[next(iter(classes))]
-        truth = label[rec.label] if rec.label is not None and rec.label < len(label) else str(rec.label)
+        truth = names0[rec.label] if rec.label is not None and rec.label < len(names0) else str(rec.label)
         cells = []
         for name, d in drawn.items():
             image, (pred, gt) = _enlarge(d.images[k], [d.pred_boxes[k], d.gt_boxes[k]], TILE)
