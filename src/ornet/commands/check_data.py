@@ -57,11 +57,10 @@ def main(argv: list[str], prog: str) -> int:
                         help="only read image headers (faster; truncated images go unnoticed)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     ns = parse_data(parser, argv)
-    from ..cli_config import _build
-    from ..config import DataConfig
+    from ..config import DataConfig, from_dict
     from ..data.readers import read_dataset
 
-    cfg = _build(DataConfig, ns.data.as_dict() if hasattr(ns.data, "as_dict") else dict(ns.data))
+    cfg = from_dict(DataConfig, ns.data.as_dict() if hasattr(ns.data, "as_dict") else dict(ns.data))
     index = read_dataset(cfg)
     if not ns.no_decode:
         _decode_all(index, quiet=ns.quiet or ns.json)

@@ -17,8 +17,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..cli_config import _build, make_parser, parse, validate
-from ..config import DataConfig, EvalConfig, RunConfig, TrainerConfig, apply_protocol
+from ..cli_config import make_parser, parse
+from ..config import (
+    DataConfig,
+    EvalConfig,
+    RunConfig,
+    TrainerConfig,
+    apply_protocol,
+    from_dict,
+    validate,
+)
 from ..errors import OrnetError
 from ..outdir import check_out_dir, make_out_dir
 
@@ -87,7 +95,7 @@ def _eval_config(saved: dict | None, loc: dict, ns, argv: list[str]) -> EvalConf
         base[key.split(".", 1)[1]] = flags[key.split(".", 1)[1]]
     if base.get("threshold_split") not in ("val", "test"):
         base["threshold_split"] = "val"
-    return _build(EvalConfig, base)
+    return from_dict(EvalConfig, base)
 
 
 def _check_model_threshold(eval_cfg: EvalConfig, loc: dict, info: Path) -> None:
@@ -125,7 +133,7 @@ def main(argv: list[str], prog: str) -> int:
         data = flags
     pre = meta["preprocessing"]
     data.update(resize=int(pre["resize"]), crop=int(pre["crop"]))
-    data_cfg = _build(DataConfig, data)
+    data_cfg = from_dict(DataConfig, data)
     if data_cfg.root is None:
         raise OrnetError("no dataset: pass --data.root DIR (and --data.name) or a run folder with config.yaml")
     loc = meta["localization"]
@@ -135,7 +143,7 @@ def main(argv: list[str], prog: str) -> int:
         _check_model_threshold(eval_cfg, loc, info)
     eval_cfg.threshold_split = "test" if threshold_split == "test" else "val"
     trainer = ns.trainer.as_dict() if hasattr(ns.trainer, "as_dict") else dict(vars(ns.trainer))
-    cfg = apply_protocol(RunConfig(data=data_cfg, eval=eval_cfg, trainer=_build(TrainerConfig, trainer)))
+    cfg = apply_protocol(RunConfig(data=data_cfg, eval=eval_cfg, trainer=from_dict(TrainerConfig, trainer)))
     validate(cfg)
     cfg.data.batch_size = cfg.data.eval_batch_size
     out = Path(ns.out) if ns.out else run_dir / f"evaluate_{ns.split}"

@@ -15,7 +15,8 @@ import logging
 import time
 from pathlib import Path
 
-from ..cli_config import dump_yaml, make_parser, parse, to_run_config
+from ..cli_config import make_parser, parse, to_run_config
+from ..config import dump_yaml
 from ..errors import OrnetError
 from ..outdir import check_out_dir, make_out_dir
 

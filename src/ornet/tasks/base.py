@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cli_config import _build
-from ..config import EvalConfig, MethodConfig, ModelConfig, RunConfig, StageConfig
+from ..config import EvalConfig, MethodConfig, ModelConfig, RunConfig, StageConfig, from_dict
 from ..data.sample import Batch
 from ..errors import ConfigError
 from .guards import check_loss_terms, check_parameters, where
@@ -31,7 +30,7 @@ from .guards import check_loss_terms, check_parameters, where
 
 def run_config(cfg: dict | RunConfig) -> RunConfig:
     """A `RunConfig` from the plain dict stored in a checkpoint (or the config itself)."""
-    return cfg if isinstance(cfg, RunConfig) else _build(RunConfig, cfg)
+    return cfg if isinstance(cfg, RunConfig) else from_dict(RunConfig, cfg)
 
 
 def build_optimizer(stage: StageConfig, groups: list[tuple[list[nn.Parameter], float]]) -> torch.optim.Optimizer:
