@@ -176,7 +176,8 @@ def test_map_snapshots_writes_files_and_restores_modes(tmp_path):
     torch = pytest.importorskip("torch")
     import lightning as L
 
-    from ornet.viz.snapshots import MapSnapshots, load_snapshots
+    from ornet.runs.snapshots import load_snapshots
+    from ornet.viz.snapshots import MapSnapshots
 
     class Tiny(torch.nn.Module):
         def __init__(self):
@@ -235,7 +236,7 @@ def test_map_snapshots_checks_images():
 
 
 def test_load_snapshots_reads_float_refine_epoch_files_too(tmp_path):
-    from ornet.viz.snapshots import load_snapshots
+    from ornet.runs.snapshots import load_snapshots
 
     np.savez_compressed(tmp_path / "images.npz", images=np.zeros((2, 8, 8, 3), np.uint8))
     for e in (1, 0, 10):

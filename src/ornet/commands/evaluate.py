@@ -62,20 +62,6 @@ def _given(argv: list[str], prefix: str) -> list[str]:
     return keys
 
 
-def _read_run_config(path: Path) -> dict:
-    """A run's config.yaml as a dict; OrnetError naming the file when it is not one."""
-    import yaml
-
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise OrnetError(f"{path}: cannot read the run's config ({' '.join(str(e).split())})") from None
-    if not isinstance(loaded, dict) or not isinstance(loaded.get("data") or {}, dict) \
-            or not isinstance(loaded.get("eval") or {}, dict):
-        raise OrnetError(f"{path}: not a run config (expected a mapping with data and eval sections)")
-    return loaded
-
-
 def _eval_config(saved: dict | None, loc: dict, ns, argv: list[str]) -> EvalConfig:
     """The run's eval section (config.yaml; model.json's localization without one), then --eval.* flags.
 
@@ -110,6 +96,7 @@ def _check_model_threshold(eval_cfg: EvalConfig, loc: dict, info: Path) -> None:
 
 
 def main(argv: list[str], prog: str) -> int:
+    from ..runs.files import read_config
     from ..tasks.export import load_model, read_meta, resolve
     from ..tasks.pipeline import global_rank
     from .train import _setup_logging
@@ -123,7 +110,7 @@ def main(argv: list[str], prog: str) -> int:
     # The dataset: the run's config.yaml data section, then any --data.* flag on top.
     data = {}
     saved = run_dir / "config.yaml"
-    saved_cfg = _read_run_config(saved) if saved.is_file() else {}
+    saved_cfg = read_config(saved) if saved.is_file() else {}
     if saved_cfg:
         data = dict(saved_cfg.get("data") or {})
     flags = ns.data.as_dict() if hasattr(ns.data, "as_dict") else dict(vars(ns.data))

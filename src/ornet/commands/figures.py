@@ -24,28 +24,25 @@ that KIND alone is an error (exit 2). `render()` is the library entry point.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..cli_args import UsageParser
 from ..errors import OrnetError
+from ..runs.files import MissingSource, PredictionRow, read_json, read_predictions
+from ..runs.run import Run
 
 KINDS = ("threshold-curve", "evolution", "overlay", "histogram", "failures", "grid")
 FIGURE_FILE = re.compile(r"^(threshold_curve|evolution|histogram|failures|grid|overlay_\d+)\.png$")
 """Names of the files this command writes: a folder holding only these is redrawn without --force."""
 DEFAULT_N = {"overlay": 4, "evolution": 8, "histogram": 8, "failures": 8, "grid": 16}
 SAMPLE_SEED = 0
-
-
-class MissingSource(OrnetError):
-    """A figure's input is not in the run folder (skipped under KIND=all)."""
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -68,189 +65,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
-# --- run files ------------------------------------------------------------------------------------
-
-def read_json(path: Path) -> dict:
-    from ..viz.report import read_json_object
-
-    if not path.is_file():
-        raise MissingSource(f"{path} does not exist")
-    return read_json_object(path)
-
-
-def _iou_label(level, strict: bool) -> str:
-    try:
-        v = float(level)
-    except (TypeError, ValueError):
-        return str(level)
-    v = v / 100 if v > 1 else v
-    return f"IoU {'>' if strict else '>='} {v:g}"
-
-
-def parse_curves(curves: dict, source: str = "curves.json", box_mode: str | None = None,
-                 iou_strict: bool | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], int | None]:
-    """(thresholds, {legend label: box accuracy % per threshold}, chosen index) from curves.json.
-
-    Layouts read: ``evaluation.curves`` (percentages under ``accuracy`` keyed by IoU level in
-    percent, for the run's box mode; ``accuracy_by_mode`` for the others), ready percentages
-    under ``box_accuracy`` (fractions or percents as keys), or sweep counters
-    (``localization.sweep.SweepResult.to_dict()``: ``hits`` modes x thresholds x IoU levels,
-    ``num_images``). ``box_mode`` picks another mode where the file has it. The chosen index
-    is ``chosen_index`` or ``threshold_index`` when present.
-    """
-    thresholds = curves.get("thresholds")
-    if not isinstance(thresholds, list) or not thresholds:
-        raise OrnetError(f"{source}: no 'thresholds' list")
-    strict = bool(curves.get("iou_strict", False) if iou_strict is None else iou_strict)
-    out: dict[str, np.ndarray] = {}
-    if "hits" in curves:
-        from ..localization.boxes import MODES
-
-        try:
-            hits = np.asarray(curves["hits"], dtype=np.float64)
-            modes = list(curves.get("modes") or MODES)
-            mode = box_mode or curves.get("box_mode") or "largest"
-            levels = list(curves["iou_thresholds"])
-            num = float(curves["num_images"])
-            table = hits[modes.index(mode)]
-        except (KeyError, ValueError, IndexError, TypeError) as e:
-            raise OrnetError(f"{source}: malformed sweep counters ({type(e).__name__}: {e})") from None
-        if table.shape != (len(thresholds), len(levels)) or num <= 0:
-            raise OrnetError(f"{source}: hits of shape {hits.shape} do not fit {len(thresholds)} thresholds "
-                             f"x {len(levels)} IoU levels, or no image")
-        for j, level in enumerate(levels):
-            out[_iou_label(level, strict)] = table[:, j] * 100.0 / num
-    else:
-        by_mode = curves.get("accuracy_by_mode")
-        table = None
-        if box_mode and box_mode != curves.get("box_mode") and isinstance(by_mode, dict):
-            table = by_mode.get(box_mode)
-        if not isinstance(table, dict):
-            table = next((curves[k] for k in ("accuracy", "box_accuracy", "box_acc", "curves")
-                          if isinstance(curves.get(k), dict)), None)
-        if table is None:
-            raise OrnetError(f"{source}: neither 'accuracy' per IoU level nor sweep counters ('hits')")
-        for level, values in table.items():
-            out[_iou_label(level, strict)] = np.asarray(values, dtype=np.float64)
-    chosen = next((curves[k] for k in ("chosen_index", "threshold_index") if curves.get(k) is not None), None)
-    return np.asarray(thresholds, dtype=np.float64), out, None if chosen is None else int(chosen)
-
-
-@dataclass
-class Prediction:
-    label: int | None
-    pred: int | None
-    box: list[float] | None
-    iou: float
-
-
-def read_predictions(path: Path) -> dict[str, Prediction]:
-    """image_id -> Prediction from predictions.csv (boxes in the evaluated image's pixels)."""
-    if not path.is_file():
-        raise MissingSource(f"{path} does not exist (run `ornet evaluate`)")
-    out: dict[str, Prediction] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        cols = set(reader.fieldnames or ())
-        need = {"image_id", "iou"}
-        if not need <= cols:
-            raise OrnetError(f"{path}: expected columns {sorted(need)}, got {sorted(cols)}")
-        has_box = {"x0", "y0", "x1", "y1"} <= cols
-        for line, row in enumerate(reader, start=2):
-            try:
-                iou = float(row["iou"]) if row["iou"] not in ("", None) else float("nan")
-                box = [float(row[k]) for k in ("x0", "y0", "x1", "y1")] if has_box and row["x0"] not in ("", None) else None
-                label = int(row["label"]) if row.get("label") not in ("", None) else None
-                pred = int(row["pred"]) if row.get("pred") not in ("", None) else None
-            except ValueError as e:
-                raise OrnetError(f"{path}:{line}: {e}") from None
-            out[row["image_id"]] = Prediction(label, pred, box, iou)
-    return out
-
-
-@dataclass
-class Run:
-    """A run folder and what the figures read from it, loaded on first use."""
-
-    root: Path
-    data_root: str | None = None
-    data_name: str | None = None
-    split: str | None = None
-    device: str | None = None
-    batch_size: int = 16
-    _cache: dict = field(default_factory=dict)
-
-    def metrics(self) -> dict:
-        if "metrics" not in self._cache:
-            p = self.root / "metrics.json"
-            self._cache["metrics"] = read_json(p) if p.is_file() else {}
-        return self._cache["metrics"]
-
-    def config(self):
-        if "config" not in self._cache:
-            import yaml
-
-            from ..tasks.base import run_config
-
-            path = self.root / "config.yaml"
-            if not path.is_file():
-                raise MissingSource(f"{path} does not exist")
-            try:
-                raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError as e:
-                raise OrnetError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
-            cfg = run_config(raw)
-            if self.data_root is not None:
-                cfg.data.root = self.data_root
-            if self.data_name is not None:
-                cfg.data.name = self.data_name
-            self._cache["config"] = cfg
-        return self._cache["config"]
-
-    def model(self):
-        if "model" not in self._cache:
-            from ..tasks.export import load_model
-
-            if not (self.root / "model.safetensors").is_file():
-                raise MissingSource(f"{self.root} has no model.safetensors (train or evaluate the run first)")
-            self._cache["model"] = load_model(self.root, device=self.torch_device())
-        return self._cache["model"]
-
-    def torch_device(self):
-        import torch
-
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise OrnetError("--device cuda was asked for but CUDA is not available")
-        return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-    def split_name(self) -> str:
-        return self.split or self.metrics().get("split") or "test"
-
-    def records(self):
-        if "records" not in self._cache:
-            from ..data.readers import read_dataset
-
-            cfg = self.config()
-            if cfg.data.root is None:
-                raise OrnetError("config.yaml names no dataset root; pass --data.root DIR")
-            index = read_dataset(cfg.data)
-            self._cache["records"] = index.split(self.split_name())
-        return self._cache["records"]
-
-    def localization(self) -> dict:
-        """threshold, box mode, normalisation: metrics.json first, then model.json, then config."""
-        _, meta = self.model()
-        loc = dict(meta.get("localization") or {})
-        m = self.metrics()
-        for key in ("threshold", "box_mode", "normalize"):
-            if m.get(key) is not None:
-                loc[key] = m[key]
-        cfg = self.config().eval
-        loc.setdefault("box_mode", cfg.box_mode)
-        loc.setdefault("normalize", cfg.normalize)
-        return loc
-
-
 @dataclass
 class Drawn:
     """Images of the evaluated split with what the figures draw on them."""
@@ -271,7 +85,7 @@ def sample_indices(count: int, n: int, seed: int = SAMPLE_SEED) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(count, size=n, replace=False).tolist())
 
 
-def draw_records(run: Run, records: Sequence, predictions: dict[str, Prediction] | None = None) -> Drawn:
+def draw_records(run: Run, records: Sequence, predictions: dict[str, PredictionRow] | None = None) -> Drawn:
     """Evaluate the model on `records` (evaluation transform) and collect maps and boxes."""
     import torch
 
@@ -345,6 +159,7 @@ def _enlarge(image: np.ndarray, boxes: Sequence, size: int) -> tuple[np.ndarray,
 # --- one function per figure: arrays from the run -> {file name: image} -------------------------
 
 def fig_threshold_curve(run: Run, n: int | None) -> dict[str, np.ndarray]:
+    from ..runs.files import parse_curves
     from ..viz.figures import threshold_curve
 
     m = run.metrics()
@@ -361,8 +176,8 @@ def fig_threshold_curve(run: Run, n: int | None) -> dict[str, np.ndarray]:
 
 
 def fig_evolution(run: Run, n: int | None) -> dict[str, np.ndarray]:
+    from ..runs.snapshots import load_snapshots
     from ..viz.figures import evolution_grid
-    from ..viz.snapshots import load_snapshots
 
     try:
         snap = load_snapshots(run.root / "snapshots")
@@ -429,7 +244,7 @@ FIGURES = {"threshold-curve": fig_threshold_curve, "evolution": fig_evolution, "
            "histogram": fig_histogram, "failures": fig_failures, "grid": fig_grid}
 
 
-def _predictions_or_none(run: Run) -> dict[str, Prediction] | None:
+def _predictions_or_none(run: Run) -> dict[str, PredictionRow] | None:
     try:
         return read_predictions(run.root / "predictions.csv")
     except MissingSource:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ from urllib.parse import quote
 
 from ..errors import OrnetError
 from ..fsutil import write_text_atomic
+from ..runs.files import read_json_object
 
 # metrics.json key -> label; percentages 0-100 (ARCHITECTURE.md, metrics.json).
 METRICS: list[tuple[str, str]] = [
@@ -210,17 +210,6 @@ def render_report(metrics: Mapping, config: Mapping | None = None, config_text: 
 
 
 _LINKED_FILES = ("metrics.json", "predictions.csv", "curves.json", "config.yaml", "model.json")
-
-
-def read_json_object(path: Path) -> dict:
-    """A run file holding one JSON object (metrics.json, curves.json); OrnetError naming it otherwise."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise OrnetError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise OrnetError(f"{path}: expected a JSON object")
-    return data
 
 
 def write_report(run_dir: str | os.PathLike, title: str | None = None) -> Path:

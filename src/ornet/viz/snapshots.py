@@ -12,16 +12,14 @@ The maps come from ``model.maps(images)`` (ORNet: stem + generator only, METHOD.
 Inference) run in eval mode without gradients; every submodule's train/eval flag is put back
 exactly as it was afterwards (stage 2 keeps its frozen parts in eval mode on purpose). Only the
 global-zero process writes. Files are written atomically (temporary name, then rename).
-`load_snapshots(dir)` reads them back for `figures.evolution_grid`; `snapshot_batch(datamodule,
+`runs.snapshots.load_snapshots(dir)` reads them back for `figures.evolution_grid`; `snapshot_batch(datamodule,
 count)` picks the fixed images (the first `count` of the val split, test transform).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -30,9 +28,6 @@ import torch
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..fsutil import atomic_path
-
-# epoch_NNN.npz (this callback); refine_epoch_NNN.npz (float maps) is read too.
-_EPOCH_FILE = re.compile(r"^(?:refine_)?epoch_(\d+)\.npz$")
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -143,52 +138,6 @@ class MapSnapshots(L.Callback):
         done = trainer.current_epoch + 1
         if done % self.every_n_epochs == 0 or done == trainer.max_epochs:
             self._write(trainer, pl_module, done)
-
-
-@dataclass
-class Snapshots:
-    """What a snapshots folder holds."""
-
-    images: np.ndarray
-    """N x H x W x 3 uint8 RGB."""
-    epochs: list[tuple[int, np.ndarray]]
-    """(epochs done, maps N x h x w: uint8 0..255 or float in [0, 1]) sorted by epoch; 0 = before refinement."""
-    image_ids: list[str] | None = None
-
-
-def load_snapshots(folder: str | os.PathLike) -> Snapshots:
-    """Read a snapshots folder (for `figures.evolution_grid`).
-
-    Raises FileNotFoundError when the folder has no images.npz or no epoch file.
-    """
-    folder = Path(folder)
-    images_file = folder / "images.npz"
-    if not images_file.is_file():
-        raise FileNotFoundError(f"{images_file} not found")
-    arrays = _read_npz(images_file, "images", "image_ids")
-    images = arrays["images"]
-    ids = [str(i) for i in arrays["image_ids"]] if "image_ids" in arrays else None
-    epochs: dict[int, np.ndarray] = {}
-    for path in sorted(folder.iterdir()):
-        match = _EPOCH_FILE.match(path.name)
-        if match:
-            epochs[int(match.group(1))] = _read_npz(path, "maps")["maps"]
-    if not epochs:
-        raise FileNotFoundError(f"no epoch_NNN.npz snapshot in {folder}")
-    return Snapshots(images=images, epochs=sorted(epochs.items()), image_ids=ids)
-
-
-def _read_npz(path: Path, key: str, *optional: str) -> dict[str, np.ndarray]:
-    """Arrays of an .npz without pickles; OrnetError naming the file (object arrays are refused)."""
-    import zipfile
-
-    from ..errors import OrnetError
-
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in (key, *optional) if k == key or k in z.files}
-    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise OrnetError(f"{path}: unreadable snapshot, refused ({' '.join(str(e).split())})") from None
 
 
 def snapshot_batch(datamodule, count: int, split: str = "val") -> tuple[torch.Tensor, list[str]]:
