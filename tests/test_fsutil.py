@@ -100,8 +100,8 @@ def test_writers_of_run_files_use_umask_permissions(tmp_path, umask):
     import numpy as np
     import torch
 
-    from ornet.commands.figures import save_png
     from ornet.tasks.export import export_model
+    from ornet.viz.render import save_png
     from ornet.viz.report import write_report
 
     umask(0o022)

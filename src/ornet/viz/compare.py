@@ -131,10 +131,12 @@ def compare_page(runs: Mapping[str, str | os.PathLike], out_html: str | os.PathL
     Every run needs metrics.json, predictions.csv and its exported model; a missing or broken
     file is an OrnetError naming it, raised before anything is written.
     """
-    from ..commands.figures import Run, _enlarge, draw_records, read_predictions, sample_indices
-    from ..commands.figures import save_png as _save_png
     from ..outdir import check_out_file, make_out_dir
+    from ..runs.files import read_predictions
+    from ..runs.run import Run
     from .figures import overlay
+    from .render import _enlarge, draw_records, sample_indices
+    from .render import save_png as _save_png
 
     if not runs:
         raise OrnetError("compare_page needs at least one run")

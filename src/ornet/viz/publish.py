@@ -14,7 +14,7 @@ def publish(folder: Path, **run_options) -> Path:
     A figure without its source (e.g. no model in an evaluation folder) is skipped with a note;
     the report then lists what is there. Returns the report's path.
     """
-    from ..commands.figures import render
+    from .render import render
     from .report import write_report
 
     written, skipped = render(folder, strict=False, **run_options)
