@@ -15,7 +15,6 @@ depends only on the arguments, never on the number of workers.
 
 from __future__ import annotations
 
-import colorsys
 import io
 import itertools
 import json
@@ -31,22 +30,19 @@ import numpy as np
 from PIL import Image
 
 from ..errors import OrnetError
+from .synthetic_draw import (  # noqa: F401  (AREA_RANGE*: the guarantees, imported from here)
+    AREA_RANGE,
+    AREA_RANGE_TWO,
+    MAX_CLASSES,
+    STREAM_IMAGE,
+    STREAM_SECOND,
+    Box,
+    ClassSpec,
+    class_specs,
+    render_image,
+)
 
-PALETTE: dict[str, tuple[int, int, int]] = {
-    "red": (220, 30, 30), "yellow": (240, 220, 30), "green": (30, 170, 50), "cyan": (40, 200, 220),
-    "blue": (30, 60, 220), "magenta": (210, 40, 200), "white": (245, 245, 245), "black": (20, 20, 20),
-}
-PATTERNS = ("ring", "halves", "bands", "eyes")
-"""Part patterns, each symmetric about the body axis so a horizontal flip keeps the class."""
-SHAPES = ("disc", "square", "diamond", "triangle")
-COLOUR_PAIRS = list(itertools.combinations(PALETTE, 2))
-MAX_CLASSES = len(COLOUR_PAIRS) * len(PATTERNS) * len(SHAPES)
 MIN_SIZE, MAX_SIZE = 32, 1024
-AREA_RANGE = (0.10, 0.60)
-"""Guaranteed box area / image area of a one-object image (targets are drawn in 0.12-0.55)."""
-AREA_RANGE_TWO = (0.04, 0.25)
-"""The same for each object of a two-object image (targets 0.08-0.22, shrunk until both fit)."""
-STREAM_CLASSES, STREAM_IMAGE, STREAM_SECOND = 1, 2, 3
 FORMAT_VERSION = 1
 
 
@@ -75,237 +71,6 @@ class SynthConfig:
             raise OrnetError(f"--seed must be >= 0, got {self.seed}")
         if not 0.0 <= self.second_object <= 1.0:
             raise OrnetError(f"--second-object must be a share in [0, 1], got {self.second_object}")
-
-
-@dataclass(frozen=True)
-class ClassSpec:
-    """What identifies a class: its part. `body_hue` is a weak preference of the body colour."""
-
-    name: str
-    colours: tuple[tuple[int, int, int], tuple[int, int, int]]
-    pattern: str
-    shape: str
-    body_hue: float
-
-
-def class_specs(classes: int, seed: int) -> list[ClassSpec]:
-    """Distinct parts: up to 28 classes every class has its own colour pair; beyond, the pair
-    repeats with another (pattern, shape)."""
-    rng = np.random.default_rng((seed, STREAM_CLASSES))
-    pair_order = rng.permutation(len(COLOUR_PAIRS))
-    styles = list(itertools.product(PATTERNS, SHAPES))
-    offsets = rng.integers(0, len(styles), size=len(COLOUR_PAIRS))
-    specs = []
-    for c in range(classes):
-        slot, layer = c % len(COLOUR_PAIRS), c // len(COLOUR_PAIRS)
-        names = list(COLOUR_PAIRS[pair_order[slot]])
-        if rng.random() < 0.5:
-            names.reverse()
-        pattern, shape = styles[(offsets[slot] + layer) % len(styles)]
-        specs.append(ClassSpec(name=f"{c + 1:03d}.{names[0]}_{names[1]}_{pattern}_{shape}",
-                               colours=(PALETTE[names[0]], PALETTE[names[1]]), pattern=pattern,
-                               shape=shape, body_hue=float(rng.uniform(0, 1))))
-    return specs
-
-
-# ---------------------------------------------------------------- drawing one image
-
-Box = tuple[int, int, int, int]
-"""x, y, width, height of the tight box of a mask, in pixels (CUB's bounding_boxes.txt)."""
-
-
-@dataclass
-class Rendered:
-    image: np.ndarray  # H x W x 3 uint8
-    mask: np.ndarray  # H x W uint8, 0 or 255: every object, parts included
-    boxes: list[Box]  # one per object
-    parts: list[Box]  # the part of each object
-
-
-def _natural_colour(rng: np.random.Generator, hue: float | None = None) -> np.ndarray:
-    """A muted colour from the distribution shared by bodies, backgrounds and clutter."""
-    h = rng.uniform(0, 1) if hue is None else (hue + rng.normal(0, 0.07)) % 1.0
-    return 255 * np.array(colorsys.hsv_to_rgb(h, rng.uniform(0.12, 0.6), rng.uniform(0.3, 0.85)))
-
-
-def _body_colour(spec: ClassSpec, rng: np.random.Generator) -> np.ndarray:
-    # The weak class signal: a quarter of bodies take a hue near the class's preference.
-    return _natural_colour(rng, spec.body_hue if rng.random() < 0.5 else None)
-
-
-def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], cells: int = 4) -> np.ndarray:
-    """Low-frequency noise in [0, 1] of `shape` (h, w)."""
-    grid = rng.uniform(0, 1, size=(cells, cells)).astype(np.float32)
-    return cv2.resize(grid, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC).clip(0, 1)
-
-
-class _Object:
-    """One object's geometry in its own frame: body semi-major axis 1 along +u, front at +u."""
-
-    def __init__(self, rng: np.random.Generator):
-        self.b = rng.uniform(0.45, 0.75)  # body semi-minor axis
-        self.n = rng.uniform(1.7, 3.0)  # superellipse exponent
-        self.harm = [(k, rng.uniform(0, 0.08), rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4, 5)]
-        self.r = rng.uniform(0.24, 0.30)  # part radius
-        self.part_u = self.radius(0.0) + self.r * rng.uniform(-0.5, 0.2)  # at the body's front edge
-        back = self.radius(np.pi)
-        self.tail = None if rng.random() < 0.35 else (
-            -0.8 * back, -back - rng.uniform(0.2, 0.6), 0.12, rng.uniform(0.18, 0.45))
-        self.angle = rng.uniform(0, 2 * np.pi)
-
-    def radius(self, theta):
-        c, s = np.abs(np.cos(theta)), np.abs(np.sin(theta)) / self.b
-        r = (c ** self.n + s ** self.n) ** (-1.0 / self.n)
-        return r * (1 + sum(a * np.cos(k * theta + p) for k, a, p in self.harm))
-
-    def outline(self) -> np.ndarray:
-        """Points enclosing the object (its own frame), for its extent after rotation."""
-        t = np.linspace(0, 2 * np.pi, 96, endpoint=False)
-        pts = [np.stack([self.radius(t) * np.cos(t), self.radius(t) * np.sin(t)], 1)]
-        pts.append(np.stack([self.part_u + self.r * np.cos(t), self.r * np.sin(t)], 1))
-        if self.tail:
-            u0, u1, w0, w1 = self.tail
-            pts.append(np.array([[u0, -w0], [u0, w0], [u1, -w1], [u1, w1]]))
-        pts = np.concatenate(pts)
-        c, s = np.cos(self.angle), np.sin(self.angle)
-        return pts @ np.array([[c, s], [-s, c]])
-
-    def extent(self) -> tuple[np.ndarray, np.ndarray]:
-        pts = self.outline()
-        return pts.min(0), pts.max(0)
-
-
-def _part_masks(spec: ClassSpec, pu: np.ndarray, pv: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray]:
-    """(inside the part, secondary colour) for part-frame coordinates (pu along the axis, outwards)."""
-    au, av = np.abs(pu), np.abs(pv)
-    inside = {"disc": pu ** 2 + pv ** 2 < r ** 2, "square": np.maximum(au, av) < 0.75 * r,
-              "diamond": au + av < r,
-              # equilateral, pointing forward, inscribed in the circle of radius r
-              "triangle": (pu > -0.5 * r) & (np.sqrt(3) * av < r - pu)}[spec.shape]
-    second = {"ring": pu ** 2 + pv ** 2 < (0.5 * r) ** 2, "halves": pu > 0.1 * r,
-              "bands": np.abs(pu) < 0.22 * r,
-              "eyes": (pu - 0.1 * r) ** 2 + (av - 0.42 * r) ** 2 < (0.24 * r) ** 2}[spec.pattern]
-    return inside, inside & second
-
-
-def _draw_object(img: np.ndarray, mask: np.ndarray, part_mask: np.ndarray, obj: _Object, spec: ClassSpec,
-                 scale: float, centre: np.ndarray, rng: np.random.Generator) -> None:
-    size = img.shape[0]
-    lo, hi = obj.extent()
-    x0, y0 = np.floor(centre + scale * lo).astype(int) - 1
-    x1, y1 = np.ceil(centre + scale * hi).astype(int) + 1
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5  # pixel centres
-    dx, dy = xs - centre[0], ys - centre[1]
-    c, s = np.cos(obj.angle), np.sin(obj.angle)
-    u, v = (dx * c + dy * s) / scale, (-dx * s + dy * c) / scale
-    body = np.hypot(u, v) < obj.radius(np.arctan2(v, u))
-    tail = np.zeros_like(body)
-    if obj.tail:
-        u0, u1, w0, w1 = obj.tail
-        tail = (u < u0) & (u > u1) & (np.abs(v) < w0 + (w1 - w0) * (u0 - u) / (u0 - u1))
-    part, second = _part_masks(spec, u - obj.part_u, v, obj.r)
-
-    # Body: a shared-distribution colour, shaded, with a texture any class may have.
-    base = _body_colour(spec, rng)
-    other = np.clip(base * rng.uniform(0.55, 1.35) + rng.normal(0, 20, 3), 0, 255)
-    texture = rng.integers(0, 4)
-    if texture == 1:  # spots
-        k = rng.integers(3, 9)
-        cu, cv_, cr = rng.uniform(-0.9, 0.8, k), rng.uniform(-0.6, 0.6, k), rng.uniform(0.08, 0.2, k)
-        alt = ((u[..., None] - cu) ** 2 + (v[..., None] - cv_) ** 2 < cr ** 2).any(-1)
-    elif texture == 2:  # bands across the body
-        alt = np.sin(u * rng.uniform(5, 12) + rng.uniform(0, 6.3)) > rng.uniform(0.2, 0.7)
-    elif texture == 3:  # mottled
-        alt = _smooth_field(rng, u.shape, 6) > rng.uniform(0.5, 0.65)
-    else:
-        alt = np.zeros_like(body)
-    shade = 0.8 + 0.4 * _smooth_field(rng, u.shape, 3)
-    colour = np.where(alt[..., None], other, base) * shade[..., None]
-    colour = np.where(tail[..., None] & ~body[..., None], base * rng.uniform(0.6, 0.9), colour)
-    # Part: the class's colours with a little lighting jitter.
-    c1, c2 = (np.asarray(cc, np.float32) * rng.uniform(0.85, 1.1) + rng.normal(0, 8, 3) for cc in spec.colours)
-    colour = np.where(part[..., None], np.where(second[..., None], c2, c1), colour)
-    obj_mask = body | tail | part
-    window = img[y0:y1, x0:x1]
-    window[obj_mask] = np.clip(colour[obj_mask], 0, 255)
-    mask[y0:y1, x0:x1][obj_mask] = 255
-    part_mask[y0:y1, x0:x1] = part
-
-
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    img = np.empty((size, size, 3), np.float32)
-    a, b = _natural_colour(rng), _natural_colour(rng)
-    w = _smooth_field(rng, (size, size), int(rng.integers(2, 6)))[..., None]
-    img[:] = a * w + b * (1 - w)
-    # Twigs: thin strokes, mostly in body colours, a few in part colours.
-    palette = list(PALETTE.values())
-    for _ in range(rng.integers(4, 22)):
-        col = palette[rng.integers(len(palette))] if rng.random() < 0.15 else _natural_colour(rng)
-        n = int(rng.integers(2, 6))
-        p = rng.uniform(0, size, 2) + np.cumsum(rng.normal(0, size * 0.12, (n, 2)), 0)
-        cv2.polylines(img, [np.round(p * 16).astype(np.int32)], False, tuple(map(float, col)),
-                      thickness=1, lineType=cv2.LINE_AA, shift=4)
-    # Gravel: speckle pixels and small pebbles.
-    k = int(rng.uniform(0.01, 0.1) * size * size)
-    ys, xs = rng.integers(0, size, k), rng.integers(0, size, k)
-    img[ys, xs] = img[ys, xs] * rng.uniform(0.3, 1.7, (k, 1))
-    for _ in range(rng.integers(0, 12)):
-        cv2.circle(img, tuple(int(t) for t in rng.integers(0, size, 2)), int(rng.integers(1, 3)),
-                   tuple(map(float, _natural_colour(rng))), -1, cv2.LINE_AA)
-    return img
-
-
-def _mask_box(mask: np.ndarray) -> Box:
-    ys, xs = np.nonzero(mask)
-    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
-
-
-def _place(objects: list[_Object], size: int, rng: np.random.Generator) -> list[tuple[float, np.ndarray]]:
-    """(scale, centre) per object: one object anywhere; two side by side, boxes 3+ px apart."""
-    room = size - 2.0  # one pixel of margin on each side
-    if len(objects) == 1:
-        (lo, hi), = [o.extent() for o in objects]
-        ext = hi - lo
-        scale = min(np.sqrt(rng.uniform(0.12, 0.55) * size * size / np.prod(ext)), *(room / ext))
-        corner = 1 + rng.uniform(0, 1, 2) * (room - scale * ext)
-        return [(scale, corner - scale * lo)]
-    exts = [o.extent() for o in objects]
-    scales = [np.sqrt(rng.uniform(0.08, 0.22) * size * size / np.prod(hi - lo)) for lo, hi in exts]
-    axis = int(rng.integers(2))
-    while True:
-        sizes = [s * (hi - lo) for s, (lo, hi) in zip(scales, exts)]
-        free = room - 3 - sizes[0][axis] - sizes[1][axis]
-        if free >= 0 and all(sz[1 - axis] <= room for sz in sizes):
-            break
-        scales = [s * 0.92 for s in scales]
-    first = rng.uniform(0, free)
-    gap = 3 + rng.uniform(0, free - first)
-    starts = [1 + first, 1 + first + sizes[0][axis] + gap]
-    out = []
-    for (lo, _), s, sz, start in zip(exts, scales, sizes, starts):
-        corner = np.empty(2)
-        corner[axis] = start
-        corner[1 - axis] = 1 + rng.uniform(0, room - sz[1 - axis])
-        out.append((s, corner - s * lo))
-    return out
-
-
-def render_image(spec: ClassSpec, size: int, rng: np.random.Generator, objects: int = 1) -> Rendered:
-    """Draw one image of class `spec` with 1 or 2 objects; deterministic given `rng`'s state."""
-    img = _background(rng, size)
-    mask = np.zeros((size, size), np.uint8)
-    objs = [_Object(rng) for _ in range(objects)]
-    boxes, parts = [], []
-    for obj, (scale, centre) in zip(objs, _place(objs, size, rng)):
-        own, part = np.zeros_like(mask), np.zeros(mask.shape, bool)
-        _draw_object(img, own, part, obj, spec, scale, centre, rng)
-        mask |= own
-        boxes.append(_mask_box(own))
-        parts.append(_mask_box(part))
-    img = cv2.GaussianBlur(img, (0, 0), 0.5)  # camera softness, also on the object's edge
-    img += rng.normal(0, rng.uniform(1, 5), img.shape).astype(np.float32)
-    return Rendered(np.clip(img + 0.5, 0, 255).astype(np.uint8), mask, boxes, parts)
 
 
 # ---------------------------------------------------------------- the dataset on disk
