@@ -1,0 +1,182 @@
+"""Train a config into a run folder: checks first, then the stages, evaluation and export.
+
+`train(cfg, out)` is what `ornet train` does after parsing (docs/training.md): OUT receives
+config.yaml, checkpoints/, logs/, snapshots/, metrics.json, predictions.csv, curves.json,
+model.safetensors + model.json, figures/ and report.html. Everything a run reads (the dataset's
+index and image headers, every weights file and checkpoint) is checked before anything is
+written. Error messages name the command's flags (--out, --resume, --force, --stages), which
+are `train`'s arguments of the same names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+
+from ..config import RunConfig, dump_yaml
+from ..errors import OrnetError
+from ..outdir import check_out_dir, make_out_dir
+
+
+def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False, force: bool = False,
+          stages: list[str] | None = None, quiet: bool = False) -> dict | None:
+    """Train `cfg` into the run folder `out`, evaluate the final model on the test split, export it.
+
+    cfg: a `RunConfig` (`ornet.load_config`); None continues `out` with its own config.yaml
+    (with ``resume`` or ``stages``). out: a new or empty folder, unless ``resume`` (skip the
+    completed stages, continue an interrupted one from its last checkpoint), ``force`` (train
+    into it again, replacing the listed stages' checkpoints) or ``stages`` (run only these
+    stages, e.g. ``["refine"]``, from the earlier stages' checkpoints in `out`).
+    Returns metrics.json's dict (None on processes of rank > 0, or when no stage makes maps).
+    """
+    from ..tasks.pipeline import global_rank
+
+    out = Path(out)
+    if cfg is None:
+        cfg = _saved_config(out, resume or stages is not None)
+    if stages is not None:
+        from ..config import validate
+
+        cfg = dataclasses.replace(cfg, stages=list(stages))
+        validate(cfg)
+    rerun = stages is not None
+    if resume and force:
+        raise OrnetError("--resume and --force contradict each other: choose one")
+    if out.exists() and not out.is_dir():
+        raise OrnetError(f"--out {out} exists and is not a folder")
+    rank = global_rank()  # ranks > 0 are re-executions of this command by a DDP launcher
+    if rank == 0 and _nonempty(out) and not (resume or force or rerun):
+        raise OrnetError(f"--out {out} exists and is not empty; pass --resume to continue it, --stages to rerun "
+                         "some stages from its checkpoints, or --force to train into it again")
+    check_out_dir(out, "--out")
+
+    from ..data.datamodule import WSOLDataModule
+    from ..normalization import input_normalization, resolve_model
+    from ..tasks import pipeline
+
+    # Everything a run reads is checked before anything is written: the dataset (index and
+    # image headers) and every weights file and checkpoint it will load.
+    check_weight_files(cfg, out, force=bool(force))
+    cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model))  # each network's mean / std, recorded
+    datamodule = WSOLDataModule(cfg.data, normalization=input_normalization(cfg.model))
+    pipeline.plan(cfg, out, resume)  # a stage's missing dependency (refine without coarse.ckpt) fails here
+    if rank == 0:
+        make_out_dir(out, "--out")
+        if force:
+            for stage in cfg.stages:
+                for p in (pipeline.checkpoint_path(out, stage), pipeline.checkpoint_path(out, stage, last=True)):
+                    p.unlink(missing_ok=True)
+        write_config(cfg, out)
+    return run(cfg, out, resume=resume, quiet=quiet, datamodule=datamodule)
+
+
+def _saved_config(out: Path, continuing: bool) -> RunConfig:
+    """The run's own config.yaml, to continue it (train(None, out, resume=True))."""
+    from ..config import from_dict, validate
+    from ..runs.files import read_config
+
+    if not continuing:
+        raise OrnetError("train needs a config (ornet.load_config) unless it continues a run (resume or stages)")
+    cfg = from_dict(RunConfig, read_config(out / "config.yaml"))
+    validate(cfg)
+    return cfg
+
+
+def _nonempty(path: Path) -> bool:
+    return path.exists() and (not path.is_dir() or any(path.iterdir()))
+
+
+def check_weight_files(cfg, out: Path, force: bool = False) -> None:
+    """Read every weights file and checkpoint the run may load (OrnetError naming a bad one).
+
+    model.backbone_weights / model.evaluator_weights when they name files, and OUT/checkpoints/
+    *.ckpt (a resume, a partial rerun and the final evaluation read them), except those that
+    --force is about to delete. A pickled object in any of them is refused here, before a run
+    folder is touched or a minute is spent training.
+    """
+    from ..models.backbones import check_network
+    from ..models.weights import check_weights_spec, safe_torch_load
+    from ..tasks.pipeline import checkpoint_path
+
+    m = cfg.model
+    for key, arch in (("backbone", m.backbone), ("evaluator", m.evaluator)):
+        if arch is not None:
+            check_network(arch, f"model.{key}")
+    if m.reinit:
+        from ..models.reinit import check_reinit
+
+        check_reinit(m.backbone, m.reinit)
+    for key, arch in (("backbone_weights", m.backbone), ("evaluator_weights", m.evaluator)):
+        spec = (getattr(m, key) or "none").strip()
+        if arch and not (key == "backbone_weights" and spec == "evaluator"):
+            check_weights_spec(spec, arch, f"model.{key}")
+    replaced = {checkpoint_path(out, s, last=last) for s in cfg.stages for last in (False, True)} if force else set()
+    folder = out / "checkpoints"
+    for path in sorted(folder.glob("*.ckpt")) if folder.is_dir() else []:
+        if path not in replaced:
+            safe_torch_load(path)
+
+
+def write_config(cfg, out: Path) -> None:
+    """config.yaml: the resolved config; a partial rerun keeps the run's full list of stages."""
+    import yaml
+
+    from ..fsutil import write_text_atomic
+
+    saved = cfg
+    old = out / "config.yaml"
+    if old.is_file():
+        try:
+            previous = (yaml.safe_load(old.read_text()) or {}).get("stages") or []
+        except yaml.YAMLError:
+            previous = []
+        if set(cfg.stages) < set(previous):
+            saved = dataclasses.replace(cfg, stages=list(previous))
+    write_text_atomic(out / "config.yaml", dump_yaml(saved))
+
+
+def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=None) -> dict | None:
+    """Stages, evaluation, export and output files (rank 0 writes); metrics.json's dict on rank 0,
+    None on other ranks or when no stage produces maps."""
+    import yaml
+
+    from ..data.datamodule import WSOLDataModule
+    from ..evaluation import evaluate, write_outputs
+    from ..tasks import pipeline
+    from ..tasks.export import export_model, model_meta
+
+    start = time.perf_counter()
+    from ..normalization import input_normalization
+
+    datamodule = datamodule if datamodule is not None else WSOLDataModule(
+        cfg.data, normalization=input_normalization(cfg.model))
+    seconds = pipeline.run_stages(cfg, datamodule, out, resume=resume, quiet=quiet)
+    stages = cfg.stages
+    saved = out / "config.yaml"
+    if saved.is_file():  # a partial rerun evaluates the run's full pipeline
+        stages = (yaml.safe_load(saved.read_text()) or {}).get("stages") or stages
+    stage = pipeline.final_stage(stages, out)
+    if stage is None:
+        logging.getLogger("ornet").info("no map-producing stage in %s: nothing to evaluate or export", stages)
+        return None
+    model = pipeline.final_model(cfg, stage, out, datamodule.num_classes)
+    method = pipeline.METHOD_OF_STAGE[stage]
+    t0 = time.perf_counter()
+    result = evaluate(model, datamodule, cfg, split="test", quiet=quiet)
+    if pipeline.global_rank() != 0:
+        return None
+    seconds["evaluation"] = round(time.perf_counter() - t0, 2)
+    seconds["total"] = round(time.perf_counter() - start, 2)
+    result.metrics.update(method=method, stages_run=[s for s in seconds if s not in ("evaluation", "total")],
+                          seconds=seconds["total"], seconds_per_stage=seconds)
+    meta = model_meta(cfg, method, datamodule.classes, result.metrics.get("threshold"),
+                      result.metrics.get("threshold_index"))
+    export_model(out, model, meta)
+    write_outputs(out, result)
+    from ..viz.publish import publish
+
+    publish(out)
+    return result.metrics
