@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from ornet.cli import main as cli
-from ornet.commands.localize import expand_inputs, output_names, scale_box
+from ornet.commands.localize import output_names
+from ornet.inference.inputs import expand_inputs
+from ornet.inference.preprocess import scale_box
 from ornet.progress import Progress
 
 SIZES = [(120, 80), (64, 200), (97, 97)]  # (width, height)

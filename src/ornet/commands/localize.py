@@ -18,30 +18,25 @@ Preprocessing (a decision, docs/figures.md): the WHOLE image is resized to crop 
 (model.json ``preprocessing.crop``), with no centre crop, so that objects near the border are
 seen; the map is resized to crop x crop, normalised and thresholded exactly as in evaluation
 (``localization.boxes``), and the boxes are scaled back to the original width and height.
-Evaluation instead resizes to resize x resize and centre-crops (the benchmark protocol).
+Evaluation instead resizes to resize x resize and centre-crops (the benchmark protocol). The
+model, its preprocessing and the boxes are `ornet.load_model` and `Localizer.predict`
+(``inference/``); this module finds the inputs, decodes them ahead and writes the outputs.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
-import math
 import shutil
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..cli_args import UsageParser
 from ..errors import DataError, OrnetError
+from ..inference.inputs import Loaded, expand_inputs, prefetch
 from ..outdir import check_out_dir, make_out_dir
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
-OVERLAY_MAX_SIDE = 1024
-_GLOB_CHARS = set("*?[")
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -65,56 +60,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
-# --- inputs -------------------------------------------------------------------------------------
-
-def _is_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-
-
-def expand_inputs(inputs: list[str], exclude: Path | None = None) -> list[Path]:
-    """Files as given, folders searched recursively for image files, globs expanded; in order,
-    without duplicates. A path that does not exist, or a pattern or folder without images, is an
-    OrnetError. Files under ``exclude`` (the output folder) are skipped."""
-    out: list[Path] = []
-    seen: set[Path] = set()
-    excl = exclude.resolve() if exclude is not None else None
-
-    def add(path: Path) -> None:
-        key = path.resolve()
-        if key in seen or (excl is not None and excl in key.parents):
-            return
-        seen.add(key)
-        out.append(path)
-
-    def add_folder(folder: Path) -> int:
-        found = sorted(p for p in folder.rglob("*") if p.is_file() and _is_image_name(p)
-                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-        for p in found:
-            add(p)
-        return len(found)
-
-    for arg in inputs:
-        path = Path(arg)
-        if path.is_file():
-            add(path)
-        elif path.is_dir():
-            if add_folder(path) == 0:
-                raise OrnetError(f"{path}: folder holds no image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        elif _GLOB_CHARS & set(arg):
-            matches = sorted(glob.glob(arg, recursive=True))
-            files = [Path(m) for m in matches if Path(m).is_file()]
-            for folder in (Path(m) for m in matches if Path(m).is_dir()):
-                add_folder(folder)
-            for f in files:
-                add(f)
-            if not matches:
-                raise OrnetError(f"{arg}: pattern matches no file")
-        else:
-            raise OrnetError(f"{arg}: no such file or folder")
-    if not out:
-        raise OrnetError("no input image found")
-    return out
-
+# --- outputs -------------------------------------------------------------------------------------
 
 def output_names(paths: list[Path]) -> list[str]:
     """A unique, file-system-safe stem per input (``name``, then ``name_2``, ... on collisions)."""
@@ -130,80 +76,7 @@ def output_names(paths: list[Path]) -> list[str]:
     return names
 
 
-# --- geometry -----------------------------------------------------------------------------------
-
-def scale_box(box, crop: int, width: int, height: int) -> list[int]:
-    """An inclusive-pixel box on the crop x crop input -> inclusive pixels of the original image.
-
-    Pixel column ``x`` of the input covers ``[x, x + 1) * width / crop`` of the original, so
-    ``x0 -> floor(x0 * sx)`` and ``x1 -> ceil((x1 + 1) * sx) - 1``, clipped to the image.
-    """
-    x0, y0, x1, y1 = (int(v) for v in box)
-    sx, sy = width / crop, height / crop
-    ox0 = min(max(math.floor(x0 * sx), 0), width - 1)
-    oy0 = min(max(math.floor(y0 * sy), 0), height - 1)
-    ox1 = min(max(math.ceil((x1 + 1) * sx - 1e-9) - 1, ox0), width - 1)
-    oy1 = min(max(math.ceil((y1 + 1) * sy - 1e-9) - 1, oy0), height - 1)
-    return [ox0, oy0, ox1, oy1]
-
-
-@dataclass
-class Loaded:
-    """One decoded input: the network's tensor, a display copy and the original size."""
-
-    tensor: object  # 3 x crop x crop float, normalised
-    display: np.ndarray  # H' x W' x 3 uint8, longer side <= OVERLAY_MAX_SIDE
-    width: int
-    height: int
-
-
-def load_input(path: Path, crop: int, mean, std) -> Loaded:
-    """Decode (EXIF-rotated RGB), resize the whole image to crop x crop and normalise."""
-    from torchvision.transforms.v2 import functional as F
-
-    from ..data.io import load_image
-
-    pil = load_image(path)
-    width, height = pil.size
-    t = F.pil_to_tensor(pil)
-    x = F.resize(t, [crop, crop], antialias=True).float().div_(255.0)
-    x = F.normalize(x, mean=list(mean), std=list(std))
-    scale = min(1.0, OVERLAY_MAX_SIDE / max(width, height))
-    disp = t if scale == 1.0 else F.resize(t, [max(1, round(height * scale)), max(1, round(width * scale))],
-                                           antialias=True)
-    display = disp.permute(1, 2, 0).contiguous().numpy().astype(np.uint8)
-    return Loaded(x, display, width, height)
-
-
-def _prefetch(paths: list[Path], batch_size: int, crop: int, mean, std, workers: int = 4):
-    """Yield (start index, [Loaded or DataError]) batch by batch, decoding the next batch while
-    the current one is processed (threads: decoding releases the GIL)."""
-
-    def load(p: Path):
-        try:
-            return load_input(p, crop, mean, std)
-        except DataError as e:
-            return e
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        starts = list(range(0, len(paths), batch_size))
-        pending = [pool.submit(load, p) for p in paths[0:batch_size]] if starts else []
-        for k, start in enumerate(starts):
-            nxt = starts[k + 1] if k + 1 < len(starts) else None
-            upcoming = [pool.submit(load, p) for p in paths[nxt:nxt + batch_size]] if nxt is not None else []
-            yield start, [f.result() for f in pending]
-            pending = upcoming
-
-
 # --- main -----------------------------------------------------------------------------------------
-
-def _device(name: str | None):
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise OrnetError("--device cuda was asked for but CUDA is not available")
-    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
-
 
 def _check_out(out: Path, force: bool) -> None:
     """Before any work: OUT must be a writable folder (or creatable), empty unless --force."""
@@ -233,25 +106,24 @@ def main(argv: list[str], prog: str) -> int:
     _check_out(out, ns.force)
     paths = expand_inputs(ns.inputs, exclude=out)
 
-    from ..tasks.export import load_model
+    from ..inference.loading import load_model, pick_device
+    from ..tasks.export import resolve
 
-    device = _device(ns.device)
-    model, meta = load_model(ns.model, device=device)
-    loc = meta["localization"]
-    threshold = ns.threshold if ns.threshold is not None else loc.get("threshold")
+    info, _ = resolve(ns.model)  # a run folder or its model files (checkpoints are for the Python API)
+    loc = load_model(info, device=pick_device(ns.device, "--device"))
+    threshold = ns.threshold if ns.threshold is not None else loc.threshold
     if threshold is None:
         raise OrnetError(f"{ns.model}: model.json has no chosen threshold (the run was not evaluated); "
                          "pass --threshold T")
-    box_mode = ns.box_mode or loc.get("box_mode") or "largest"
-    normalize = loc.get("normalize", "minmax")
+    box_mode = ns.box_mode or loc.box_mode
     # The release's rule (model.json protocol release): raw map > t, one box around all cells x stride.
-    release = loc.get("protocol") == "release" and box_mode == "all"
+    release = loc.box_rule(box_mode) == "release"
     _prepare_out(out, ns.force)
     if ns.save_maps:
         (out / "maps").mkdir(exist_ok=True)
 
-    result = localize_paths(model, meta, paths, out, float(threshold), box_mode, normalize, ns.batch_size,
-                            device, ns.save_maps, ns.quiet, release=release)
+    result = localize_paths(loc, paths, out, float(threshold), box_mode, ns.batch_size, ns.save_maps, ns.quiet,
+                            release=release)
     result["model"] = str(ns.model)
     result["threshold_source"] = "--threshold" if ns.threshold is not None else "model.json"
     from ..fsutil import write_text_atomic
@@ -270,13 +142,11 @@ def main(argv: list[str], prog: str) -> int:
     return 0
 
 
-def localize_paths(model, meta: dict, paths: list[Path], out: Path, threshold: float, box_mode: str,
-                   normalize: str, batch_size: int, device, save_maps: bool = False,
-                   quiet: bool = False, release: bool = False) -> dict:
-    """Run the model over `paths` in batches; write overlays (and maps); return boxes.json's dict.
+def localize_paths(loc, paths: list[Path], out: Path, threshold: float, box_mode: str, batch_size: int,
+                   save_maps: bool = False, quiet: bool = False, release: bool = False) -> dict:
+    """Run the `Localizer` over `paths` in batches; write overlays (and maps); return boxes.json's dict.
 
-    `release`: boxes by the ORNet release's rule (`localization.release.release_boxes` on the
-    raw map; no box when no cell is above the threshold) instead of the evaluation's.
+    `release`: the boxes came by the ORNet release's rule (`Localizer.box_rule`), said in boxes.json.
     """
     import torch
     from PIL import Image
@@ -284,14 +154,12 @@ def localize_paths(model, meta: dict, paths: list[Path], out: Path, threshold: f
     from ..progress import Progress
     from ..viz.draw import annotate
 
-    pre = meta["preprocessing"]
-    crop = int(pre["crop"])
-    classes = list(meta.get("classes") or [])
+    crop, normalize = loc.crop, loc.normalize
     names = output_names(paths)
     images, errors = [], []
     map_size = None
     with Progress(len(paths), "localize", quiet=quiet) as progress:
-        for start, loaded in _prefetch(paths, batch_size, crop, pre["mean"], pre["std"]):
+        for start, loaded in prefetch(paths, batch_size, loc.transform):
             ok = [(i, item) for i, item in enumerate(loaded) if not isinstance(item, DataError)]
             for i, item in enumerate(loaded):
                 if isinstance(item, DataError):
@@ -299,30 +167,26 @@ def localize_paths(model, meta: dict, paths: list[Path], out: Path, threshold: f
                     errors.append({"file": str(path), "error": item.what})
                     progress.write(f"skipped {path}: {item.what}")
             if ok:
-                x = torch.stack([item.tensor for _, item in ok]).to(device)
-                with torch.inference_mode():
-                    raw, logits = model.predict(x)
-                raw = raw.float()
-                map_size = [int(raw.shape[-2]), int(raw.shape[-1])]
-                thresholded = eval_maps(raw, crop, normalize)
-                probs = logits.float().softmax(dim=1).cpu() if logits is not None else None
+                pred = loc.predict(torch.stack([item.tensor for _, item in ok]), threshold=threshold,
+                                   box_mode=box_mode, sizes=[(item.height, item.width) for _, item in ok])
+                map_size = [int(pred.maps.shape[-2]), int(pred.maps.shape[-1])]
+                probs = pred.probs.cpu() if pred.logits is not None else None
                 for j, (i, item) in enumerate(ok):
                     k = start + i
-                    entry = _entry(paths[k], names[k], item, thresholded[j], probs[j] if probs is not None else None,
-                                   classes, threshold, box_mode, crop, map_size, normalize,
-                                   raw[j, 0].cpu().numpy() if release else None)
+                    entry = _entry(paths[k], names[k], item, pred.boxes[j], probs[j] if probs is not None else None,
+                                   loc.classes, threshold, box_mode, map_size)
                     disp = item.display
                     dh, dw = disp.shape[:2]
                     boxes_disp = [[b[0] * dw / item.width, b[1] * dh / item.height,
                                    (b[2] + 1) * dw / item.width - 1, (b[3] + 1) * dh / item.height - 1]
                                   for b in entry["boxes"]]
-                    panel = annotate(disp, thresholded[j], pred_boxes=boxes_disp or None,
+                    panel = annotate(disp, pred.scoremaps[j], pred_boxes=boxes_disp or None,
                                      thickness=max(2, round(max(dh, dw) / 250)))
                     Image.fromarray(panel).save(out / entry["overlay"])
                     if save_maps:
-                        full = _resize_map(thresholded[j], item.height, item.width)
+                        full = pred.image_maps[j]
                         Image.fromarray((full * 255 + 0.5).astype(np.uint8), mode="L").save(out / entry["map_png"])
-                        np.save(out / entry["map_npy"], raw[j, 0].cpu().numpy().astype(np.float32))
+                        np.save(out / entry["map_npy"], pred.maps[j, 0].cpu().numpy().astype(np.float32))
                     else:
                         entry.pop("map_png")
                         entry.pop("map_npy")
@@ -331,7 +195,7 @@ def localize_paths(model, meta: dict, paths: list[Path], out: Path, threshold: f
         progress.close(f"{len(images)} images localized, {len(errors)} unreadable "
                        f"in {_elapsed(progress):.1f} s")
     return {
-        "method": meta.get("method"),
+        "method": loc.method,
         "threshold": threshold,
         "box_mode": box_mode,
         "normalize": normalize,
@@ -352,37 +216,13 @@ def _elapsed(progress) -> float:
     return time.perf_counter() - progress.start
 
 
-def eval_maps(raw, crop: int, normalize: str) -> np.ndarray:
-    """B x 1 x h x w maps -> B x crop x crop float32, resized and normalised exactly as evaluation
-    does (`localization.metrics.prepare_maps`)."""
-    from ..localization.metrics import prepare_maps
-
-    return prepare_maps(raw.float(), (crop, crop), normalize).astype(np.float32)
-
-
-def _resize_map(m: np.ndarray, height: int, width: int) -> np.ndarray:
-    from ..viz.draw import resize_map
-
-    return resize_map(m, height, width)
-
-
-def _entry(path: Path, name: str, item: Loaded, emap: np.ndarray, probs, classes: list[str], threshold: float,
-           box_mode: str, crop: int, map_size, normalize: str, raw_map: np.ndarray | None = None) -> dict:
-    from ..localization.boxes import boxes_from_map
-
-    if raw_map is not None:  # the release's rule on the raw map; no cell above: no box
-        from ..localization.release import release_boxes
-
-        found = bool((raw_map > threshold).any())
-        boxes = [[int(round(v)) for v in release_boxes(raw_map, [threshold], (crop, crop))[0]]] if found else []
-    else:
-        boxes = boxes_from_map(emap, threshold, box_mode, relative=normalize == "minmax")
-        boxes = [b for b in np.asarray(boxes).reshape(-1, 4).tolist() if any(b)]  # [0,0,0,0]: nothing above
+def _entry(path: Path, name: str, item: Loaded, boxes: np.ndarray, probs, classes: list[str], threshold: float,
+           box_mode: str, map_size) -> dict:
     entry: dict = {
         "file": str(path),
         "width": item.width,
         "height": item.height,
-        "boxes": [scale_box(b, crop, item.width, item.height) for b in boxes],
+        "boxes": boxes.tolist(),
         "class": None,
         "class_index": None,
         "probability": None,
