@@ -54,11 +54,9 @@ class Run:
         return self._cache["model"]
 
     def torch_device(self):
-        import torch
+        from ..inference.loading import pick_device
 
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise OrnetError("--device cuda was asked for but CUDA is not available")
-        return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return pick_device(self.device, "--device")
 
     def split_name(self) -> str:
         return self.split or self.metrics().get("split") or "test"
