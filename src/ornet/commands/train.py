@@ -67,6 +67,8 @@ def main(argv: list[str], prog: str) -> int:
 
 
 def _setup_logging(quiet: bool) -> None:
+    import lightning.pytorch  # noqa: F401  (its import sets its loggers to INFO: import it before setting them)
+
     logging.getLogger("ornet").setLevel(logging.WARNING if quiet else logging.INFO)
     if not logging.getLogger("ornet").handlers:
         handler = logging.StreamHandler()
