@@ -28,6 +28,7 @@ from ..config import (
 )
 from ..errors import OrnetError
 from ..outdir import check_out_dir, make_out_dir
+from .quiet import lightning_banners
 
 
 def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", *,
@@ -46,6 +47,7 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
     trainer: `TrainerConfig` fields (accelerator, devices, precision, limit_test_batches, ...).
     out: also write metrics.json, predictions.csv, curves.json, figures and report.html there
     (new or empty unless ``force``). save_scoremaps: write each map as DIR/<image_id>.npy.
+    quiet: no progress bar and no Lightning banners.
     Returns None on processes of rank > 0 (only rank 0 writes).
     """
     from ..runs.files import read_config
@@ -105,8 +107,9 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
         if fallback is None:
             raise OrnetError(f"{info or 'the model'} stores no threshold; use --threshold-split val or test")
         datamodule.index.splits["val"] = []  # use the stored threshold, never re-choose it
-    result = run_protocol(network, datamodule, cfg, split=split, quiet=quiet, scoremap_dir=save_scoremaps,
-                          fallback_threshold_index=fallback)
+    with lightning_banners(quiet):
+        result = run_protocol(network, datamodule, cfg, split=split, quiet=quiet, scoremap_dir=save_scoremaps,
+                              fallback_threshold_index=fallback)
     if global_rank() != 0:
         return None
     result.metrics.update(method=meta["method"], model=str(info if info is not None else loaded),

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..config import RunConfig, dump_yaml
 from ..errors import OrnetError
 from ..outdir import check_out_dir, make_out_dir
+from .quiet import lightning_banners
 
 
 def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False, force: bool = False,
@@ -30,6 +31,7 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
     completed stages, continue an interrupted one from its last checkpoint), ``force`` (train
     into it again, replacing the listed stages' checkpoints) or ``stages`` (run only these
     stages, e.g. ``["refine"]``, from the earlier stages' checkpoints in `out`).
+    quiet: no progress bars, model summaries or Lightning banners.
     Returns metrics.json's dict (None on processes of rank > 0, or when no stage makes maps).
     """
     from ..tasks.pipeline import global_rank
@@ -70,7 +72,8 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
                 for p in (pipeline.checkpoint_path(out, stage), pipeline.checkpoint_path(out, stage, last=True)):
                     p.unlink(missing_ok=True)
         write_config(cfg, out)
-    return run(cfg, out, resume=resume, quiet=quiet, datamodule=datamodule)
+    with lightning_banners(quiet):
+        return run(cfg, out, resume=resume, quiet=quiet, datamodule=datamodule)
 
 
 def _saved_config(out: Path, continuing: bool) -> RunConfig:

@@ -67,7 +67,7 @@ def main(argv: list[str], prog: str) -> int:
 
 
 def _setup_logging(quiet: bool) -> None:
-    import lightning.pytorch  # noqa: F401  (its import sets its loggers to INFO: import it before setting them)
+    from ..api.quiet import LIGHTNING_LOGGERS
 
     logging.getLogger("ornet").setLevel(logging.WARNING if quiet else logging.INFO)
     if not logging.getLogger("ornet").handlers:
@@ -75,7 +75,9 @@ def _setup_logging(quiet: bool) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logging.getLogger("ornet").addHandler(handler)
     if quiet:
-        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        import lightning.pytorch  # noqa: F401  (its import sets its loggers to INFO: import it before setting them)
+
+        for name in LIGHTNING_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
