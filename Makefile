@@ -23,7 +23,7 @@ test: $(STAMP)
 	TORCH_HOME=$$(mktemp -d) $(BIN)/python -m pytest -n 2 -q $${PYTEST_ARGS:-}
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 
 clean-venv:
 	rm -rf $(VENV)

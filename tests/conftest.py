@@ -61,3 +61,21 @@ def write_cub_tree(root: Path, classes: int = 3, per_class: int = 6, size: tuple
 @pytest.fixture
 def cub_tree(tmp_path: Path) -> Path:
     return write_cub_tree(tmp_path / "cub")
+
+
+TINY_RUN = {"trainer.max_epochs": 1, "trainer.limit_train_batches": 2, "trainer.progress": False,
+            "trainer.snapshot_images": 3, "model.generator_width": 8, "data.val_per_class": 2,
+            "data.num_workers": 0}
+"""Overrides of the demo preset for a run trained in seconds (public API tests and examples)."""
+
+
+@pytest.fixture(scope="session")
+def api_run(tmp_path_factory) -> Path:
+    """A tiny ORNet run trained through the public API on `ornet synth` data (data/ beside it)."""
+    import ornet
+
+    root = tmp_path_factory.mktemp("api")
+    ornet.make_synthetic(root / "data", classes=3, train=24, test=12, size=64, workers=1)
+    cfg = ornet.load_config("demo", {**TINY_RUN, "data.root": root / "data"})
+    ornet.train(cfg, root / "run", quiet=True)
+    return root / "run"
