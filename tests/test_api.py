@@ -187,6 +187,9 @@ def test_load_model_from_a_stage_checkpoint(api_run):
     paths = _test_images(api_run, 4)
     a, b = exported.predict(paths), ckpt.predict(paths)
     assert torch.equal(a.maps, b.maps) and torch.equal(a.logits, b.logits)
+    evaluated = ornet.evaluate(ckpt, quiet=True).metrics  # the run's data, found beside the checkpoint
+    saved = json.loads((api_run / "metrics.json").read_text())
+    assert evaluated["gt_known_loc"] == saved["gt_known_loc"] and evaluated["model"].endswith("refine.ckpt")
     last = ornet.load_model(api_run / "checkpoints" / "refine-last.ckpt", device="cpu")
     assert last.threshold is None  # not the evaluated model: no threshold is assumed
     with pytest.raises(ornet.OrnetError, match="no chosen threshold"):

@@ -35,7 +35,7 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
              eval: dict | EvalConfig | None = None, threshold_split: str | None = None,
              trainer: dict | TrainerConfig | None = None,
              out: str | os.PathLike | None = None, force: bool = False,
-             save_scoremaps: str | os.PathLike | None = None, quiet: bool = True):
+             save_scoremaps: str | os.PathLike | None = None, quiet: bool = False):
     """Evaluate `model` on `split`; returns an `EvalResult` (metrics, per-image rows, curves).
 
     model: a run folder, model.json, model.safetensors or a `Localizer` (`ornet.load_model`).
@@ -112,7 +112,7 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
                               fallback_threshold_index=fallback)
     if global_rank() != 0:
         return None
-    result.metrics.update(method=meta["method"], model=str(info if info is not None else loaded),
+    result.metrics.update(method=meta["method"], model=str(info if info is not None else loaded.source),
                           seconds=round(time.perf_counter() - start, 2))
     if out is not None:
         make_out_dir(out, "--out")

@@ -46,7 +46,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
 
     info, _ = resolve(p)
     model, meta = load_exported(info, device=device)
-    return Localizer(model, meta, info=info, run_dir=info.parent, threshold=threshold)
+    return Localizer(model, meta, source=info, info=info, run_dir=info.parent, threshold=threshold)
 
 
 def _from_checkpoint(path: Path, device: torch.device, threshold: float | None) -> Localizer:
@@ -83,7 +83,7 @@ def _from_checkpoint(path: Path, device: torch.device, threshold: float | None) 
     evaluator = checkpoint_path(run_dir, "evaluator")
     if stage == "coarse" and evaluator.is_file():  # as the run evaluates it (tasks.pipeline.final_model)
         model.evaluator.load_state_dict(load_state(evaluator))
-    return Localizer(model.to(device).eval(), meta, info=None, run_dir=run_dir, threshold=threshold)
+    return Localizer(model.to(device).eval(), meta, source=path, info=None, run_dir=run_dir, threshold=threshold)
 
 
 def _stored_threshold(run_dir: Path, method: str) -> dict:

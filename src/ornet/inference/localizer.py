@@ -36,9 +36,10 @@ class Prediction:
     ``maps``: B x 1 x h x w float32, the network's raw maps (on the model's device);
     ``scoremaps``: B x H x W float32 numpy in [0, 1], the maps resized to the network input
     (H x W) and normalised: what was thresholded; ``boxes``: per image an N_i x 4 int64 array of
-    x0, y0, x1, y1 inclusive pixels of the ORIGINAL image (N_i = 0 when nothing passes the
-    threshold); ``logits``: B x K float32 (None for a model without a classifier); ``sizes``:
-    (height, width) of each original image.
+    x0, y0, x1, y1 pixels of the ORIGINAL image (N_i = 0 when nothing passes the threshold), in
+    docs/metrics.md's convention: counted inclusively, x1 and y1 being OpenCV's ``x + w``,
+    ``y + h`` on the input as wsolevaluation writes them; ``logits``: B x K float32 (None for a
+    model without a classifier); ``sizes``: (height, width) of each original image.
     """
 
     maps: torch.Tensor
@@ -90,12 +91,15 @@ class Localizer:
     own loop too, and under ``torch.autocast``.
     """
 
-    def __init__(self, model: nn.Module, meta: dict, *, info: Path | None = None, run_dir: Path | None = None,
-                 threshold: float | None = None):
+    def __init__(self, model: nn.Module, meta: dict, *, source: Path | None = None, info: Path | None = None,
+                 run_dir: Path | None = None, threshold: float | None = None):
         from ..localization.boxes import MODES
 
         self.model, self.meta = model.eval(), meta
+        self.source = source
+        """What it was loaded from (model.json or a checkpoint), if anything."""
         self.info, self.run_dir = info, run_dir
+        """model.json (None for a checkpoint) and the run folder holding config.yaml, if known."""
         loc = meta.get("localization") or {}
         pre = meta["preprocessing"]
         self.classes: list[str] = [str(c) for c in meta.get("classes") or []]
