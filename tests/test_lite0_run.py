@@ -54,7 +54,7 @@ def test_the_run_records_each_networks_normalisation(run):
 
 
 def test_localize_gives_the_evaluations_map(run, tmp_path):
-    from ornet.commands.localize import eval_maps
+    from ornet.inference.localizer import eval_maps
     from ornet.tasks.export import load_model
 
     data, out = run

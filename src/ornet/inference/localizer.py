@@ -29,6 +29,16 @@ from ..errors import OrnetError
 from .preprocess import Preprocess, image_size, scale_box, to_uint8
 
 
+def eval_maps(raw: torch.Tensor, size: int | tuple[int, int], normalize: str) -> np.ndarray:
+    """B x 1 x h x w maps -> B x H x W float32 numpy: resized (bilinear) to `size` (the network
+    input, an int for a square one) and normalised exactly as evaluation does
+    (`localization.metrics.prepare_maps`): the maps that are thresholded."""
+    from ..localization.metrics import prepare_maps
+
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return prepare_maps(raw.float(), size, normalize).astype(np.float32)
+
+
 @dataclass
 class Prediction:
     """What `Localizer.predict` returns for a batch of B images.
@@ -164,7 +174,6 @@ class Localizer:
         sizes: (height, width) of the originals of a tensor batch, to scale its boxes to.
         """
         from ..localization.boxes import MODES, boxes_from_map
-        from ..localization.metrics import prepare_maps
 
         threshold = self.threshold if threshold is None else float(threshold)
         if threshold is None:
@@ -189,7 +198,7 @@ class Localizer:
             maps, logits = self.model.predict(x, None if labels is None else labels.to(self.device))
         maps = maps.float()
         input_size = (int(x.shape[-2]), int(x.shape[-1]))
-        scoremaps = prepare_maps(maps, input_size, self.normalize).astype(np.float32)
+        scoremaps = eval_maps(maps, input_size, self.normalize)
         release = self.box_rule(box_mode) == "release"
         boxes = []
         for j, (m, (h, w)) in enumerate(zip(scoremaps, sizes)):

@@ -64,8 +64,8 @@ def draw_records(run: Run, records: Sequence, predictions: dict[str, PredictionR
     from ..data.dataset import WSOLDataset
     from ..data.sample import collate
     from ..data.transforms import build_transform, denormalize
+    from ..inference.localizer import eval_maps
     from ..localization.boxes import boxes_from_map
-    from ..localization.metrics import prepare_maps
 
     cfg = run.config()
     model, meta = run.model()
@@ -82,7 +82,7 @@ def draw_records(run: Run, records: Sequence, predictions: dict[str, PredictionR
             maps, _ = model.predict(batch.images.to(device), batch.labels.to(device))
         maps = maps.float().cpu()
         size = batch.images.shape[-1]
-        evald = prepare_maps(maps, (size, size), loc.get("normalize", "minmax")).astype(np.float32)
+        evald = eval_maps(maps, size, loc.get("normalize", "minmax"))
         pixels = (denormalize(batch.images, *norm) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         for j, image_id in enumerate(batch.image_ids):
             pred = (predictions or {}).get(image_id)
