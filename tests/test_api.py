@@ -104,6 +104,12 @@ def test_train_wrote_a_run_and_evaluate_reproduces_its_numbers(api_run, tmp_path
         ornet.evaluate(api_run, out=tmp_path / "eval")
     test_chosen = ornet.evaluate(api_run, split="val", threshold_split="test", quiet=True).metrics
     assert test_chosen["split"] == "val" and test_chosen["threshold_split"] == "test"
+    multi = ornet.evaluate(api_run, eval={"box_mode": "multi"}, quiet=True).metrics  # like --eval.box_mode multi
+    assert multi["box_mode"] == "multi" and multi["max_box_acc_v2"] == saved["max_box_acc_v2"]
+    release = ornet.evaluate(api_run, eval={"protocol": "release"}, quiet=True).metrics
+    assert release["protocol"] == "release" and release["threshold_split"] == "test"
+    with pytest.raises(ornet.OrnetError, match="unknown eval key 'box_mod'"):
+        ornet.evaluate(api_run, eval={"box_mod": "multi"})
 
 
 def test_predict_gives_the_boxes_and_classes_of_ornet_localize(api_run, tmp_path):
@@ -178,6 +184,26 @@ def test_threshold_and_box_mode_per_call_and_on_the_localizer(api_run):
         loc.predict(batch, threshold=1.5)
     with pytest.raises(ornet.OrnetError, match="unknown box mode 'huge'"):
         loc.predict(batch, box_mode="huge")
+
+
+def test_a_release_protocol_model_boxes_the_raw_cells_above_the_threshold(api_run):
+    """model.json protocol release, box mode all: one box around the raw map's cells above the
+    threshold, corners at cell index x stride (the ORNet release's rule); otherwise evaluation's."""
+    loc = ornet.load_model(api_run, device="cpu")
+    assert loc.protocol == "wsolevaluation" and loc.box_rule("all") == "evaluation"
+    loc.protocol = "release"  # as `ornet import-release` or a run trained with eval.protocol release says
+    assert loc.box_rule("all") == "release" and loc.box_rule("largest") == "evaluation"
+    batch = torch.stack([loc.transform(p) for p in _test_images(api_run, 4)])
+    t = 0.5
+    pred = loc.predict(batch, threshold=t, box_mode="all")
+    for raw, boxes in zip(pred.maps[:, 0].numpy(), pred.boxes):
+        ys, xs = np.nonzero(raw > t)
+        stride_y, stride_x = loc.crop / raw.shape[0], loc.crop / raw.shape[1]
+        expected = [] if len(xs) == 0 else [[round(xs.min() * stride_x), round(ys.min() * stride_y),
+                                             round(xs.max() * stride_x), round(ys.max() * stride_y)]]
+        assert boxes.tolist() == expected
+    assert any(len(b) for b in pred.boxes)
+    assert not any(len(b) for b in loc.predict(batch, threshold=1.0, box_mode="all").boxes)  # nothing above
 
 
 def test_load_model_from_a_stage_checkpoint(api_run):
