@@ -3,8 +3,8 @@
 Torch-free on purpose, so that `ornet --help` and config validation stay fast. YAML presets
 in `configs/` set these fields; every field can be overridden with a dotted flag
 (`--data.root DIR`, `--coarse.epochs 3`). `jsonargparse` does the parsing (see `cli_config.py`).
-`from_dict` builds a config from a plain dict (a saved config.yaml), `validate` checks the
-values a type cannot express, `dump_yaml` writes one.
+`from_dict` builds a config from a plain dict (a saved config.yaml), `dump_yaml` writes one;
+`cli_config.validate` checks the values a type cannot express.
 """
 
 from __future__ import annotations
@@ -219,7 +219,6 @@ def check_threshold_source(cfg: RunConfig) -> None:
     """A run that evaluates maps needs somewhere to choose the threshold: an empty val split
     (``data.val_per_class: 0``, all training images used for training, as the release) is only
     allowed when the threshold is chosen on test, which the outputs then say."""
-    from .errors import ConfigError
 
     maps = any(s in MAP_STAGES for s in cfg.stages)
     if maps and cfg.data.val_per_class == 0 and cfg.eval.threshold_split == "val":
@@ -247,63 +246,6 @@ def from_dict(cls: type, values: Any):
             v = from_dict(type(default), v)
         kwargs[f.name] = v
     return cls(**kwargs)
-
-
-def validate(cfg: RunConfig) -> None:
-    """Value checks a type cannot express."""
-    bad = [s for s in cfg.stages if s not in VALID_STAGES]
-    if bad:
-        raise ConfigError(f"unknown stage {bad[0]!r} in stages; valid: {', '.join(VALID_STAGES)}")
-    if not cfg.stages:
-        raise ConfigError("stages is empty; list at least one of: " + ", ".join(VALID_STAGES))
-    if "cam" in cfg.stages and len(cfg.stages) > 1:
-        raise ConfigError(f"stage 'cam' is the baseline and runs alone, got stages {cfg.stages}")
-    d = cfg.data
-    for key in ("resize", "crop", "batch_size", "eval_batch_size"):
-        if getattr(d, key) <= 0:
-            raise ConfigError(f"data.{key} must be positive, got {getattr(d, key)}")
-    if d.num_workers < 0 or d.val_per_class < 0:
-        raise ConfigError("data.num_workers and data.val_per_class must be >= 0")
-    if d.crop > d.resize or d.crop % 32:
-        raise ConfigError(f"data.crop must be <= data.resize and divisible by 32, got crop={d.crop}, resize={d.resize}")
-    for name in ("evaluator", "coarse", "refine", "cam"):
-        st = getattr(cfg, name)
-        if st.epochs <= 0:
-            raise ConfigError(f"{name}.epochs must be positive, got {st.epochs}")
-        if not st.lr > 0:
-            raise ConfigError(f"{name}.lr must be positive, got {st.lr}")
-        if st.batch_size is not None and st.batch_size <= 0:
-            raise ConfigError(f"{name}.batch_size must be positive, got {st.batch_size}")
-        if name in cfg.stages and st.keep == "best_val" and d.val_per_class == 0:
-            raise ConfigError(f"{name}.keep best_val needs a val split (data.val_per_class > 0)")
-    m = cfg.method
-    if not 0 <= m.erase_p <= 1:
-        raise ConfigError(f"method.erase_p must be in [0, 1], got {m.erase_p}")
-    if not 0 < m.f_max <= 1:
-        raise ConfigError(f"method.f_max must be in (0, 1], got {m.f_max}")
-    if m.sigma <= 0:
-        raise ConfigError(f"method.sigma must be positive, got {m.sigma}")
-    if not 0 < m.entropy_eps < 1:
-        raise ConfigError(f"method.entropy_eps must be in (0, 1), got {m.entropy_eps}")
-    if m.area_topk <= 0 or m.area_skip < 0:
-        raise ConfigError("method.area_topk must be positive and method.area_skip >= 0")
-    if cfg.model.generator_width <= 0:
-        raise ConfigError(f"model.generator_width must be positive, got {cfg.model.generator_width}")
-    for net in ("backbone", "evaluator"):
-        for stat in ("mean", "std"):
-            v = getattr(cfg.model, f"{net}_{stat}")
-            if v is not None and (len(v) != 3 or (stat == "std" and not all(x > 0 for x in v))):
-                raise ConfigError(f"model.{net}_{stat} must be 3 {'positive ' if stat == 'std' else ''}"
-                                  f"numbers (R, G, B), got {v}")
-        if (getattr(cfg.model, f"{net}_mean") is None) != (getattr(cfg.model, f"{net}_std") is None):
-            raise ConfigError(f"model.{net}_mean and model.{net}_std are set together (one is missing)")
-    if any(not isinstance(n, str) or not n.strip() for n in cfg.model.reinit):
-        raise ConfigError(f"model.reinit must list layer names (e.g. [layer4, fc]), got {cfg.model.reinit}")
-    e = cfg.eval
-    if not 0 < e.cam_curve_interval < 1:
-        raise ConfigError(f"eval.cam_curve_interval must be in (0, 1), got {e.cam_curve_interval}")
-    if not e.iou_thresholds or any(not 0 < t <= 100 for t in e.iou_thresholds):
-        raise ConfigError(f"eval.iou_thresholds must be percentages in (0, 100], got {e.iou_thresholds}")
 
 
 def dump_yaml(cfg: RunConfig) -> str:

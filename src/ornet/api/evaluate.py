@@ -24,7 +24,6 @@ from ..config import (
     TrainerConfig,
     apply_protocol,
     from_dict,
-    validate,
 )
 from ..errors import OrnetError
 from ..outdir import check_out_dir, make_out_dir
@@ -50,6 +49,7 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
     quiet: no progress bar and no Lightning banners.
     Returns None on processes of rank > 0 (only rank 0 writes).
     """
+    from ..cli_config import validate
     from ..runs.files import read_config
     from ..tasks.export import read_meta
     from ..tasks.pipeline import global_rank

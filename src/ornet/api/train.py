@@ -40,7 +40,7 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
     if cfg is None:
         cfg = _saved_config(out, resume or stages is not None)
     if stages is not None:
-        from ..config import validate
+        from ..cli_config import validate
 
         cfg = dataclasses.replace(cfg, stages=list(stages))
         validate(cfg)
@@ -78,7 +78,8 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
 
 def _saved_config(out: Path, continuing: bool) -> RunConfig:
     """The run's own config.yaml, to continue it (train(None, out, resume=True))."""
-    from ..config import from_dict, validate
+    from ..cli_config import validate
+    from ..config import from_dict
     from ..runs.files import read_config
 
     if not continuing:
