@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shlex
 import time
 from pathlib import Path
 
@@ -50,13 +51,16 @@ def _flag_value(argv: list[str], flag: str) -> str | None:
 
 
 def _nonempty(path: Path) -> bool:
-    return path.exists() and (not path.is_dir() or any(path.iterdir()))
+    from ..runlock import LOCK_NAME
+
+    return path.exists() and (not path.is_dir() or any(p.name != LOCK_NAME for p in path.iterdir()))
 
 
 def main(argv: list[str], prog: str) -> int:
     from ..tasks.pipeline import global_rank
 
     argv = list(argv)
+    argv_given = list(argv)
     out_arg = _flag_value(argv, "--out")
     resume, rerun = _given(argv, "--resume"), _given(argv, "--stages")
     # Continuing a run without --config: start from the run's own resolved config.
@@ -72,39 +76,43 @@ def main(argv: list[str], prog: str) -> int:
     if out.exists() and not out.is_dir():
         raise OrnetError(f"--out {out} exists and is not a folder")
     rank = global_rank()  # ranks > 0 are re-executions of this command by a DDP launcher
-    if rank == 0 and _nonempty(out) and not (resume or ns.force or rerun):
-        raise OrnetError(f"--out {out} exists and is not empty; pass --resume to continue it, --stages to rerun "
-                         "some stages from its checkpoints, or --force to train into it again")
     check_out_dir(out, "--out")
-    _setup_logging(quiet)
+    from ..runlock import run_lock
 
-    from ..data.datamodule import WSOLDataModule
-    from ..normalization import input_normalization, resolve_model
-    from ..tasks import pipeline
+    with run_lock(out, command=f"{prog} {shlex.join(argv_given)}", rank=rank):  # one writer per run folder
+        if rank == 0 and _nonempty(out) and not (resume or ns.force or rerun):
+            raise OrnetError(f"--out {out} exists and is not empty; pass --resume to continue it, --stages to "
+                             "rerun some stages from its checkpoints, or --force to train into it again")
+        _setup_logging(quiet)
 
-    # Everything a run reads is checked before anything is written: the dataset (index and
-    # image headers) and every weights file and checkpoint it will load.
-    check_weight_files(cfg, out, force=bool(ns.force))
-    cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model))  # each network's mean / std, recorded
-    datamodule = WSOLDataModule(cfg.data, normalization=input_normalization(cfg.model))
-    pipeline.plan(cfg, out, resume)  # a stage's missing dependency (refine without coarse.ckpt) fails here
-    if rank == 0:
-        make_out_dir(out, "--out")
-        if ns.force:
-            for stage in cfg.stages:
-                for p in (pipeline.checkpoint_path(out, stage), pipeline.checkpoint_path(out, stage, last=True)):
-                    p.unlink(missing_ok=True)
-        _write_config(cfg, out)
-    return run(cfg, out, resume=resume, quiet=quiet, datamodule=datamodule)
+        from ..data.datamodule import WSOLDataModule
+        from ..normalization import input_normalization, resolve_model
+        from ..tasks import pipeline
+
+        # Everything a run reads is checked before anything is written: the dataset (index and
+        # image headers) and every weights file and checkpoint it will load.
+        check_weight_files(cfg, out, force=bool(ns.force), resume=resume)
+        cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model))  # each network's mean / std, recorded
+        datamodule = WSOLDataModule(cfg.data, normalization=input_normalization(cfg.model))
+        pipeline.plan(cfg, out, resume)  # a stage's missing dependency (refine without coarse.ckpt) fails here
+        if rank == 0:
+            make_out_dir(out, "--out")
+            if ns.force:
+                for stage in cfg.stages:
+                    for p in (pipeline.checkpoint_path(out, stage), pipeline.checkpoint_path(out, stage, last=True)):
+                        p.unlink(missing_ok=True)
+            _write_config(cfg, out)
+        return run(cfg, out, resume=resume, quiet=quiet, datamodule=datamodule)
 
 
-def check_weight_files(cfg, out: Path, force: bool = False) -> None:
+def check_weight_files(cfg, out: Path, force: bool = False, resume: bool = False) -> None:
     """Read every weights file and checkpoint the run may load (OrnetError naming a bad one).
 
     model.backbone_weights / model.evaluator_weights when they name files, and OUT/checkpoints/
     *.ckpt (a resume, a partial rerun and the final evaluation read them), except those that
-    --force is about to delete. A pickled object in any of them is refused here, before a run
-    folder is touched or a minute is spent training.
+    --force is about to delete and, on --resume, the `-last` file of a complete stage (it is
+    not read: the stage is skipped, and the file deleted). A pickled object in any of them is
+    refused here, before a run folder is touched or a minute is spent training.
     """
     from ..models.backbones import check_network
     from ..models.weights import check_weights_spec, safe_torch_load
@@ -123,6 +131,8 @@ def check_weight_files(cfg, out: Path, force: bool = False) -> None:
         if arch and not (key == "backbone_weights" and spec == "evaluator"):
             check_weights_spec(spec, arch, f"model.{key}")
     replaced = {checkpoint_path(out, s, last=last) for s in cfg.stages for last in (False, True)} if force else set()
+    if resume:
+        replaced |= {checkpoint_path(out, s, last=True) for s in cfg.stages if checkpoint_path(out, s).is_file()}
     folder = out / "checkpoints"
     for path in sorted(folder.glob("*.ckpt")) if folder.is_dir() else []:
         if path not in replaced:
@@ -147,10 +157,24 @@ def _write_config(cfg, out: Path) -> None:
     write_text_atomic(out / "config.yaml", dump_yaml(saved))
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to `sys.stderr` as it is at each message (not the stream of the first run in this process)."""
+
+    @property
+    def stream(self):
+        import sys
+
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _setup_logging(quiet: bool) -> None:
     logging.getLogger("ornet").setLevel(logging.WARNING if quiet else logging.INFO)
     if not logging.getLogger("ornet").handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logging.getLogger("ornet").addHandler(handler)
     if quiet:
@@ -181,10 +205,18 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
     if stage is None:
         logging.getLogger("ornet").info("no map-producing stage in %s: nothing to evaluate or export", stages)
         return 0
+    from ..errors import DiskFull, PeerLost
+    from ..tasks import peers
+    from ..tasks.disk_use import usage
+
+    hint = f"continue with: ornet train --out {out} --resume (the stages are complete: it evaluates and exports)"
     model = pipeline.final_model(cfg, stage, out, datamodule.num_classes)
     method = pipeline.METHOD_OF_STAGE[stage]
     t0 = time.perf_counter()
-    result = evaluate(model, datamodule, cfg, split="test", quiet=quiet)
+    try:
+        result = evaluate(model, datamodule, cfg, split="test", quiet=quiet)
+    except PeerLost as e:
+        raise peers.with_hint(e, hint) from None
     if pipeline.global_rank() != 0:
         return 0
     seconds["evaluation"] = round(time.perf_counter() - t0, 2)
@@ -193,11 +225,17 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
                           seconds=seconds["total"], seconds_per_stage=seconds)
     meta = model_meta(cfg, method, datamodule.classes, result.metrics.get("threshold"),
                       result.metrics.get("threshold_index"))
-    export_model(out, model, meta)
-    write_outputs(out, result)
+    from ..fsutil import write_json_atomic
     from ..viz.publish import publish
 
-    publish(out)
+    try:
+        export_model(out, model, meta)
+        write_outputs(out, result)
+        publish(out)
+        result.metrics.update(usage(out))  # the run folder's disk use, in the summary and metrics.json
+        write_json_atomic(out / "metrics.json", result.metrics)
+    except DiskFull as e:
+        raise DiskFull(f"{e}; free space, then {hint}", e.path, e.needed, e.free) from None
     if not quiet:
         _print_summary(result.metrics, out)
     return 0
@@ -207,5 +245,8 @@ def _print_summary(metrics: dict, out: Path) -> None:
     keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")
     parts = [f"{k} {metrics[k]:.2f}" for k in keys if isinstance(metrics.get(k), (int, float))]
     protocol = " under the ORNet release's protocol" if metrics.get("protocol") == "release" else ""
+    from ..tasks.disk_use import describe
+
     print(f"{metrics.get('method')}: " + ", ".join(parts) +
-          f" (threshold {metrics.get('threshold')} chosen on {metrics.get('threshold_split')}{protocol}); wrote {out}")
+          f" (threshold {metrics.get('threshold')} chosen on {metrics.get('threshold_split')}{protocol}); wrote {out}: "
+          + describe(metrics))
