@@ -46,6 +46,8 @@ class StageSize:
     """`<stage>.ckpt`: the state dict."""
     last: int
     """`<stage>-last.ckpt`: the state dict and the optimiser state."""
+    best: int = 0
+    """`<stage>-best.ckpt` while the stage runs (`<stage>.keep` other than `last`): the state dict."""
 
 
 def _nbytes(tensors) -> int:
@@ -68,7 +70,8 @@ def expected_sizes(cfg: RunConfig, stages: list[str], num_classes: int) -> dict[
         if stage_cfg.optimizer == "sgd" and not stage_cfg.momentum:
             per_param = 0
         trainable = {id(p): p for params, _ in task.param_groups() for p in params if p.requires_grad}
-        sizes[stage] = StageSize(final=weights, last=weights + per_param * _nbytes(trainable.values()))
+        best = weights if getattr(stage_cfg, "keep", "last") != "last" else 0
+        sizes[stage] = StageSize(final=weights, last=weights + per_param * _nbytes(trainable.values()), best=best)
     return sizes
 
 
@@ -82,8 +85,8 @@ def peak_bytes(sizes: dict[str, StageSize], keep_last: bool, present: dict[str, 
     kept, peak = 0, 0
     for stage, size in sizes.items():
         copies = 1 if present.get(stage) else 2
-        peak = max(peak, kept + copies * size.last, kept + size.last + size.final)
-        kept += size.final + (size.last if keep_last else 0)
+        peak = max(peak, kept + copies * size.last + size.best, kept + size.last + size.best + size.final)
+        kept += size.final + (size.last + size.best if keep_last else 0)
     return max(peak, kept)
 
 
@@ -101,6 +104,26 @@ def check_space(cfg: RunConfig, out: Path, stages: list[str], num_classes: int, 
                f"file system of {out} has {human(free)} free: the run will stop when the disk is full")
     log.warning(message)
     return message
+
+
+def tidy_and_check_space(cfg: RunConfig, out: Path, plans: list, num_classes: int, resume: bool) -> None:
+    """Before the stages run (rank 0): remove what a stopped run left that no one will read, then
+    warn if the checkpoints to come will not fit (`check_space`).
+
+    `plans`: `pipeline.StagePlan`s. On `resume`, the hidden temporaries of a run killed while
+    writing a checkpoint go; a complete stage's `-last` file (a run stopped between its final
+    checkpoint and the deletion) goes too.
+    """
+    from ..fsutil import stale_temporaries
+
+    if resume:
+        for tmp in stale_temporaries(Path(out) / "checkpoints"):
+            tmp.unlink(missing_ok=True)
+    for p in plans:
+        if p.skip:
+            drop_last(out, p.stage, keep=cfg.trainer.keep_last_checkpoints)
+    check_space(cfg, out, [p.stage for p in plans if not p.skip], num_classes,
+                {p.stage: p.ckpt_path is not None for p in plans})
 
 
 def drop_last(out: Path, stage: str, keep: bool) -> None:

@@ -239,12 +239,10 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
     if best is not None and best.best_model_path:
         _keep_best(task, stage, keep, Path(best.best_model_path), best.best_model_score)
     final = checkpoint_path(out, stage)
-    try:
-        trainer.save_checkpoint(str(final), weights_only=True)  # weights + plain hyper-parameters, atomically
-    except DiskFull as e:
-        from .stops import stage_stopped
+    from .stops import saving
 
-        raise stage_stopped(e, stage, last_path, trainer.world_size) from None
+    with saving(stage, last_path, trainer.world_size):  # weights + plain hyper-parameters, atomically
+        trainer.save_checkpoint(str(final), weights_only=True)
     trainer.strategy.barrier("ornet.final_checkpoint")
     if global_rank() == 0:
         from .disk_use import drop_last
@@ -267,22 +265,14 @@ def _keep_best(task, stage: str, keep: str, path: Path, score) -> None:
 
 def run_stages(cfg: RunConfig, datamodule, out: Path, resume: bool = False, quiet: bool = False) -> dict[str, float]:
     """All stages of `cfg.stages` (skipping completed ones when resuming); seconds per stage."""
-    from ..fsutil import stale_temporaries
     from . import peers, preemption
-    from .disk_use import check_space, drop_last
+    from .disk_use import tidy_and_check_space
     from .logs import quiet_writer_threads
 
     seconds: dict[str, float] = {}
     plans = plan(cfg, out, resume)
-    if global_rank() == 0:
-        if resume:
-            for tmp in stale_temporaries(Path(out) / "checkpoints"):  # a run killed while writing one
-                tmp.unlink(missing_ok=True)
-        for p in plans:
-            if p.skip:  # complete: its -last file (left by a run stopped just after the final one) is not needed
-                drop_last(out, p.stage, keep=cfg.trainer.keep_last_checkpoints)
-        check_space(cfg, out, [p.stage for p in plans if not p.skip], datamodule.num_classes,
-                    {p.stage: p.ckpt_path is not None for p in plans})
+    if global_rank() == 0:  # stray temporaries, -last files of complete stages; will the checkpoints fit?
+        tidy_and_check_space(cfg, out, plans, datamodule.num_classes, resume)
     resume_hint = f"continue with: ornet train --out {out} --resume"
     peers.report_as("ornet train", resume_hint)
     with preemption.handling(), quiet_writer_threads():

@@ -10,6 +10,8 @@ prints its traceback).
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -54,3 +56,12 @@ def stage_stopped(e: Exception, stage: str, last_path: Path, world_size: int) ->
     if peers.is_peer_failure(e, world_size):
         return peers.lost(f"during stage {stage}; {kept(stage, last_path)}", e)
     return e
+
+
+@contextmanager
+def saving(stage: str, last_path: Path, world_size: int) -> Iterator[None]:
+    """Around the write of a stage's final checkpoint: a full disk names the stage and what is kept."""
+    try:
+        yield
+    except DiskFull as e:
+        raise stage_stopped(e, stage, last_path, world_size) from None
