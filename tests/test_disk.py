@@ -271,3 +271,51 @@ def test_a_run_on_a_real_small_disk_warns_stops_with_one_line_and_resumes_when_s
     assert main(["train", "--out", str(out), "--resume", "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == "cam" and metrics["checkpoint_bytes"] == (out / "checkpoints" / "cam.ckpt").stat().st_size
+
+
+@pytest.mark.slow
+def test_per_image_outputs_are_whole_files_when_the_disk_fills(tmp_path, monkeypatch, capsys):
+    """localize's overlays and maps, and evaluate's --save-scoremaps, are written atomically: a full
+    disk at one image leaves the images before it whole and no partial or temporary file."""
+    from PIL import Image
+
+    from test_figures_cmd import make_run
+
+    data = write_cub_tree(tmp_path / "cub", classes=3, per_class=4, size=(48, 40), masks=False)
+    run = make_run(tmp_path / "run", data)
+    images = sorted((data / "images").rglob("*.jpg"))[:3]
+    out = tmp_path / "boxes"
+    with monkeypatch.context() as m:
+        inject(m, images[1].stem + ".png", nth=1)  # the second image's overlay
+        code = main(["localize", str(run), *map(str, images), "--out", str(out), "--save-maps", "--device", "cpu",
+                     "--quiet"])
+    line = _one_line(capsys)
+    assert code == 2 and line.startswith(f"ornet localize: error: no space left on the device writing {out}/overlays/"
+                                         f"{images[1].stem}.png ("), line
+    with Image.open(out / "overlays" / f"{images[0].stem}.png") as first:
+        first.load()  # whole
+    assert np.load(out / "maps" / f"{images[0].stem}.npy").ndim == 2
+    assert not (out / "overlays" / f"{images[1].stem}.png").exists() and not (out / "boxes.json").exists()
+    assert not list(out.rglob(".*.tmp"))
+
+    maps = tmp_path / "maps"
+    import ornet.fsutil as fsutil
+
+    commit, seen = fsutil._commit, [0]
+    with monkeypatch.context() as m:
+
+        def third_map_fails(tmp, path, fsync):  # the third score map written
+            if Path(path).suffix == ".npy":
+                seen[0] += 1
+                if seen[0] == 3:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+            return commit(tmp, path, fsync)
+
+        m.setattr(fsutil, "_commit", third_map_fails)
+        code = main(["evaluate", str(run), "--out", str(tmp_path / "eval"), "--save-scoremaps", str(maps), "--quiet",
+                     "--data.num_workers", "0", "--trainer.accelerator", "cpu", "--trainer.devices", "1"])
+    line = _one_line(capsys)
+    assert code == 2 and line.startswith(f"ornet evaluate: error: no space left on the device writing {maps}/"), line
+    saved = sorted(maps.rglob("*.npy"))
+    assert len(saved) == 2 and all(np.load(p).ndim == 2 for p in saved)
+    assert not list(maps.rglob(".*.tmp")) and not (tmp_path / "eval").exists()

@@ -78,6 +78,20 @@ def lock_path(folder: str | os.PathLike) -> Path:
     return Path(folder) / LOCK_NAME
 
 
+def folder_to_lock(out: str | os.PathLike, run: str | os.PathLike | None = None) -> Path:
+    """The folder a command writing `out` locks: the run folder `run` (one with model.json or
+    config.yaml) when `out` is inside it (`ornet evaluate RUN` writes RUN/evaluate_test, `ornet
+    figures` RUN/figures), else `out`."""
+    out = Path(out)
+    if run is not None and any((Path(run) / name).is_file() for name in ("model.json", "config.yaml")):
+        try:
+            out.absolute().resolve().relative_to(Path(run).resolve())
+            return Path(run)
+        except ValueError:
+            pass
+    return out
+
+
 def this_rank() -> int:
     """The global rank from the launcher's environment (0 when not launched distributed)."""
     for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
@@ -178,34 +192,53 @@ def acquire(folder: str | os.PathLike, command: str | None = None) -> RunLock:
     me = Holder(os.getpid(), socket.gethostname(), command or shlex.join(sys.argv),
                 datetime.now().astimezone().isoformat(timespec="seconds"))
     path = lock_path(folder)
-    for _ in range(20):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as e:
-            if is_disk_full(e):
-                raise disk_full_error(path, e) from None
-            raise OrnetError(f"{folder}: cannot create the lock file {path} ({e.strerror or e})") from None
-        try:
-            flocked = _flock(fd)
-            if flocked is False:  # held by a live process
-                raise _busy(folder, _read(fd))
+    try:
+        for _ in range(20):
+            fd = _open(path, folder)
+            flocked = None
             try:
-                if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                flocked = _flock(fd)
+                if flocked is False:  # held by a live process
+                    raise _busy(folder, _read(fd))
+                if _replaced(fd, path):
                     os.close(fd)  # released and removed meanwhile: lock the new file instead
                     continue
-            except FileNotFoundError:
+                old = _read(fd)
+                if old is not None:
+                    _take_over_or_refuse(folder, old, me, trusted=flocked is True)
+                _write(fd, path, me)
+            except BaseException:
+                if flocked is not False and _read(fd) is None:  # ours, and empty: no trace left
+                    path.unlink(missing_ok=True)
                 os.close(fd)
-                continue
-            old = _read(fd)
-            if old is not None:
-                _take_over_or_refuse(folder, old, me, trusted=flocked is True)
-            _write(fd, path, me)
-        except BaseException:
-            os.close(fd)
-            raise
-        _HELD[key] = 1
-        return RunLock(folder, fd, created, key)
-    raise RunLocked(f"{folder}: could not lock {path} (it keeps being replaced by another process)")
+                raise
+            _HELD[key] = 1
+            return RunLock(folder, fd, created, key)
+        raise RunLocked(f"{folder}: could not lock {path} (it keeps being replaced by another process)")
+    except BaseException:
+        if created:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _open(path: Path, folder: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        if is_disk_full(e):
+            raise disk_full_error(path, e) from None
+        raise OrnetError(f"{folder}: cannot create the lock file {path} ({e.strerror or e})") from None
+
+
+def _replaced(fd: int, path: Path) -> bool:
+    """Whether `path` is no longer the file `fd` has open (removed or replaced by its holder's release)."""
+    try:
+        return os.fstat(fd).st_ino != os.stat(path).st_ino
+    except FileNotFoundError:
+        return True
 
 
 def _flock(fd: int) -> bool | None:

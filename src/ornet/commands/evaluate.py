@@ -14,13 +14,14 @@ predictions.csv and curves.json to --out (default: evaluate_<split>/ beside the 
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 
 from ..cli_config import _build, make_parser, parse, validate
 from ..config import DataConfig, EvalConfig, RunConfig, TrainerConfig, apply_protocol
 from ..errors import OrnetError
-from ..outdir import check_out_dir, make_out_dir
+from ..outdir import check_out_dir, make_out_dir, nonempty, removed_if_failed
 
 DESCRIPTION = ("Evaluate a trained model on a dataset split: GT-known / Top-k Loc, MaxBoxAccV2, PxAP "
                "(threshold chosen on val unless the model's config says test; --eval.protocol release "
@@ -142,43 +143,48 @@ def main(argv: list[str], prog: str) -> int:
     check_out_dir(out, "--out")  # before any work: a writable folder (or one that can be created)
     if ns.save_scoremaps:
         check_out_dir(ns.save_scoremaps, "--save-scoremaps")
-    if out.is_dir() and any(out.iterdir()) and not ns.force:
-        raise OrnetError(f"--out {out} exists and is not empty; pass --force to write into it")
+    from ..runlock import folder_to_lock, run_lock
 
-    from ..data.datamodule import WSOLDataModule
-    from ..evaluation import evaluate, write_outputs
+    # One writer per folder: the run when OUT is inside it (the default RUN/evaluate_<split>), else OUT.
+    with run_lock(folder_to_lock(out, run_dir), command=f"{prog} {shlex.join(argv)}", rank=global_rank()):
+        if nonempty(out) and not ns.force:
+            raise OrnetError(f"--out {out} exists and is not empty; pass --force to write into it")
 
-    start = time.perf_counter()
-    from ..normalization import Normalization
+        from ..data.datamodule import WSOLDataModule
+        from ..evaluation import evaluate, write_outputs
 
-    # images normalised as the run normalised them (model.json: the backbone's mean / std)
-    datamodule = WSOLDataModule(cfg.data, normalization=Normalization(tuple(pre["mean"]), tuple(pre["std"])))
-    if datamodule.num_classes != meta["num_classes"]:
-        raise OrnetError(f"the model has {meta['num_classes']} classes but dataset {data_cfg.root} has "
-                         f"{datamodule.num_classes}")
-    model, _ = load_model(info)
-    fallback = loc.get("threshold_index")
-    if threshold_split == "model":
-        if fallback is None:
-            raise OrnetError(f"{info} stores no threshold; use --threshold-split val or test")
-        datamodule.index.splits["val"] = []  # use the stored threshold, never re-choose it
-    result = evaluate(model, datamodule, cfg, split=ns.split, quiet=ns.quiet, scoremap_dir=ns.save_scoremaps,
-                      fallback_threshold_index=fallback)
-    if global_rank() != 0:
+        start = time.perf_counter()
+        from ..normalization import Normalization
+
+        # images normalised as the run normalised them (model.json: the backbone's mean / std)
+        datamodule = WSOLDataModule(cfg.data, normalization=Normalization(tuple(pre["mean"]), tuple(pre["std"])))
+        if datamodule.num_classes != meta["num_classes"]:
+            raise OrnetError(f"the model has {meta['num_classes']} classes but dataset {data_cfg.root} has "
+                             f"{datamodule.num_classes}")
+        model, _ = load_model(info)
+        fallback = loc.get("threshold_index")
+        if threshold_split == "model":
+            if fallback is None:
+                raise OrnetError(f"{info} stores no threshold; use --threshold-split val or test")
+            datamodule.index.splits["val"] = []  # use the stored threshold, never re-choose it
+        result = evaluate(model, datamodule, cfg, split=ns.split, quiet=ns.quiet, scoremap_dir=ns.save_scoremaps,
+                          fallback_threshold_index=fallback)
+        if global_rank() != 0:
+            return 0
+        result.metrics.update(method=meta["method"], model=str(info), seconds=round(time.perf_counter() - start, 2))
+        from ..viz.publish import publish
+
+        with removed_if_failed(out):  # a full disk: no empty output folder left behind
+            make_out_dir(out, "--out")
+            write_outputs(out, result)
+            publish(out)
+        if not ns.quiet:
+            m = result.metrics
+            keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")
+            print(f"{meta['method']} on {ns.split}: " + ", ".join(
+                f"{k} {m[k]:.2f}" for k in keys if isinstance(m.get(k), (int, float)))
+                + f" (threshold {m['threshold']:.2f} from {m['threshold_split']}{_protocol_note(m)}); wrote {out}")
         return 0
-    result.metrics.update(method=meta["method"], model=str(info), seconds=round(time.perf_counter() - start, 2))
-    make_out_dir(out, "--out")
-    write_outputs(out, result)
-    from ..viz.publish import publish
-
-    publish(out)
-    if not ns.quiet:
-        m = result.metrics
-        keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")
-        print(f"{meta['method']} on {ns.split}: " + ", ".join(
-            f"{k} {m[k]:.2f}" for k in keys if isinstance(m.get(k), (int, float)))
-            + f" (threshold {m['threshold']:.2f} from {m['threshold_split']}{_protocol_note(m)}); wrote {out}")
-    return 0
 
 
 def _protocol_note(metrics: dict) -> str:

@@ -27,6 +27,7 @@ import argparse
 import glob
 import json
 import math
+import shlex
 import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,8 @@ import numpy as np
 
 from ..cli_args import UsageParser
 from ..errors import DataError, OrnetError
-from ..outdir import check_out_dir, make_out_dir
+from ..fsutil import atomic_path, write_npy_atomic
+from ..outdir import check_out_dir, make_out_dir, nonempty
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 OVERLAY_MAX_SIDE = 1024
@@ -208,14 +210,14 @@ def _device(name: str | None):
 def _check_out(out: Path, force: bool) -> None:
     """Before any work: OUT must be a writable folder (or creatable), empty unless --force."""
     check_out_dir(out, "--out")
-    if out.is_dir() and any(out.iterdir()) and not force:
+    if nonempty(out) and not force:
         raise OrnetError(f"--out {out} exists and is not empty; pass --force to write into it")
 
 
 def _prepare_out(out: Path, force: bool) -> None:
     """Once the model has loaded: clear an earlier run's outputs (--force) and create OUT."""
     _check_out(out, force)
-    if out.is_dir() and any(out.iterdir()):
+    if nonempty(out):
         (out / "boxes.json").unlink(missing_ok=True)
         for sub in ("overlays", "maps"):
             if (out / sub).is_dir():
@@ -230,6 +232,16 @@ def main(argv: list[str], prog: str) -> int:
     if ns.threshold is not None and not 0.0 <= ns.threshold <= 1.0:
         raise OrnetError(f"--threshold must be in [0, 1], got {ns.threshold}")
     out = Path(ns.out)
+    check_out_dir(out, "--out")
+    from ..runlock import folder_to_lock, run_lock
+
+    model_dir = Path(ns.model) if Path(ns.model).is_dir() else Path(ns.model).parent
+    # One writer per folder: OUT (the run, when OUT is inside it). Reading the model takes no lock.
+    with run_lock(folder_to_lock(out, model_dir), command=f"{prog} {shlex.join(argv)}"):
+        return _localize(ns, out, prog)
+
+
+def _localize(ns, out: Path, prog: str) -> int:
     _check_out(out, ns.force)
     paths = expand_inputs(ns.inputs, exclude=out)
 
@@ -268,6 +280,14 @@ def main(argv: list[str], prog: str) -> int:
               file=sys.stderr)
         return 2
     return 0
+
+
+def _save_image(image, path: Path) -> None:
+    """A PIL image, atomically (a reader sees the whole file or none; not fsynced: one of many)."""
+    from PIL import Image
+
+    with atomic_path(path, fsync=False) as tmp:
+        image.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
 
 
 def localize_paths(model, meta: dict, paths: list[Path], out: Path, threshold: float, box_mode: str,
@@ -318,11 +338,12 @@ def localize_paths(model, meta: dict, paths: list[Path], out: Path, threshold: f
                                   for b in entry["boxes"]]
                     panel = annotate(disp, thresholded[j], pred_boxes=boxes_disp or None,
                                      thickness=max(2, round(max(dh, dw) / 250)))
-                    Image.fromarray(panel).save(out / entry["overlay"])
+                    _save_image(Image.fromarray(panel), out / entry["overlay"])
                     if save_maps:
                         full = _resize_map(thresholded[j], item.height, item.width)
-                        Image.fromarray((full * 255 + 0.5).astype(np.uint8), mode="L").save(out / entry["map_png"])
-                        np.save(out / entry["map_npy"], raw[j, 0].cpu().numpy().astype(np.float32))
+                        _save_image(Image.fromarray((full * 255 + 0.5).astype(np.uint8), mode="L"),
+                                    out / entry["map_png"])
+                        write_npy_atomic(out / entry["map_npy"], raw[j, 0].cpu().numpy().astype(np.float32))
                     else:
                         entry.pop("map_png")
                         entry.pop("map_npy")
