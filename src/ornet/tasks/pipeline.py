@@ -284,12 +284,15 @@ def run_stages(cfg: RunConfig, datamodule, out: Path, resume: bool = False, quie
                 start = time.perf_counter()
                 run_stage(cfg, p.stage, datamodule, out, p.ckpt_path, quiet)
                 seconds[p.stage] = round(time.perf_counter() - start, 2)
-        except Preempted as e:  # SIGTERM, Ctrl+C
-            raise type(e)(f"{e}; {resume_hint}") from None
-        except DiskFull as e:
-            raise DiskFull(f"{e}; free space, then {resume_hint}", e.path, e.needed, e.free) from None
-        except PeerLost as e:
-            raise peers.with_hint(e, resume_hint) from None
+        except BaseException as e:
+            peers.kill_children()  # rank 0 stops (its own line): its DDP children end now, saying nothing more
+            if isinstance(e, Preempted):  # SIGTERM, Ctrl+C
+                raise type(e)(f"{e}; {resume_hint}") from None
+            if isinstance(e, DiskFull):
+                raise DiskFull(f"{e}; free space, then {resume_hint}", e.path, e.needed, e.free) from None
+            if isinstance(e, PeerLost):
+                raise peers.with_hint(e, resume_hint) from None
+            raise
     return seconds
 
 
