@@ -79,3 +79,43 @@ def api_run(tmp_path_factory) -> Path:
     cfg = ornet.load_config("demo", {**TINY_RUN, "data.root": root / "data"})
     ornet.train(cfg, root / "run", quiet=True)
     return root / "run"
+
+
+class SmallDisk:
+    """Real small file systems (tmpfs) for full-disk tests; unmounted at the end of the test."""
+
+    def __init__(self, base: Path):
+        self.base, self.mounted = base, []
+
+    def make(self, size: int, name: str = "small") -> Path:
+        """A fresh tmpfs of `size` bytes (rounded up to pages by the kernel); skips the test where
+        mounting is not allowed (not root, or a container without CAP_SYS_ADMIN)."""
+        import subprocess
+
+        path = self.base / name
+        path.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(size)}", "tmpfs", str(path)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({(proc.stderr or proc.stdout).strip() or proc.returncode}): "
+                        "the full-disk test needs root with mount permission, as on CI")
+        self.mounted.append(path)
+        return path
+
+    def resize(self, path: Path, size: int) -> None:
+        import subprocess
+
+        subprocess.run(["mount", "-o", f"remount,size={int(size)}", str(path)], check=True)
+
+    def close(self) -> None:
+        import subprocess
+
+        for path in reversed(self.mounted):
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    disk = SmallDisk(tmp_path / "mnt")
+    yield disk
+    disk.close()

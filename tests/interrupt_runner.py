@@ -9,6 +9,10 @@ the callback does ACTION:
     wait   create the file named by $ORNET_TEST_READY and wait (up to 60 s) for a signal sent
            by the test, so that the signal comes from outside, in the middle of a step;
     none   nothing (an uninterrupted run under the same runner).
+Under DDP (the launcher re-runs this script for every rank) an action may name the rank that
+does it, several separated by commas: `kill@1` (rank 1 SIGKILLs itself, after writing the time
+into the file named by $ORNET_TEST_KILLED), `sleep@0` (rank 0 works alone for 120 s, in no
+collective).
 The callback is added by wrapping `pipeline.build_trainer`; production code is unchanged.
 With ORNET_TEST_NO_FIGURES=1 the figures and report are not drawn (they do not change
 metrics.json or the model; drawing them costs seconds per run).
@@ -43,6 +47,17 @@ class Interrupt(Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if pl_module.stage != self.stage or trainer.global_step != self.step:
+            return
+        if "@" in self.action:
+            for part in self.action.split(","):
+                what, rank = part.split("@")
+                if int(rank) != trainer.global_rank:
+                    continue
+                if what == "kill":
+                    Path(os.environ["ORNET_TEST_KILLED"]).write_text(f"{time.time()}\n")
+                    os.kill(os.getpid(), signal.SIGKILL)
+                elif what == "sleep":
+                    time.sleep(120)
             return
         if self.action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)

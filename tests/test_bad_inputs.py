@@ -5,7 +5,9 @@ folder) against one bad input and asserts exit code 2, ONE stderr line that name
 (the file, line, key or value), no traceback anywhere, and nothing written: every file under
 the case's folder (its dataset, its run folder, any pre-existing output) is byte-for-byte
 unchanged and no file appears. The two cases that keep what they wrote say so (`keeps`) and
-why. Commands that would train fail while validating, before training starts; the run folder
+why. Shared-machine cases: a folder another live process writes (its lock held by a helper
+process), a lock file left by a process on another host, and a full disk (a small tmpfs, filled;
+skipped where mounting is not allowed). Commands that would train fail while validating, before training starts; the run folder
 the model-reading commands need is built once per module from an untrained tiny model.
 
 `ODD_IMAGES` are images that are NOT errors: grey, 16-bit, CMYK, palette (with and without
@@ -27,11 +29,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_cub_tree
+from conftest import SmallDisk, write_cub_tree
 from ornet.cli import COMMANDS
 from ornet.cli import main as cli
 from test_figures_cmd import make_run
 from test_io import bomb_png
+from test_runlock import hold
 
 TINY = ["--model.backbone", "resnet18", "--model.evaluator", "resnet18", "--model.generator_width", "8",
         "--data.resize", "64", "--data.crop", "32", "--data.batch_size", "4", "--data.eval_batch_size", "8",
@@ -70,6 +73,8 @@ class Workspace:
     def __init__(self, root: Path, model_run: Path):
         self.root = root
         self._model_run = model_run
+        self._holders: list = []
+        self._disks = SmallDisk(root)
 
     def data(self, name: str = "cub") -> Path:
         path = self.root / name
@@ -128,6 +133,40 @@ class Workspace:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "config": argparse.Namespace(lr=1)}, path)
         return path
+
+    def in_use(self, folder: Path) -> Path:
+        """`folder`, locked by another live process (as `ornet train --out folder` would hold it)."""
+        self._holders.append(hold(folder))
+        return folder
+
+    def stale_lock(self, folder: Path) -> Path:
+        """`folder` with a lock file left by a process on another host (its flock is free)."""
+        import json
+
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ".ornet.lock").write_text(json.dumps({"pid": 4242, "host": "other-host.example", "command":
+                                                        "ornet train --out out", "since": "2025-01-01T00:00:00+00:00"}))
+        return folder
+
+    def full_disk(self) -> Path:
+        """A small file system with no byte free (mounted at the case folder's `disk`)."""
+        path = self.root / "disk"
+        if not path.exists():
+            self._disks.make(64 * 1024, "disk")
+            try:
+                with open(path / "filler", "wb") as f:
+                    while True:
+                        f.write(b"\0" * 4096)
+                        f.flush()
+            except OSError:
+                pass
+        return path
+
+    def close(self) -> None:
+        for proc in self._holders:
+            proc.kill()
+            proc.wait()
+        self._disks.close()
 
 
 @dataclass
@@ -256,6 +295,8 @@ CASES: list[Case] = [
     Case("synth-existing-out", _w("synth", lambda w: w.folder(), "--train", "10", "--test", "10"),
          "existing is not empty"),
     Case("synth-out-below-file", _w("synth", below_file, "--train", "10", "--test", "10"), "a_file"),
+    Case("synth-full-disk", _w("synth", lambda w: w.full_disk() / "out", "--train", "10", "--test", "10",
+                               "--classes", "2"), "no space left on the device writing"),
     Case("synth-contact-sheet-below-file", _w("synth", "out", "--train", "10", "--test", "10", "--classes", "2",
                                               "--contact-sheet", lambda w: w.file() / "sheet.png"), "a_file"),
     # check-data ----------------------------------------------------------------------------------
@@ -337,6 +378,14 @@ CASES: list[Case] = [
     Case("train-resume-and-force", train("--resume", "--force"), "--resume and --force"),
     Case("train-out-no-permission", train("--out", lambda w: _read_only(w) / "out"), "no permission",
          marks=(pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod"),)),
+    Case("train-out-in-use", train("--out", lambda w: w.in_use(w.root / "out")),
+         "is in use by another ornet process: pid "),
+    Case("train-resume-out-in-use", train("--out", lambda w: w.in_use(w.root / "out"), "--resume"),
+         "`ornet train --out"),
+    Case("train-stale-lock-other-host", train("--out", lambda w: w.stale_lock(w.root / "out")),
+         lambda w: f"on host other-host.example, `ornet train --out out`, since 2025-01-01T00:00:00+00:00: a process "
+                   f"on another host, which ornet cannot check; if it is gone, delete {w.root / 'out' / '.ornet.lock'}"),
+    Case("train-full-disk", train("--out", lambda w: w.full_disk() / "out"), "no space left on the device writing"),
     # evaluate ------------------------------------------------------------------------------------
     Case("evaluate-missing-run", _w("evaluate", "nosuch"), "nosuch"),
     Case("evaluate-unknown-key", evaluate("--data.rooot", "x"), "data.rooot"),
@@ -353,6 +402,9 @@ CASES: list[Case] = [
     Case("evaluate-out-below-file", evaluate("--out", below_file), "a_file"),
     Case("evaluate-existing-out", evaluate("--out", lambda w: w.folder()), "existing exists and is not empty"),
     Case("evaluate-scoremaps-below-file", evaluate("--save-scoremaps", below_file), "a_file"),
+    Case("evaluate-run-in-use", _w("evaluate", lambda w: w.in_use(w.run()), "--quiet", "--data.num_workers", "0"),
+         "is in use by another ornet process"),
+    Case("evaluate-full-disk", evaluate("--out", lambda w: w.full_disk() / "eval"), "no space left on the device"),
     # evaluate-maps -------------------------------------------------------------------------------
     Case("evaluate-maps-interval-0", evaluate_maps("--cam-curve-interval", "0"), "must be in (0, 1), got 0"),
     Case("evaluate-maps-workers-0", evaluate_maps("--workers", "0"), "must be in [1, 1024], got 0"),
@@ -361,6 +413,8 @@ CASES: list[Case] = [
                                                       str(w.root)], "nosuch"),
     Case("evaluate-maps-existing-out", evaluate_maps("--out", lambda w: w.file("result.json")), "result.json exists"),
     Case("evaluate-maps-out-below-file", evaluate_maps("--out", lambda w: w.file() / "r.json"), "a_file"),
+    Case("evaluate-maps-full-disk", evaluate_maps("--out", lambda w: w.full_disk() / "r.json"),
+         "no space left on the device writing"),
     Case("evaluate-maps-bad-line", lambda w: (edit_line(maps_case(w)[0] / "localization.txt", 2, "a/1.jpg,1,2,3"),
                                               ["evaluate-maps", "--metadata", str(w.root / "wsol" / "meta"),
                                                "--scoremaps", str(w.root / "wsol" / "maps")])[1],
@@ -376,6 +430,9 @@ CASES: list[Case] = [
     Case("localize-missing-model", _w("localize", "nosuch", lambda w: w.image()), "nosuch"),
     Case("localize-existing-out", localize("--out", lambda w: w.folder()), "existing exists and is not empty"),
     Case("localize-out-below-file", localize("--out", below_file), "a_file"),
+    Case("localize-out-in-use", localize("--out", lambda w: w.in_use(w.root / "boxes")),
+         "is in use by another ornet process"),
+    Case("localize-full-disk", localize("--out", lambda w: w.full_disk() / "boxes"), "no space left on the device"),
     Case("localize-out-no-permission", localize("--out", lambda w: _read_only(w) / "out"), "no permission",
          marks=(pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod"),)),
     Case("localize-bomb", localize("--out", "boxes", inputs=(lambda w: bomb_png(w.root / "bomb.png"),)),
@@ -424,6 +481,16 @@ CASES: list[Case] = [
     Case("import-release-existing-out", _w("import-release", "--fine", lambda w: w.fine(), "--out",
                                            lambda w: w.folder()), "existing exists and is not empty"),
     Case("import-release-no-out", _w("import-release", "--fine", lambda w: w.fine()), "--out"),
+    Case("import-release-out-in-use", _w("import-release", "--fine", lambda w: w.fine(), "--out",
+                                         lambda w: w.in_use(w.root / "imported"), "--quiet"),
+         "is in use by another ornet process"),
+    Case("import-release-full-disk", _w("import-release", "--fine", lambda w: w.fine(), "--out",
+                                        lambda w: w.full_disk() / "imported", "--quiet"),
+         "no space left on the device writing"),
+    Case("figures-run-in-use", _w("figures", "threshold-curve", lambda w: w.in_use(w.run()), "--device", "cpu"),
+         "is in use by another ornet process"),
+    Case("figures-full-disk", figures("threshold-curve", "--out", lambda w: w.full_disk() / "figs"),
+         "no space left on the device"),
     # demo ----------------------------------------------------------------------------------------
     Case("demo-existing-out", _w("demo", "--out", lambda w: w.folder(), "--fast"), "existing exists and is not empty"),
     Case("demo-seed-not-int", _w("demo", "--seed", "abc", "--out", "d"), "'abc'"),
@@ -477,6 +544,13 @@ def test_bad_input(case: Case, tmp_path, monkeypatch, capsys, model_run):
     root.mkdir()
     monkeypatch.chdir(root)
     w = Workspace(root, model_run)
+    try:
+        _run_case(case, w, root, capsys)
+    finally:
+        w.close()  # the helper processes holding locks, the small disk
+
+
+def _run_case(case: Case, w: Workspace, root: Path, capsys) -> None:
     argv = case.argv(w)
     if case.id in _BREAK_RUN:
         _BREAK_RUN[case.id](w.run())

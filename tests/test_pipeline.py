@@ -22,7 +22,6 @@ TINY = ["--model.backbone", "resnet18", "--model.evaluator", "resnet18", "--mode
         "--quiet"]
 FILES = ["config.yaml", "metrics.json", "predictions.csv", "curves.json", "model.safetensors", "model.json",
          "checkpoints/evaluator.ckpt", "checkpoints/coarse.ckpt", "checkpoints/refine.ckpt",
-         "checkpoints/evaluator-last.ckpt", "checkpoints/coarse-last.ckpt", "checkpoints/refine-last.ckpt",
          "logs/evaluator/metrics.csv", "logs/coarse/metrics.csv", "logs/refine/metrics.csv",
          "snapshots/images.npz", "snapshots/epoch_000.npz", "snapshots/epoch_001.npz"]
 PERCENT_KEYS = ["top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc", "max_box_acc", "max_box_acc_v2", "pxap"]
@@ -57,6 +56,17 @@ def test_train_writes_every_output(run):
     assert cfg["stages"] == ["evaluator", "coarse", "refine"] and cfg["model"]["generator_width"] == 8
 
 
+def test_a_finished_run_keeps_final_checkpoints_only_and_says_its_disk_use(run):
+    from ornet.diskspace import tree_bytes
+
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert ckpts == ["coarse.ckpt", "evaluator.ckpt", "refine.ckpt"]  # no -last file, no temporary
+    m = _metrics(run / "metrics.json")
+    assert m["checkpoint_bytes"] == sum((run / "checkpoints" / n).stat().st_size for n in ckpts)
+    assert abs(m["run_folder_bytes"] - tree_bytes(run)) < 200  # metrics.json itself is rewritten with the number
+    assert not (run / ".ornet.lock").exists()
+
+
 def test_predictions_and_curves_agree_with_metrics(run):
     m = _metrics(run / "metrics.json")
     rows = list(csv.DictReader((run / "predictions.csv").open()))
@@ -77,7 +87,7 @@ def test_predictions_and_curves_agree_with_metrics(run):
 
 def test_checkpoints_load_without_pickle(run):
     for stage in ("evaluator", "coarse", "refine"):
-        for name in (f"{stage}.ckpt", f"{stage}-last.ckpt"):
+        for name in (f"{stage}.ckpt",):
             ckpt = torch.load(run / "checkpoints" / name, map_location="cpu", weights_only=True)
             assert ckpt["hyper_parameters"]["stage"] == stage
             assert isinstance(ckpt["hyper_parameters"]["cfg"], dict)
@@ -167,11 +177,13 @@ def test_resume_skips_completed_stages(run, data):
 def test_resume_continues_an_interrupted_stage(tmp_path, data):
     out = tmp_path / "cam"
     args = ["train", "--data.root", str(data), "--out", str(out), *TINY, "--stages", "[cam]"]
-    assert main([*args, "--cam.epochs", "1"]) == 0
+    assert main([*args, "--cam.epochs", "1", "--trainer.keep_last_checkpoints", "true"]) == 0
+    assert (out / "checkpoints" / "cam-last.ckpt").is_file()  # kept, as asked
     (out / "checkpoints" / "cam.ckpt").unlink()  # as if stopped after epoch 1 of 2
-    assert main([*args, "--cam.epochs", "2", "--resume"]) == 0
-    ckpt = torch.load(out / "checkpoints" / "cam-last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["epoch"] == 1  # epoch 2 (0-based 1) was trained on top of the first one
+    assert main([*args, "--cam.epochs", "2", "--resume", "--trainer.keep_last_checkpoints", "false"]) == 0
+    ckpt = torch.load(out / "checkpoints" / "cam.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == 2 and ckpt["global_step"] == 2  # epoch 2 was trained on top of the first (1 batch each)
+    assert not (out / "checkpoints" / "cam-last.ckpt").exists()  # this run did not ask to keep it
     m = _metrics(out / "metrics.json")
     assert m["method"] == "cam" and m["stages_run"] == ["cam"]
 

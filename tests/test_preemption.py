@@ -1,8 +1,9 @@
-"""SIGTERM handling and checkpoint writing of `ornet train` (fast, in-process parts).
+"""SIGTERM and Ctrl+C handling and checkpoint writing of `ornet train` (fast, in-process parts).
 
-The end-to-end cases (SIGTERM from outside mid-step, SIGKILL, exact resume) are in
-test_resume_kill.py; here: the handler outside training, a SIGTERM during validation, the
-atomic checkpoint writer under SIGKILL, and unreadable checkpoints on resume.
+The end-to-end cases (SIGTERM and Ctrl+C from outside mid-step, SIGKILL, exact resume) are in
+test_resume_kill.py; here: the handlers outside training and restored afterwards, a SIGTERM
+during validation, Ctrl+C once and twice in a run, the atomic checkpoint writer under
+SIGKILL, and unreadable checkpoints on resume.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 from conftest import write_cub_tree
 from ornet.cli import main
-from ornet.errors import OrnetError, Preempted
+from ornet.errors import Interrupted, OrnetError, Preempted
 from ornet.fsutil import stale_temporaries
 from ornet.tasks import preemption
 
@@ -38,6 +39,18 @@ def test_outside_training_sigterm_stops_at_once_and_the_handler_is_restored():
             pass
     assert e.value.exit_code == 143 and "SIGTERM" in str(e.value)
     assert signal.getsignal(signal.SIGTERM) == before and not preemption.requested()
+
+
+@main_thread_only
+def test_outside_training_ctrl_c_stops_at_once_and_both_handlers_are_restored():
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with pytest.raises(Interrupted) as e, preemption.handling():
+        assert signal.getsignal(signal.SIGINT) is preemption._handler
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+    assert e.value.exit_code == 130 and str(e.value) == "Ctrl+C outside training (completed stages are kept)"
+    assert {s: signal.getsignal(s) for s in before} == before and not preemption.requested()
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +91,74 @@ def test_sigterm_during_validation_stops_at_the_epoch_boundary(tmp_path, data, c
         assert err[0] == f"ornet train: stopped: SIGTERM during stage coarse, after epoch 1: its state is in {last}" \
             + resume
         assert not final.exists()
-    else:  # the stage's last epoch: the stage completes, the run stops before evaluating
+    else:  # the stage's last epoch: the stage completes (its -last file goes), the run stops before evaluating
         assert err[0] == f"ornet train: stopped: SIGTERM during stage coarse, which completed ({final})" + resume
-        assert final.is_file() and not (out / "metrics.json").exists()
+        assert final.is_file() and not last.exists() and not (out / "metrics.json").exists()
+        return
     ckpt = torch.load(last, map_location="cpu", weights_only=True)
     assert ckpt["epoch"] == epoch - 1 and ckpt["callbacks"]["ReproducibleEpochs[coarse]"] == {"epoch": epoch,
                                                                                                "batches": 0}
     assert signal.getsignal(signal.SIGTERM) is not preemption._handler  # restored after the run
+
+
+def _ctrl_c_at(monkeypatch, step: int, times: int) -> None:
+    """Ctrl+C (SIGINT to this process) `times` times at the start of training step `step`."""
+    from lightning.pytorch.callbacks import Callback
+
+    import ornet.tasks.pipeline as pipeline
+
+    class CtrlC(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_step == step:
+                for _ in range(times):
+                    os.kill(os.getpid(), signal.SIGINT)
+                    for _ in range(1000):  # the handler runs between bytecodes
+                        pass
+
+    build = pipeline.build_trainer
+    monkeypatch.setattr(pipeline, "build_trainer", lambda cfg, stage, out, quiet=False, callbacks=None, **kw: build(
+        cfg, stage, out, quiet, [*(callbacks or []), CtrlC()], **kw))
+
+
+@main_thread_only
+@pytest.mark.slow
+def test_ctrl_c_saves_after_the_batch_and_a_run_leaves_the_signal_handlers_as_it_found_them(tmp_path, data, capsys,
+                                                                                            monkeypatch):
+    signals = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.getsignal(s) for s in signals}
+    out = tmp_path / "run"
+    args = ["train", "--data.root", str(data), "--out", str(out), *TINY, "--stages", "[coarse]", "--coarse.epochs", "2"]
+    assert main(["train", "--data.root", str(data), "--out", str(tmp_path / "plain"), *TINY, "--stages", "[cam]",
+                 "--cam.epochs", "1"]) == 0
+    assert {s: signal.getsignal(s) for s in signals} == before  # after a run that ended normally
+    _ctrl_c_at(monkeypatch, step=4, times=1)  # coarse: 3 batches per epoch, so batch 2 of epoch 2
+    assert main(args) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    last = out / "checkpoints" / "coarse-last.ckpt"
+    assert err == [f"ornet train: interrupted: Ctrl+C during stage coarse, epoch 2/2, step 5 (batch 2 of the epoch): "
+                   f"saved {last}; continue with: ornet train --out {out} --resume"]
+    assert {s: signal.getsignal(s) for s in signals} == before  # Ctrl+C works again: not left ignored
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 5 and ckpt["callbacks"]["ReproducibleEpochs[coarse]"] == {"epoch": 1, "batches": 2}
+    monkeypatch.undo()
+    assert main(["train", "--out", str(out), "--resume", "--quiet"]) == 0
+    assert (out / "checkpoints" / "coarse.ckpt").is_file() and not last.exists()
+
+
+@main_thread_only
+@pytest.mark.slow
+def test_a_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(tmp_path, data, capsys, monkeypatch):
+    before = signal.getsignal(signal.SIGINT)
+    out = tmp_path / "run"
+    _ctrl_c_at(monkeypatch, step=4, times=2)
+    assert main(["train", "--data.root", str(data), "--out", str(out), *TINY, "--stages", "[coarse]",
+                 "--coarse.epochs", "2"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    last = out / "checkpoints" / "coarse-last.ckpt"
+    assert err == [f"ornet train: interrupted: a second Ctrl+C: stopped at once during stage coarse; {last} (written "
+                   f"at the end of epoch 1) is left as it was; continue with: ornet train --out {out} --resume"]
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 3  # the end of epoch 1
+    assert signal.getsignal(signal.SIGINT) == before and not list(out.rglob(".*.tmp"))
 
 
 def test_the_checkpoint_writer_killed_mid_write_leaves_the_previous_checkpoint(tmp_path):
@@ -94,9 +168,9 @@ def test_the_checkpoint_writer_killed_mid_write_leaves_the_previous_checkpoint(t
     path = tmp_path / "coarse-last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"epoch": 0, "state_dict": {"w": torch.ones(3)}}, path)
 
-    def half_then_die(obj, f, *args, **kwargs):
-        with open(f, "wb") as out:
-            out.write(b"PK\x03\x04 half a zip")
+    def half_then_die(obj, f, *args, **kwargs):  # f: the file object the checkpoint writer passes
+        f.write(b"PK\x03\x04 half a zip")
+        f.flush()
         os.kill(os.getpid(), signal.SIGKILL)
 
     pid = os.fork()  # a child process that dies in the middle of writing

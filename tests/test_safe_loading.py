@@ -173,12 +173,34 @@ def test_train_refuses_poisoned_run_checkpoints(tmp_path, capsys, data, name, ar
     out = _run_folder(tmp_path, data, "[evaluator,coarse,refine]")
     canary = tmp_path / "canary"
     for other in ("evaluator", "coarse"):  # harmless checkpoints beside the poisoned one
-        torch.save({"state_dict": {}}, out / "checkpoints" / f"{other}.ckpt")
+        if name != f"{other}-last.ckpt":  # a -last file is read only for a stage not complete
+            torch.save({"state_dict": {}}, out / "checkpoints" / f"{other}.ckpt")
     evil = poison(out / "checkpoints" / name, canary)
     before = _snapshot(out)
     err = check_refused(capsys, ["train", "--out", str(out), *argv], evil, canary)
     assert REFUSED in err
     assert _snapshot(out) == before  # refused before anything was written
+
+
+def test_resume_never_reads_the_last_file_of_a_complete_stage(tmp_path, data):
+    """A stage with its final checkpoint is skipped: a `-last` file left beside it (a run stopped
+    between the two writes) is neither loaded nor checked, and is deleted (tasks/disk_use.py)."""
+    from ornet.cli_config import make_parser, parse, to_run_config
+    from ornet.api.train import check_weight_files
+    from ornet.data.datamodule import WSOLDataModule
+    from ornet.tasks import pipeline
+
+    out = _run_folder(tmp_path, data, "[evaluator,coarse]")
+    canary = tmp_path / "canary"
+    for stage in ("evaluator", "coarse"):
+        torch.save({"state_dict": {}}, out / "checkpoints" / f"{stage}.ckpt")
+    evil = poison(out / "checkpoints" / "coarse-last.ckpt", canary)
+    parser = make_parser("t", "t")
+    parser.add_argument("--quiet", action="store_true")
+    cfg = to_run_config(parser, parse(parser, ["--data.root", str(data), *TINY, "--stages", "[evaluator,coarse]"]))
+    check_weight_files(cfg, out, resume=True)  # would refuse the file if it read it
+    assert pipeline.run_stages(cfg, WSOLDataModule(cfg.data), out, resume=True, quiet=True) == {}
+    assert not canary.exists() and not evil.exists()
 
 
 def test_lightning_resume_itself_loads_weights_only(tmp_path, data, monkeypatch):

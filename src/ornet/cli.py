@@ -1,8 +1,9 @@
 """`ornet` command line: dispatch to one module per subcommand, map errors to exit codes.
 
-Exit codes: 0 ok, 2 bad input or usage (one line on stderr naming the file, line or value),
-1 unexpected failure (a bug: the traceback is printed), 130 interrupted (Ctrl+C), 143 stopped
-by SIGTERM (`ornet train` saved its state first; see `errors.Preempted`). Each subcommand
+Exit codes: 0 ok, 2 bad input or usage (one line on stderr naming the file, line or value; a
+full disk, a folder another process writes, a lost DDP process are told the same way),
+1 unexpected failure (a bug: the traceback is printed), 130 interrupted (Ctrl+C; `ornet train`
+saved its state first, see `errors.Interrupted`), 143 stopped by SIGTERM (`errors.Preempted`). Each subcommand
 module is imported only when it runs, so `ornet --help` and torch-free commands do not pay
 torch's import.
 """
@@ -37,7 +38,8 @@ def _usage() -> str:
     ]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run `ornet COMMAND --help` for the options of a command.",
-              "Exit codes: 0 ok, 2 bad input or usage, 1 unexpected failure, 143 stopped by SIGTERM."]
+              "Exit codes: 0 ok, 2 bad input or usage (also a full disk or a folder in use), 1 unexpected failure,",
+              "130 interrupted (Ctrl+C), 143 stopped by SIGTERM."]
     return "\n".join(lines)
 
 
@@ -63,12 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = importlib.import_module(f"ornet.commands.{COMMANDS[name][0]}")
     prog = f"ornet {name}"
+    from .diskspace import disk_full_error, is_disk_full
     from .errors import OrnetError
 
     try:
-        return int(module.main(rest, prog) or 0)
-    except OrnetError as e:  # exit code 2, or the error's own (143: stopped by SIGTERM, see errors.Preempted)
-        print(error_line(prog, str(e), getattr(e, "label", "error")), file=sys.stderr)
+        try:
+            return int(module.main(rest, prog) or 0)
+        except Exception as e:  # a full disk met by a writer that did not say so itself: the last net
+            if is_disk_full(e):
+                raise disk_full_error(None, e) from None
+            raise
+    except OrnetError as e:  # exit code 2, or the error's own (130 Ctrl+C, 143 SIGTERM: errors.Preempted)
+        if not getattr(e, "quiet", False):  # quiet: another process of a DDP run says it
+            print(error_line(prog, str(e), getattr(e, "label", "error")), file=sys.stderr)
         return int(getattr(e, "exit_code", 2))
     except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
         import os

@@ -176,6 +176,9 @@ class TrainerConfig:
     progress: bool = True
     snapshot_images: int = 4
     """Images whose stage-2 map is saved after every epoch (evolution figure); 0 turns it off."""
+    keep_last_checkpoints: bool = False
+    """Keep `<stage>-last.ckpt` (optimiser and loop state) after a stage finishes; by default it is
+    deleted once `<stage>.ckpt` is written, as only an unfinished stage needs it."""
 
 
 @dataclass

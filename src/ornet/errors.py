@@ -44,3 +44,38 @@ class Preempted(OrnetError):
 
     exit_code = 143
     label = "stopped"
+
+
+class Interrupted(Preempted):
+    """Ctrl+C (SIGINT) during training: the state is saved as for SIGTERM; exit code 130
+    (128 + SIGINT), what a shell reports for a process Ctrl+C ended."""
+
+    exit_code = 130
+    label = "interrupted"
+
+
+class DiskFull(OrnetError):
+    """No space left (ENOSPC) or the disk quota exceeded (EDQUOT) while writing a file.
+
+    The message names the file, the bytes it needed (when known) and the bytes free; the
+    file is left as it was (every write is atomic), so the command can be rerun, or a training
+    run continued with `--resume`, once space is freed.
+    """
+
+    def __init__(self, message: str, path: str | None = None, needed: int | None = None, free: int | None = None):
+        super().__init__(message)
+        self.path, self.needed, self.free = path, needed, free
+
+
+class RunLocked(OrnetError):
+    """Another live process writes the folder (`runlock`): one writer per run folder."""
+
+
+class PeerLost(OrnetError):
+    """Another process of a distributed (DDP) run stopped: this one stops too (`tasks/peers.py`).
+
+    `quiet`: the line is left to another process (a rank > 0 whose rank 0 is alive: rank 0 says it).
+    """
+
+    label = "stopped"
+    quiet = False

@@ -29,6 +29,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 from .config import EvalConfig, RunConfig
 from .errors import OrnetError
+from .fsutil import write_npy_atomic
 from .localization.boxes import MODES, box_iou, level_boxes, map_levels, truncate_boxes
 from .localization.metrics import BoxAccuracySweep, PxAP, prepare_maps
 from .localization.sweep import SweepResult, choose_threshold, summarize
@@ -163,9 +164,7 @@ class LocalizationPass(L.LightningModule):
     def _save_scoremaps(self, arr: np.ndarray, image_ids: list[str]) -> None:
         """wsolevaluation's layout: `<dir>/<image_id>.npy`, 2-D float32 in [0, 1] at the crop size."""
         for m, image_id in zip(arr, image_ids):
-            path = self.scoremap_dir / f"{image_id}.npy"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, m.astype(np.float32))
+            write_npy_atomic(self.scoremap_dir / f"{image_id}.npy", m.astype(np.float32))
 
     def on_test_epoch_end(self) -> None:
         if not self.with_boxes:
@@ -198,8 +197,10 @@ class _SplitData(L.LightningDataModule):
 
 
 def _trainer(cfg: RunConfig, quiet: bool) -> L.Trainer:
+    from .tasks.peers import strategy
+
     t = cfg.trainer
-    return L.Trainer(accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
+    return L.Trainer(accelerator=t.accelerator, devices=t.devices, strategy=strategy(t.strategy), precision=t.precision,
                      logger=False, enable_checkpointing=False, enable_model_summary=False,
                      enable_progress_bar=t.progress and not quiet and sys.stderr.isatty(),  # no \r in logs
                      use_distributed_sampler=False,
@@ -214,7 +215,14 @@ def run_pass(trainer: L.Trainer, model: torch.nn.Module, datamodule, split: str,
     module = LocalizationPass(model, eval_cfg, [r.image_id for r in ds.records], with_masks,
                               threshold_index, scoremap_dir, with_boxes=with_boxes)
     data = _SplitData(ds, datamodule.cfg.eval_batch_size, datamodule.cfg.num_workers)
-    trainer.test(module, datamodule=data, verbose=False)
+    try:
+        trainer.test(module, datamodule=data, verbose=False)
+    except Exception as e:
+        from .tasks import peers
+
+        if peers.is_peer_failure(e, trainer.world_size):
+            raise peers.lost(f"while evaluating the {split} split", e) from None
+        raise
     result = module.result
     if result is not None and result.sweep is None:
         if result.classification["num_images"] == 0:

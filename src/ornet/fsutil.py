@@ -12,6 +12,10 @@ The temporary file is created with mode 0o666 and the process umask applies, lik
 `open(path, "w")`: results are 0o644 under the usual umask 022 (`tempfile.mkstemp` would
 give 0o600, unreadable to the group that shares a model). A writer that recreates the file
 with its own mode (safetensors writes 0o600) is put back to that mode before the rename.
+
+A full disk (ENOSPC, EDQUOT) while creating, writing, flushing or renaming the temporary file
+raises `errors.DiskFull` naming the destination, the bytes it needed (`needed`, when the
+caller knows them) and the bytes free (`diskspace`); the destination is left as it was.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from .diskspace import disk_full_error, is_disk_full
 
 TMP_SUFFIX = ".tmp"
 
@@ -49,44 +55,101 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _commit(tmp: Path, path: Path, fsync: bool) -> None:
+    """Flush the written temporary file to disk and rename it over `path` (the last step of every write)."""
+    if fsync:
+        _fsync(tmp)
+    os.replace(tmp, path)
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, fsync: bool = True, needed: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside `path`; when the block succeeds it replaces `path`.
 
     The block writes the temporary path by name (any writer: `torch.save`, PIL, safetensors).
     On success the file is flushed to disk (`fsync`) and renamed over `path`; on any exception
     (KeyboardInterrupt included) it is deleted and `path` is untouched. Parent folders are
-    created.
+    created. A full disk raises `DiskFull` (module docstring); `needed` is the size the caller
+    expects to write, for its message.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_temp(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _create_temp(path)
+    except OSError as e:
+        if is_disk_full(e):
+            raise disk_full_error(path, e, needed) from None
+        raise
     mode = stat.S_IMODE(tmp.stat().st_mode)  # 0o666 less the umask
     try:
         yield tmp
         if stat.S_IMODE(tmp.stat().st_mode) != mode:  # a writer that recreated the file (safetensors: 0o600)
             os.chmod(tmp, mode)
-        if fsync:
-            _fsync(tmp)
-        os.replace(tmp, path)
-    except BaseException:
+        _commit(tmp, path, fsync)
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, Exception) and is_disk_full(e):
+            raise disk_full_error(path, e, needed) from None
         raise
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, fsync: bool = True) -> None:
+    with atomic_path(path, fsync=fsync, needed=len(data)) as tmp:
         tmp.write_bytes(data)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+def write_text_atomic(path: str | os.PathLike, text: str, fsync: bool = True) -> None:
     """UTF-8 text, written atomically (newlines as given: no platform translation)."""
-    write_bytes_atomic(path, text.encode("utf-8"))
+    write_bytes_atomic(path, text.encode("utf-8"), fsync=fsync)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
     """`obj` as JSON (2-space indent, trailing newline), written atomically."""
     write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
+
+
+class RecordingWriter:
+    """A write-only file object that keeps the OSError of a failed write (`error`).
+
+    Some writers report a failed write without its errno: `torch.save` as "RuntimeError: ...
+    unexpected pos", numpy's `tofile` as "OSError: N requested and M written". Writing through
+    this object (numpy then writes in chunks with `write`), the errno is kept, so a full disk
+    is told apart from a bug (`raise_recorded`).
+    """
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def raise_recorded(self) -> None:
+        """Inside an `except`: raise the recorded OSError instead, if there is one."""
+        if self.error is not None:
+            raise self.error from None
+
+
+def write_npy_atomic(path: str | os.PathLike, array: Any, fsync: bool = False) -> None:
+    """One numpy array as `.npy` (no pickles), atomically. Not fsynced by default: for the
+    per-image files of `localize` and `--save-scoremaps` (many small files a rerun rewrites),
+    the rename already keeps a crashed process from leaving half a file."""
+    import numpy as np
+
+    array = np.asarray(array)
+    with atomic_path(path, fsync=fsync, needed=array.nbytes + 128) as tmp, open(tmp, "wb") as f:
+        out = RecordingWriter(f)
+        try:
+            np.save(out, array, allow_pickle=False)
+        except (OSError, RuntimeError):
+            out.raise_recorded()
+            raise
 
 
 def stale_temporaries(folder: str | os.PathLike) -> list[Path]:

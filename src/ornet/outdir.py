@@ -10,6 +10,8 @@ the same kind of message. Torch-free.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import OrnetError
@@ -55,3 +57,29 @@ def make_out_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
     except OSError as e:
         raise OrnetError(f"{flag} {p}: cannot create the folder ({e.strerror or e})") from None
     return p
+
+
+def nonempty(path: str | os.PathLike) -> bool:
+    """Whether `path` exists and holds anything but a run lock (`runlock`: another writer's lock
+    file is that writer's business, refused by the lock itself, not "a folder with files")."""
+    from .runlock import LOCK_NAME
+
+    p = Path(path)
+    return p.exists() and (not p.is_dir() or any(q.name != LOCK_NAME for q in p.iterdir()))
+
+
+@contextmanager
+def removed_if_failed(path: str | os.PathLike) -> Iterator[None]:
+    """If the block fails (a full disk, say) and `path` did not exist before it, remove `path`
+    again when it is an empty folder: a failed command leaves no empty output folder behind."""
+    p = Path(path)
+    existed = p.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and p.is_dir() and not nonempty(p):
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+        raise

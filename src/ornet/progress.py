@@ -5,7 +5,8 @@
 - ``quiet``: nothing at all.
 
 ``close()`` (or leaving the ``with`` block) prints a one-line summary, e.g.
-``localize: 120 images in 3.2 s (37.5 images/s)``.
+``localize: 120 images in 3.2 s (37.5 images/s)``. Leaving the block with an exception prints
+no summary (the error's own line says what happened) and clears a TTY's progress line.
 """
 
 from __future__ import annotations
@@ -36,8 +37,14 @@ class Progress:
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        if not self._closed and self.tty and not self.quiet:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+        self._closed = True
 
     def _rate(self) -> float:
         elapsed = time.perf_counter() - self.start

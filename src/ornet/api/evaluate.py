@@ -12,6 +12,7 @@ same names.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -26,7 +27,7 @@ from ..config import (
     from_dict,
 )
 from ..errors import OrnetError
-from ..outdir import check_out_dir, make_out_dir
+from ..outdir import check_out_dir, make_out_dir, nonempty, removed_if_failed
 from .quiet import lightning_banners
 
 
@@ -34,7 +35,7 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
              eval: dict | EvalConfig | None = None, threshold_split: str | None = None,
              trainer: dict | TrainerConfig | None = None,
              out: str | os.PathLike | None = None, force: bool = False,
-             save_scoremaps: str | os.PathLike | None = None, quiet: bool = False):
+             save_scoremaps: str | os.PathLike | None = None, quiet: bool = False, command: str | None = None):
     """Evaluate `model` on `split`; returns an `EvalResult` (metrics, per-image rows, curves).
 
     model: a run folder, model.json, model.safetensors or a `Localizer` (`ornet.load_model`).
@@ -47,6 +48,8 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
     out: also write metrics.json, predictions.csv, curves.json, figures and report.html there
     (new or empty unless ``force``). save_scoremaps: write each map as DIR/<image_id>.npy.
     quiet: no progress bar and no Lightning banners.
+    command: what the lock of the folder written (`out`, or the run folder when `out` is inside
+    it; `ornet.runlock`) says its holder runs; default: this process's command line.
     Returns None on processes of rank > 0 (only rank 0 writes).
     """
     from ..cli_config import validate
@@ -86,9 +89,21 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
         check_out_dir(out, "--out")  # before any work: a writable folder (or one that can be created)
     if save_scoremaps:
         check_out_dir(save_scoremaps, "--save-scoremaps")
-    if out is not None and out.is_dir() and any(out.iterdir()) and not force:
-        raise OrnetError(f"--out {out} exists and is not empty; pass --force to write into it")
+    if out is None:
+        lock = contextlib.nullcontext()
+    else:  # one writer per folder: the run when OUT is inside it (the default RUN/evaluate_<split>), else OUT
+        from ..runlock import folder_to_lock, run_lock
 
+        lock = run_lock(folder_to_lock(out, run_dir), command=command, rank=global_rank())
+    with lock:
+        if out is not None and nonempty(out) and not force:
+            raise OrnetError(f"--out {out} exists and is not empty; pass --force to write into it")
+        return _evaluate(cfg, meta, info, loaded, pre, loc, data_cfg, threshold_split, split, out,
+                         save_scoremaps, quiet)
+
+
+def _evaluate(cfg, meta, info, loaded, pre, loc, data_cfg, threshold_split, split, out, save_scoremaps, quiet):
+    """The pass itself, once the inputs are checked (and the output folder locked)."""
     from ..data.datamodule import WSOLDataModule
     from ..evaluation import evaluate as run_protocol
     from ..evaluation import write_outputs
@@ -107,6 +122,8 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
         if fallback is None:
             raise OrnetError(f"{info or 'the model'} stores no threshold; use --threshold-split val or test")
         datamodule.index.splits["val"] = []  # use the stored threshold, never re-choose it
+    from ..tasks.pipeline import global_rank
+
     with lightning_banners(quiet):
         result = run_protocol(network, datamodule, cfg, split=split, quiet=quiet, scoremap_dir=save_scoremaps,
                               fallback_threshold_index=fallback)
@@ -115,11 +132,12 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
     result.metrics.update(method=meta["method"], model=str(info if info is not None else loaded.source),
                           seconds=round(time.perf_counter() - start, 2))
     if out is not None:
-        make_out_dir(out, "--out")
-        write_outputs(out, result)
         from ..viz.publish import publish
 
-        publish(out)
+        with removed_if_failed(out):  # a full disk: no empty output folder left behind
+            make_out_dir(out, "--out")
+            write_outputs(out, result)
+            publish(out)
     return result
 
 

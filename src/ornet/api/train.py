@@ -23,7 +23,7 @@ from .quiet import lightning_banners
 
 
 def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False, force: bool = False,
-          stages: list[str] | None = None, quiet: bool = False) -> dict | None:
+          stages: list[str] | None = None, quiet: bool = False, command: str | None = None) -> dict | None:
     """Train `cfg` into the run folder `out`, evaluate the final model on the test split, export it.
 
     cfg: a `RunConfig` (`ornet.load_config`); None continues `out` with its own config.yaml
@@ -32,6 +32,8 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
     into it again, replacing the listed stages' checkpoints) or ``stages`` (run only these
     stages, e.g. ``["refine"]``, from the earlier stages' checkpoints in `out`).
     quiet: no progress bars, model summaries or Lightning banners.
+    command: what the run folder's lock (`ornet.runlock`) says its holder runs; default: this
+    process's command line. A second writer of `out` gets `RunLocked` naming it.
     Returns metrics.json's dict (None on processes of rank > 0, or when no stage makes maps).
     """
     from ..tasks.pipeline import global_rank
@@ -50,30 +52,32 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
     if out.exists() and not out.is_dir():
         raise OrnetError(f"--out {out} exists and is not a folder")
     rank = global_rank()  # ranks > 0 are re-executions of this command by a DDP launcher
-    if rank == 0 and _nonempty(out) and not (resume or force or rerun):
-        raise OrnetError(f"--out {out} exists and is not empty; pass --resume to continue it, --stages to rerun "
-                         "some stages from its checkpoints, or --force to train into it again")
     check_out_dir(out, "--out")
+    from ..runlock import run_lock
 
-    from ..data.datamodule import WSOLDataModule
-    from ..normalization import input_normalization, resolve_model
-    from ..tasks import pipeline
+    with run_lock(out, command=command, rank=rank):  # one writer per run folder
+        if rank == 0 and _nonempty(out) and not (resume or force or rerun):
+            raise OrnetError(f"--out {out} exists and is not empty; pass --resume to continue it, --stages to "
+                             "rerun some stages from its checkpoints, or --force to train into it again")
+        from ..data.datamodule import WSOLDataModule
+        from ..normalization import input_normalization, resolve_model
+        from ..tasks import pipeline
 
-    # Everything a run reads is checked before anything is written: the dataset (index and
-    # image headers) and every weights file and checkpoint it will load.
-    check_weight_files(cfg, out, force=bool(force))
-    cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model))  # each network's mean / std, recorded
-    datamodule = WSOLDataModule(cfg.data, normalization=input_normalization(cfg.model))
-    pipeline.plan(cfg, out, resume)  # a stage's missing dependency (refine without coarse.ckpt) fails here
-    if rank == 0:
-        make_out_dir(out, "--out")
-        if force:
-            for stage in cfg.stages:
-                for p in (pipeline.checkpoint_path(out, stage), pipeline.checkpoint_path(out, stage, last=True)):
-                    p.unlink(missing_ok=True)
-        write_config(cfg, out)
-    with lightning_banners(quiet):
-        return run(cfg, out, resume=resume, quiet=quiet, datamodule=datamodule)
+        # Everything a run reads is checked before anything is written: the dataset (index and
+        # image headers) and every weights file and checkpoint it will load.
+        check_weight_files(cfg, out, force=bool(force), resume=resume)
+        cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model))  # each network's mean / std, recorded
+        datamodule = WSOLDataModule(cfg.data, normalization=input_normalization(cfg.model))
+        pipeline.plan(cfg, out, resume)  # a stage's missing dependency (refine without coarse.ckpt) fails here
+        if rank == 0:
+            make_out_dir(out, "--out")
+            if force:
+                for stage in cfg.stages:
+                    for p in (pipeline.checkpoint_path(out, stage), pipeline.checkpoint_path(out, stage, last=True)):
+                        p.unlink(missing_ok=True)
+            write_config(cfg, out)
+        with lightning_banners(quiet):
+            return run(cfg, out, resume=resume, quiet=quiet, datamodule=datamodule)
 
 
 def _saved_config(out: Path, continuing: bool) -> RunConfig:
@@ -90,16 +94,19 @@ def _saved_config(out: Path, continuing: bool) -> RunConfig:
 
 
 def _nonempty(path: Path) -> bool:
-    return path.exists() and (not path.is_dir() or any(path.iterdir()))
+    from ..runlock import LOCK_NAME
+
+    return path.exists() and (not path.is_dir() or any(p.name != LOCK_NAME for p in path.iterdir()))
 
 
-def check_weight_files(cfg, out: Path, force: bool = False) -> None:
+def check_weight_files(cfg, out: Path, force: bool = False, resume: bool = False) -> None:
     """Read every weights file and checkpoint the run may load (OrnetError naming a bad one).
 
     model.backbone_weights / model.evaluator_weights when they name files, and OUT/checkpoints/
     *.ckpt (a resume, a partial rerun and the final evaluation read them), except those that
-    --force is about to delete. A pickled object in any of them is refused here, before a run
-    folder is touched or a minute is spent training.
+    --force is about to delete and, on --resume, the `-last` file of a complete stage (it is
+    not read: the stage is skipped, and the file deleted). A pickled object in any of them is
+    refused here, before a run folder is touched or a minute is spent training.
     """
     from ..models.backbones import check_network
     from ..models.weights import check_weights_spec, safe_torch_load
@@ -118,6 +125,8 @@ def check_weight_files(cfg, out: Path, force: bool = False) -> None:
         if arch and not (key == "backbone_weights" and spec == "evaluator"):
             check_weights_spec(spec, arch, f"model.{key}")
     replaced = {checkpoint_path(out, s, last=last) for s in cfg.stages for last in (False, True)} if force else set()
+    if resume:
+        replaced |= {checkpoint_path(out, s, last=True) for s in cfg.stages if checkpoint_path(out, s).is_file()}
     folder = out / "checkpoints"
     for path in sorted(folder.glob("*.ckpt")) if folder.is_dir() else []:
         if path not in replaced:
@@ -166,10 +175,18 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
     if stage is None:
         logging.getLogger("ornet").info("no map-producing stage in %s: nothing to evaluate or export", stages)
         return None
+    from ..errors import DiskFull, PeerLost
+    from ..tasks import peers
+    from ..tasks.disk_use import usage
+
+    hint = f"continue with: ornet train --out {out} --resume (the stages are complete: it evaluates and exports)"
     model = pipeline.final_model(cfg, stage, out, datamodule.num_classes)
     method = pipeline.METHOD_OF_STAGE[stage]
     t0 = time.perf_counter()
-    result = evaluate(model, datamodule, cfg, split="test", quiet=quiet)
+    try:
+        result = evaluate(model, datamodule, cfg, split="test", quiet=quiet)
+    except PeerLost as e:
+        raise peers.with_hint(e, hint) from None
     if pipeline.global_rank() != 0:
         return None
     seconds["evaluation"] = round(time.perf_counter() - t0, 2)
@@ -178,9 +195,15 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
                           seconds=seconds["total"], seconds_per_stage=seconds)
     meta = model_meta(cfg, method, datamodule.classes, result.metrics.get("threshold"),
                       result.metrics.get("threshold_index"))
-    export_model(out, model, meta)
-    write_outputs(out, result)
+    from ..fsutil import write_json_atomic
     from ..viz.publish import publish
 
-    publish(out)
+    try:
+        export_model(out, model, meta)
+        write_outputs(out, result)
+        publish(out)
+        result.metrics.update(usage(out))  # the run folder's disk use, in the summary and metrics.json
+        write_json_atomic(out / "metrics.json", result.metrics)
+    except DiskFull as e:
+        raise DiskFull(f"{e}; free space, then {hint}", e.path, e.needed, e.free) from None
     return result.metrics

@@ -15,6 +15,7 @@ work is `api.evaluate.evaluate`.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from ..cli_config import make_parser, parse
@@ -70,7 +71,7 @@ def main(argv: list[str], prog: str) -> int:
     out = Path(ns.out) if ns.out else info.parent / f"evaluate_{ns.split}"
     result = evaluate(info, data=data, split=ns.split, eval=overrides, threshold_split=ns.threshold_split,
                       trainer=trainer, out=out, force=bool(ns.force), save_scoremaps=ns.save_scoremaps,
-                      quiet=ns.quiet)
+                      quiet=ns.quiet, command=f"{prog} {shlex.join(argv)}")
     if result is None:  # processes of rank > 0
         return 0
     if not ns.quiet:

@@ -24,6 +24,7 @@ that KIND alone is an error (exit 2). The drawing is `viz.render.render()`.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -58,12 +59,26 @@ def main(argv: list[str], prog: str) -> int:
         raise OrnetError(f"--batch-size must be >= 1, got {ns.batch_size}")
     kinds = KINDS if ns.kind == "all" else (ns.kind,)
     out = Path(ns.out) if ns.out is not None else None
-    if out is not None and out.is_dir() and not ns.force:  # RUN_DIR/figures is always redrawn
-        others = sorted(p.name for p in out.iterdir() if not FIGURE_FILE.match(p.name))
-        if others:
-            raise OrnetError(f"--out {out} holds files other than figures ({others[0]}"
-                             f"{f' and {len(others) - 1} more' if len(others) > 1 else ''}); "
-                             "pass --force to write into it")
+    run_dir = Path(ns.run_dir)
+    if not run_dir.is_dir():
+        raise OrnetError(f"{run_dir}: run folder does not exist")
+    from ..outdir import check_out_dir
+    from ..runlock import LOCK_NAME, folder_to_lock, run_lock
+
+    target = out if out is not None else run_dir / "figures"
+    check_out_dir(target, "--out")
+    # One writer per folder: the run when the figures go inside it (RUN/figures), else --out.
+    with run_lock(folder_to_lock(target, run_dir), command=f"{prog} {shlex.join(argv)}"):
+        if out is not None and out.is_dir() and not ns.force:  # RUN_DIR/figures is always redrawn
+            others = sorted(p.name for p in out.iterdir() if not FIGURE_FILE.match(p.name) and p.name != LOCK_NAME)
+            if others:
+                raise OrnetError(f"--out {out} holds files other than figures ({others[0]}"
+                                 f"{f' and {len(others) - 1} more' if len(others) > 1 else ''}); "
+                                 "pass --force to write into it")
+        return _draw(ns, kinds, prog)
+
+
+def _draw(ns, kinds, prog: str) -> int:
     written, skipped = render(ns.run_dir, kinds, ns.out, ns.n, strict=ns.kind != "all", data_root=ns.data_root,
                               data_name=ns.data_name, split=ns.split, device=ns.device, batch_size=ns.batch_size)
     for path in written:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -35,8 +36,9 @@ import numpy as np
 
 from ..cli_args import UsageParser
 from ..errors import DataError, OrnetError
+from ..fsutil import atomic_path, write_npy_atomic
 from ..inference.inputs import Loaded, expand_inputs, prefetch
-from ..outdir import check_out_dir, make_out_dir
+from ..outdir import check_out_dir, make_out_dir, nonempty
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -81,14 +83,14 @@ def output_names(paths: list[Path]) -> list[str]:
 def _check_out(out: Path, force: bool) -> None:
     """Before any work: OUT must be a writable folder (or creatable), empty unless --force."""
     check_out_dir(out, "--out")
-    if out.is_dir() and any(out.iterdir()) and not force:
+    if nonempty(out) and not force:
         raise OrnetError(f"--out {out} exists and is not empty; pass --force to write into it")
 
 
 def _prepare_out(out: Path, force: bool) -> None:
     """Once the model has loaded: clear an earlier run's outputs (--force) and create OUT."""
     _check_out(out, force)
-    if out.is_dir() and any(out.iterdir()):
+    if nonempty(out):
         (out / "boxes.json").unlink(missing_ok=True)
         for sub in ("overlays", "maps"):
             if (out / sub).is_dir():
@@ -103,6 +105,16 @@ def main(argv: list[str], prog: str) -> int:
     if ns.threshold is not None and not 0.0 <= ns.threshold <= 1.0:
         raise OrnetError(f"--threshold must be in [0, 1], got {ns.threshold}")
     out = Path(ns.out)
+    check_out_dir(out, "--out")
+    from ..runlock import folder_to_lock, run_lock
+
+    model_dir = Path(ns.model) if Path(ns.model).is_dir() else Path(ns.model).parent
+    # One writer per folder: OUT (the run, when OUT is inside it). Reading the model takes no lock.
+    with run_lock(folder_to_lock(out, model_dir), command=f"{prog} {shlex.join(argv)}"):
+        return _localize(ns, out, prog)
+
+
+def _localize(ns, out: Path, prog: str) -> int:
     _check_out(out, ns.force)
     paths = expand_inputs(ns.inputs, exclude=out)
 
@@ -140,6 +152,14 @@ def main(argv: list[str], prog: str) -> int:
               file=sys.stderr)
         return 2
     return 0
+
+
+def _save_image(image, path: Path) -> None:
+    """A PIL image, atomically (a reader sees the whole file or none; not fsynced: one of many)."""
+    from PIL import Image
+
+    with atomic_path(path, fsync=False) as tmp:
+        image.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
 
 
 def localize_paths(loc, paths: list[Path], out: Path, threshold: float, box_mode: str, batch_size: int,
@@ -182,11 +202,12 @@ def localize_paths(loc, paths: list[Path], out: Path, threshold: float, box_mode
                                   for b in entry["boxes"]]
                     panel = annotate(disp, pred.scoremaps[j], pred_boxes=boxes_disp or None,
                                      thickness=max(2, round(max(dh, dw) / 250)))
-                    Image.fromarray(panel).save(out / entry["overlay"])
+                    _save_image(Image.fromarray(panel), out / entry["overlay"])
                     if save_maps:
                         full = pred.image_maps[j]
-                        Image.fromarray((full * 255 + 0.5).astype(np.uint8), mode="L").save(out / entry["map_png"])
-                        np.save(out / entry["map_npy"], pred.maps[j, 0].cpu().numpy().astype(np.float32))
+                        _save_image(Image.fromarray((full * 255 + 0.5).astype(np.uint8), mode="L"),
+                                    out / entry["map_png"])
+                        write_npy_atomic(out / entry["map_npy"], pred.maps[j, 0].cpu().numpy().astype(np.float32))
                     else:
                         entry.pop("map_png")
                         entry.pop("map_npy")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..cli_args import UsageParser
 from ..errors import OrnetError
@@ -51,10 +52,17 @@ def main(argv: list[str], prog: str = "ornet synth") -> int:
     if args.contact_sheet:
         from PIL import Image
 
+        from ..errors import DiskFull
+        from ..fsutil import atomic_path
+
+        sheet = Image.fromarray(contact_sheet(args.out))
         try:
-            sheet = Image.fromarray(contact_sheet(args.out))
-            # A 256-colour palette keeps the preview small (docs/images/ holds one).
-            sheet.quantize(256, method=Image.Quantize.MEDIANCUT).save(args.contact_sheet, optimize=True)
+            with atomic_path(args.contact_sheet) as tmp:  # a full disk: one line, no half-written file
+                # A 256-colour palette keeps the preview small (docs/images/ holds one).
+                fmt = Image.registered_extensions().get(Path(args.contact_sheet).suffix.lower(), "PNG")
+                sheet.quantize(256, method=Image.Quantize.MEDIANCUT).save(tmp, format=fmt, optimize=True)
+        except DiskFull:
+            raise
         except OSError as e:
             raise OrnetError(f"cannot write the contact sheet {args.contact_sheet}: {e}") from None
         print(f"contact sheet: {args.contact_sheet}")

@@ -11,6 +11,7 @@ curves.json, model.safetensors and model.json (docs/training.md, "The run folder
 from __future__ import annotations
 
 import logging
+import shlex
 from pathlib import Path
 
 from ..cli_config import make_parser, parse, to_run_config
@@ -49,6 +50,7 @@ def main(argv: list[str], prog: str) -> int:
     from ..api.train import train
 
     argv = list(argv)
+    argv_given = list(argv)  # as typed: the run folder's lock names the command
     out_arg = _flag_value(argv, "--out")
     resume, rerun = _given(argv, "--resume"), _given(argv, "--stages")
     # Continuing a run without --config: start from the run's own resolved config.
@@ -60,10 +62,25 @@ def main(argv: list[str], prog: str) -> int:
     out = Path(ns.out)
     quiet = bool(ns.quiet)
     _setup_logging(quiet)
-    metrics = train(cfg, out, resume=resume, force=bool(ns.force), stages=cfg.stages if rerun else None, quiet=quiet)
+    metrics = train(cfg, out, resume=resume, force=bool(ns.force), stages=cfg.stages if rerun else None, quiet=quiet,
+                    command=f"{prog} {shlex.join(argv_given)}")
     if metrics is not None and not quiet:
         _print_summary(metrics, out)
     return 0
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to `sys.stderr` as it is at each message (not the stream of the first run in this process)."""
+
+    @property
+    def stream(self):
+        import sys
+
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -71,7 +88,7 @@ def _setup_logging(quiet: bool) -> None:
 
     logging.getLogger("ornet").setLevel(logging.WARNING if quiet else logging.INFO)
     if not logging.getLogger("ornet").handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logging.getLogger("ornet").addHandler(handler)
     if quiet:
@@ -85,5 +102,8 @@ def _print_summary(metrics: dict, out: Path) -> None:
     keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")
     parts = [f"{k} {metrics[k]:.2f}" for k in keys if isinstance(metrics.get(k), (int, float))]
     protocol = " under the ORNet release's protocol" if metrics.get("protocol") == "release" else ""
+    from ..tasks.disk_use import describe
+
     print(f"{metrics.get('method')}: " + ", ".join(parts) +
-          f" (threshold {metrics.get('threshold')} chosen on {metrics.get('threshold_split')}{protocol}); wrote {out}")
+          f" (threshold {metrics.get('threshold')} chosen on {metrics.get('threshold_split')}{protocol}); wrote {out}: "
+          + describe(metrics))

@@ -15,13 +15,15 @@ from .sampling import EpochSampler, SeededSamples
 from .transforms import build_transform
 
 
-def ignore_sigterm(worker_id: int) -> None:
-    """Loader processes ignore SIGTERM. Schedulers (SLURM) signal every process of a job: a worker
-    that died of it would crash the main process, which instead saves the training state and
-    stops (tasks/preemption.py); the workers then end with it."""
+def ignore_stop_signals(worker_id: int) -> None:
+    """Loader processes ignore SIGTERM and SIGINT. Schedulers (SLURM) signal every process of a
+    job, and Ctrl+C reaches every process of the terminal's foreground group: a worker that died
+    of either would crash the main process, which instead saves the training state and stops
+    (tasks/preemption.py); the workers then end with it."""
     import signal
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class WSOLDataModule(L.LightningDataModule):
@@ -69,7 +71,7 @@ class WSOLDataModule(L.LightningDataModule):
         return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers,
                           collate_fn=collate, drop_last=drop_last and len(ds) > batch_size,
                           persistent_workers=workers > 0, pin_memory=False,
-                          worker_init_fn=ignore_sigterm if workers > 0 else None)
+                          worker_init_fn=ignore_stop_signals if workers > 0 else None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, drop_last=True, sampler=self.train_sampler)

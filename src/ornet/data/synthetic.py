@@ -201,6 +201,16 @@ def generate(cfg: SynthConfig, out: str | Path, workers: int = 2, force: bool = 
             shutil.rmtree(old)
         else:
             tmp.rename(out)
+    except Exception as e:
+        from ..diskspace import disk_full_cause, disk_full_error, is_disk_full
+
+        if not is_disk_full(e):
+            raise
+        cause = disk_full_cause(e)  # the file, named where it would have been: under OUT
+        name = getattr(cause, "filename", None)
+        where = out / Path(name).relative_to(tmp) if name and Path(name).is_relative_to(tmp) else out
+        shutil.rmtree(tmp, ignore_errors=True)  # first: the line says the space free without it
+        raise disk_full_error(where, e) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

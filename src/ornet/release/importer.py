@@ -27,8 +27,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..errors import OrnetError
 from .convert import ImportPlan, build_model, plan_import
 
@@ -48,17 +46,20 @@ def import_release(out: str | Path, fine: str | Path | None = None, coarse: str 
                    evaluator: str | Path | None = None, classes: str | Path | None = None,
                    force: bool = False) -> ImportResult:
     """Check the release files, then write the run folder `out` (module docstring)."""
-    from ..outdir import check_out_dir
+    from ..outdir import check_out_dir, nonempty
+    from ..runlock import run_lock
 
     out = Path(out)
     check_out_dir(out, "--out")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise OrnetError(f"--out {out} exists and is not empty; pass --force to write the imported run into it")
-    plan = plan_import(fine=fine, coarse=coarse, evaluator=evaluator)
-    names = read_classes(classes, plan.num_classes) if classes is not None else [str(i) for i in range(plan.num_classes)]
-    cfg = run_config(plan)
-    model = build_model(plan)
-    return _write(out, plan, cfg, model, names)
+    with run_lock(out):  # one writer per run folder (runlock)
+        if nonempty(out) and not force:
+            raise OrnetError(f"--out {out} exists and is not empty; pass --force to write the imported run into it")
+        plan = plan_import(fine=fine, coarse=coarse, evaluator=evaluator)
+        names = (read_classes(classes, plan.num_classes) if classes is not None
+                 else [str(i) for i in range(plan.num_classes)])
+        cfg = run_config(plan)
+        model = build_model(plan)
+        return _write(out, plan, cfg, model, names)
 
 
 def read_classes(path: str | Path, num_classes: int) -> list[str]:
@@ -111,10 +112,11 @@ def model_json(plan: ImportPlan, cfg, classes: list[str]) -> dict:
 
 def _write(out: Path, plan: ImportPlan, cfg, model, classes: list[str]) -> ImportResult:
     from ..cli_config import dump_yaml
-    from ..fsutil import atomic_path, write_json_atomic, write_text_atomic
+    from ..fsutil import write_json_atomic, write_text_atomic
     from ..outdir import make_out_dir
     from ..tasks.export import export_model
     from ..tasks.pipeline import checkpoint_path
+    from ..tasks.resume import AtomicCheckpointIO
 
     result = ImportResult(out, plan)
     make_out_dir(out, "--out")
@@ -124,9 +126,9 @@ def _write(out: Path, plan: ImportPlan, cfg, model, classes: list[str]) -> Impor
     if plan.kind == "coarse":  # stage 2 starts from these (tasks/pipeline.py: load_state, prefix "model.")
         for stage, net in (("coarse", model), ("evaluator", model.evaluator)):
             path = checkpoint_path(out, stage)
-            with atomic_path(path) as tmp:
-                torch.save({"state_dict": {f"model.{k}": v.contiguous() for k, v in net.state_dict().items()},
-                            "imported_from": "ORNet release (release.json)"}, tmp)
+            AtomicCheckpointIO().save_checkpoint(  # atomic; a full disk is one line (DiskFull)
+                {"state_dict": {f"model.{k}": v.contiguous() for k, v in net.state_dict().items()},
+                 "imported_from": "ORNet release (release.json)"}, path)
             result.written.append(str(path.relative_to(out)))
     write_json_atomic(out / "release.json", provenance(plan))
     result.written.append("release.json")

@@ -12,14 +12,15 @@ state) so that `resume=True` continues an interrupted stage through Lightning's 
 ending where an uninterrupted run would (`tasks/resume.py`). Every checkpoint is written
 atomically (`resume.AtomicCheckpointIO`). Reading a checkpoint never unpickles objects
 (`torch.load(weights_only=True)`). A NaN / Inf stops a stage without touching its last
-checkpoint (`tasks/guards.py`); SIGTERM saves it and stops with exit code 143
-(`tasks/preemption.py`).
+checkpoint (`tasks/guards.py`); SIGTERM and Ctrl+C save it and stop with exit code 143 / 130
+(`tasks/preemption.py`); a full disk stops the run with one line and leaves the last good
+checkpoint (`diskspace`); a lost DDP process stops the others (`tasks/peers.py`). A finished
+stage keeps `<stage>.ckpt` only (`tasks/disk_use.py`).
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ import lightning as L
 import torch
 
 from ..config import RunConfig, to_dict
-from ..errors import OrnetError, Preempted, TrainingDiverged
+from ..errors import DiskFull, OrnetError, PeerLost, Preempted
 from ..models.names import canonical
 from ..registry import Registry
 
@@ -140,16 +141,20 @@ def build_trainer(cfg: RunConfig, stage: str, out: Path, quiet: bool = False, ca
     t = cfg.trainer
     loggers = False
     if logger:
-        from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+        from lightning.pytorch.loggers import TensorBoardLogger
 
-        loggers = [CSVLogger(save_dir=str(Path(out) / "logs"), name=stage, version=""),
+        from .logs import AtomicCSVLogger
+
+        loggers = [AtomicCSVLogger(save_dir=str(Path(out) / "logs"), name=stage, version=""),
                    TensorBoardLogger(save_dir=str(Path(out) / "logs"), name=stage, version="", default_hp_metric=False)]
     from .progress import progress_callbacks
     from .resume import AtomicCheckpointIO
 
     shown, bar = progress_callbacks(stage, t.progress and not quiet)
+    from .peers import strategy
+
     return L.Trainer(plugins=[AtomicCheckpointIO()],
-        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
+        accelerator=t.accelerator, devices=t.devices, strategy=strategy(t.strategy), precision=t.precision,
         deterministic=t.deterministic, max_epochs=epochs, log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches if validate else 0,
         limit_test_batches=t.limit_test_batches, enable_progress_bar=bar,
@@ -222,27 +227,31 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
         callbacks.insert(1, best)
     trainer = build_trainer(cfg, stage, out, quiet, callbacks, epochs=stage_cfg.epochs,
                             validate=bool(datamodule.index.splits.get(datamodule.val_split)))
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
                     weights_only=True)  # explicit: torch's default can be switched off by the environment
-    except SIGTERMException:  # Lightning's handler saw SIGTERM before ours took over (fit's first moments)
-        raise Preempted(f"SIGTERM during stage {stage}: its state is in {last_path}"
-                        if last_path.is_file() else f"SIGTERM at the start of stage {stage}") from None
-    except TrainingDiverged as e:
-        kept = (f"{last_path} (written at the end of epoch {_epoch_of(last_path)}) is left as it was"
-                if last_path.is_file() else f"no checkpoint of stage {stage} was written")
-        raise TrainingDiverged(f"{e}; training stopped, {kept}") from None
+    except Exception as e:
+        from .stops import stage_stopped
+
+        raise stage_stopped(e, stage, last_path, trainer.world_size) from None
     finally:
         datamodule.val_split = "val"
     if best is not None and best.best_model_path:
         _keep_best(task, stage, keep, Path(best.best_model_path), best.best_model_score)
     final = checkpoint_path(out, stage)
-    trainer.save_checkpoint(str(final), weights_only=True)  # weights + plain hyper-parameters, atomically
+    from .stops import saving
+
+    with saving(stage, last_path, trainer.world_size):  # weights + plain hyper-parameters, atomically
+        trainer.save_checkpoint(str(final), weights_only=True)
     trainer.strategy.barrier("ornet.final_checkpoint")
-    if requested():  # SIGTERM while the stage's last epoch ended: the stage is complete
-        raise Preempted(f"SIGTERM during stage {stage}, which completed ({final})")
+    if global_rank() == 0:
+        from .disk_use import drop_last
+
+        drop_last(out, stage, keep=cfg.trainer.keep_last_checkpoints)  # the stage is complete: not needed
+    if requested():  # SIGTERM / Ctrl+C while the stage's last epoch ended: the stage is complete
+        from .preemption import STATE, error_for
+
+        raise error_for(STATE.requested, f"{STATE.requested} during stage {stage}, which completed ({final})")
     return final
 
 
@@ -254,34 +263,36 @@ def _keep_best(task, stage: str, keep: str, path: Path, score) -> None:
                 float(score) if score is not None else float("nan"), split)
 
 
-def _epoch_of(path: Path) -> str:
-    """The 1-based epoch a `-last` checkpoint was written after ("?" if unreadable)."""
-    try:
-        return str(int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"]) + 1)
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError, pickle.UnpicklingError):
-        return "?"  # only decorates the divergence message; the checkpoint itself is left alone
-
-
 def run_stages(cfg: RunConfig, datamodule, out: Path, resume: bool = False, quiet: bool = False) -> dict[str, float]:
     """All stages of `cfg.stages` (skipping completed ones when resuming); seconds per stage."""
-    from ..fsutil import stale_temporaries
-    from . import preemption
+    from . import peers, preemption
+    from .disk_use import tidy_and_check_space
+    from .logs import quiet_writer_threads
 
     seconds: dict[str, float] = {}
-    if resume and global_rank() == 0:
-        for tmp in stale_temporaries(Path(out) / "checkpoints"):  # a run killed while writing one
-            tmp.unlink(missing_ok=True)
-    with preemption.handling():
+    plans = plan(cfg, out, resume)
+    if global_rank() == 0:  # stray temporaries, -last files of complete stages; will the checkpoints fit?
+        tidy_and_check_space(cfg, out, plans, datamodule.num_classes, resume)
+    resume_hint = f"continue with: ornet train --out {out} --resume"
+    peers.report_as("ornet train", resume_hint)
+    with preemption.handling(), quiet_writer_threads():
         try:
-            for p in plan(cfg, out, resume):
+            for p in plans:
                 if p.skip:
                     log.info("stage %s: complete in %s, skipped", p.stage, checkpoint_path(out, p.stage))
                     continue
                 start = time.perf_counter()
                 run_stage(cfg, p.stage, datamodule, out, p.ckpt_path, quiet)
                 seconds[p.stage] = round(time.perf_counter() - start, 2)
-        except Preempted as e:
-            raise Preempted(f"{e}; continue with: ornet train --out {out} --resume") from None
+        except BaseException as e:
+            peers.kill_children()  # rank 0 stops (its own line): its DDP children end now, saying nothing more
+            if isinstance(e, Preempted):  # SIGTERM, Ctrl+C
+                raise type(e)(f"{e}; {resume_hint}") from None
+            if isinstance(e, DiskFull):
+                raise DiskFull(f"{e}; free space, then {resume_hint}", e.path, e.needed, e.free) from None
+            if isinstance(e, PeerLost):
+                raise peers.with_hint(e, resume_hint) from None
+            raise
     return seconds
 
 

@@ -31,17 +31,39 @@ from lightning.pytorch.callbacks import Callback
 
 from ..data.sampling import EpochSampler, derive_seed
 from ..errors import OrnetError
-from ..fsutil import atomic_path
+from ..fsutil import RecordingWriter, atomic_path
+
+
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of the tensors in a (nested) checkpoint: what `torch.save` will write, less a few kB."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """`torch.save` into a temporary file beside the checkpoint, then `os.replace`."""
+    """`torch.save` into a temporary file beside the checkpoint, then `os.replace`.
+
+    A full disk raises `DiskFull` naming the checkpoint, its size and the space free; the
+    previous checkpoint stays (`fsutil.atomic_path`).
+    """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
+        from .peers import writing
+
+        with writing(), atomic_path(path, needed=tensor_bytes(checkpoint)) as tmp, open(tmp, "wb") as f:
+            out = RecordingWriter(f)  # torch.save reports a failed write without its errno
+            try:
+                torch.save(checkpoint, out)
+            except RuntimeError:
+                out.raise_recorded()
+                raise
 
 
 class ReproducibleEpochs(Callback):
