@@ -105,3 +105,13 @@ def test_a_timm_layout_weights_file_loads_and_the_1000_class_head_is_skipped(tmp
 def test_a_torchvision_weights_name_is_refused_for_a_timm_network():
     with pytest.raises(OrnetError, match=r"'IMAGENET1K_V1' is not a weights name for the timm network"):
         build_classifier("timm/resnet18", K, weights="IMAGENET1K_V1")
+
+
+def test_the_cam_networks_new_fc_never_inherits_a_dropped_timm_name():
+    """The CAM network drops timm's head and adds GAP + a new fc: no module that did not come
+    from timm may carry a timm name (a freed module's id, reused by the new fc, once gave it
+    `fc.weight`, so 1000-class weights were treated as a head to skip instead of ignored)."""
+    for _ in range(12):  # id reuse depends on the allocator: several builds make it near certain
+        cam = build_cam_classifier("timm/resnet18", K)
+        assert "head.classifier.weight" not in cam.source_keys
+        assert not any(src.startswith(cam.ignored_source_prefixes) for src in cam.source_keys.values())

@@ -159,6 +159,7 @@ def split_timm(name: str, num_classes: int, cam: bool, stride16: bool) -> TimmSp
     """Build ``timm/<name>`` with a K-class head and split it (module docstring)."""
     full = TIMM_PREFIX + name
     net = create(name, num_classes, output_stride=16 if (cam and stride16) else None)
+    originals = list(net.modules())  # held until the end: no id in `names` can be reused meanwhile
     names = {id(m): n for n, m in net.named_modules() if n}
     target, stem_channels = stride4_module(net, full)
     items = ordered_modules(net, target, full)
@@ -206,5 +207,11 @@ def split_timm(name: str, num_classes: int, cam: bool, stride16: bool) -> TimmSp
     if cam:
         head = None  # the caller adds GAP + a new K-class fc; timm's whole head is dropped
         classifier = None
+    # Only the modules that live on keep their names: a dropped one (timm's head in the CAM
+    # network) is freed after this returns, and its id may be reused by a module the caller
+    # adds (the new fc), which must not inherit the dropped module's name.
+    kept = {id(m) for part in (stem, rest, head) if part is not None for m in part.modules()}
+    names = {i: n for i, n in names.items() if i in kept}
+    del originals
     return TimmSplit(stem, rest, head, stem_channels, int(feats.shape[1]), names, ignored,
                      classifier if isinstance(classifier, nn.Module) else None)
