@@ -185,8 +185,8 @@ def test_train_refuses_poisoned_run_checkpoints(tmp_path, capsys, data, name, ar
 def test_resume_never_reads_the_last_file_of_a_complete_stage(tmp_path, data):
     """A stage with its final checkpoint is skipped: a `-last` file left beside it (a run stopped
     between the two writes) is neither loaded nor checked, and is deleted (tasks/disk_use.py)."""
-    from ornet.cli_config import make_parser, parse, to_run_config
     from ornet.api.train import check_weight_files
+    from ornet.cli_config import make_parser, parse, to_run_config
     from ornet.data.datamodule import WSOLDataModule
     from ornet.tasks import pipeline
 
