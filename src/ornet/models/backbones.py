@@ -221,8 +221,10 @@ def _timm(arch: str) -> Callable[..., SplitClassifier]:
             replaceable = head.classifier
         elif isinstance(replaceable, nn.Linear):
             init_new_linear(replaceable)  # as torchvision heads (`new_linear`), not timm's U(+-1/sqrt(K))
-        return assemble(arch, s.names, s.stem, s.rest, head, s.stem_channels, s.feature_channels,
+        model = assemble(arch, s.names, s.stem, s.rest, head, s.stem_channels, s.feature_channels,
                          num_classes, cam, ignored=s.ignored, replaceable=replaceable)
+        model.feature_end = s.feature_end
+        return model
 
     return build
 

@@ -42,6 +42,9 @@ class SplitClassifier(nn.Module):
         self.source_keys: dict[str, str] = {}
         self.optional_keys: set[str] = set()
         self.ignored_source_prefixes: tuple[str, ...] = ()
+        self.feature_end: str | None = None
+        """Path in ``rest`` of the deepest feature stage when ``rest`` goes on past it (timm's
+        EfficientNet: ``blocks.6``, before its 1 x 1 ``conv_head``); None: all of ``rest``."""
 
     def features(self, x: Tensor) -> Tensor:
         """B x 3 x H x W -> the last conv feature map, B x feature_channels x h x w."""
