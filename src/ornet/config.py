@@ -105,7 +105,8 @@ class StageConfig:
     batch_size: int | None = None
     """Overrides data.batch_size for this stage."""
     head_lr_mult: float = 1.0
-    """Learning-rate multiplier of newly initialised layers (classifier heads, generator)."""
+    """Learning-rate multiplier of newly initialised layers (classifier heads, generator); in stage 2
+    (refine), of the generator's output conv and its BN (the map's calibration)."""
     keep: Literal["last", "best_val", "best_test"] = "last"
     """Which epoch's weights the stage hands on: the last; the best `val/acc` on the val split; or
     the best on the TEST split (the release's evaluator rule, best_epoch.pth: selection on test)."""

@@ -19,7 +19,6 @@ from .generator import BN_MOMENTUM, ActivationMapGenerator, GeneratorOutput
 from .generator_encoder import backbone_encoder
 from .normalization import Renormalize
 
-
 GENERATOR_ENCODERS = ("release", "backbone")
 
 
