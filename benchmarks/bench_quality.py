@@ -1,13 +1,22 @@
-"""Quality benchmark: ORNet (configs/demo.yaml) against the CAM baseline (configs/demo_cam.yaml)
-and Grad-CAM (the grad-cam package on ORNet's trained evaluator) on the synthetic benchmark, over
-several training seeds.
+"""Quality benchmark: ORNet (configs/demo.yaml) against the CAM baseline (configs/demo_cam.yaml),
+Grad-CAM (the grad-cam package on ORNet's trained evaluator) and a pretrained-CAM reference, on the
+demo's synthetic set and the realistic sets, over several training seeds.
 
-    .venv/bin/python benchmarks/bench_quality.py [--data DIR] [--seeds 0 1 2] [--work DIR]
-        [--methods ornet cam gradcam] [--override KEY=VALUE ...] [--results benchmarks/results/quality.md]
+    cd benchmarks && ../.venv/bin/python bench_quality.py [--sets synth objects digits]
+        [--seeds 0 1 2] [--set-seeds digits=0] [--methods ornet cam gradcam cam_160] [--jobs 2]
+        [--work DIR] [--data-root DIR] [--override KEY=VALUE ...] [--reuse] [--no-train]
+        [--notes FILE.md] [--results results/quality.md]
 
-Generates the data with `ornet synth` when DIR does not hold it yet, trains each method once per
-seed with `ornet train` (a subprocess each, timed), reads each run's metrics.json and writes a
-Markdown table (mean, sample standard deviation, min-max) plus every run's numbers.
+Sets (built under --data-root when absent; seeded, byte-reproducible):
+- synth: `ornet synth` with the demo's arguments (`ornet.commands.demo.FULL`), the data `make demo` trains on;
+- objects, digits: `realistic_sets.py objects|digits DIR --seed 0` (tuxpaint photo cut-outs, cluttered
+  handwritten digits on real photos; needs `apt-get install tuxpaint-stamps-default` and the bench extra).
+
+Each (set, method, seed) is one `ornet train` subprocess (timed, OMP_NUM_THREADS=--threads), `--jobs` at
+a time; gradcam evaluates the stage-0 evaluator of the ornet run of the same set and seed
+(gradcam_eval.py). Runs land in WORK/<set>/<method>_seed<S>; `--reuse` takes finished ones as they are.
+The report gives, per set, mean, sample standard deviation and min-max over seeds, every run, the ORNet -
+CAM gap per seed and the issue's targets (objects: ORNet GT-known >= 80 and >= CAM + 5 on every seed).
 """
 
 from __future__ import annotations
@@ -28,24 +37,33 @@ from machine import cpu_model  # benchmarks/machine.py (scripts run from benchma
 from ornet.fsutil import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = {  # name -> (preset, extra flags)
-    "ornet": ("configs/demo.yaml", []),
-    "cam": ("configs/demo_cam.yaml", []),
-    # the same ORNet preset with the paper's weighted-entropy weight (see the analysis)
-    "ornet_paper_loss": ("configs/demo.yaml", ["--method.entropy_weight", "1.5"]),
-    # the same ORNet preset with the paper's attentive erasing (the demo preset has none)
-    "ornet_attentive_erasing": ("configs/demo.yaml", ["--method.erasing", "attentive"]),
+METHODS = {  # name -> (preset, extra flags, what it is)
+    "ornet": ("configs/demo.yaml", [], "ORNet, `configs/demo.yaml`"),
+    "cam": ("configs/demo_cam.yaml", [], "CAM, `configs/demo_cam.yaml`"),
+    # the issue's reference for a pretrained CAM: the same Lite0 ImageNet CAM, at 160 px
+    "cam_160": ("configs/demo_cam.yaml", ["--data.resize", "160", "--data.crop", "160"],
+                "pretrained CAM at 160 px, `configs/demo_cam.yaml --data.resize 160 --data.crop 160`"),
     # no training: Grad-CAM (the grad-cam package) on the stage-0 evaluator of the ornet run of the
-    # same seed (benchmarks/gradcam_eval.py); its seconds are the evaluation's only
-    "gradcam": ("gradcam_eval.py", []),
+    # same set and seed (gradcam_eval.py); its seconds are the evaluation's only
+    "gradcam": ("gradcam_eval.py", [], "Grad-CAM on ORNet's stage-0 evaluator (`gradcam_eval.py`)"),
+    # ablations of the ORNet preset (bench_ablations.py starts from ornet_attentive_erasing)
+    "ornet_paper_loss": ("configs/demo.yaml", ["--method.entropy_weight", "1.5"],
+                         "ORNet with the paper's weighted-entropy weight 1.5"),
+    "ornet_attentive_erasing": ("configs/demo.yaml", ["--method.erasing", "attentive"],
+                                "ORNet with the paper's attentive erasing"),
 }
 KEYS = ["gt_known_loc", "top1_loc", "max_box_acc_v2", "pxap", "top1_cls", "seconds"]
+TITLES = ["GT-known Loc", "Top-1 Loc", "MaxBoxAccV2", "PxAP", "Top-1 Cls", "seconds"]
+SET_INFO = {
+    "synth": "the demo's synthetic set (`ornet demo`'s `ornet synth` arguments, seed 0)",
+    "objects": "photographic objects: `realistic_sets.py objects DIR --seed 0` (28 classes, 128 px)",
+    "digits": "cluttered digits: `realistic_sets.py digits DIR --seed 0` (10 classes, 96 px)",
+}
 
 
 def ornet_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("ornet")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "ornet"]
-
 
 
 def run(cmd: list[str], log: Path) -> float:
@@ -65,110 +83,183 @@ def stats(values: list[float]) -> str:
     return f"{mean:.1f} ± {sd:.1f} ({min(values):.1f}-{max(values):.1f})"
 
 
+def synth_args() -> list[str]:
+    from ornet.commands.demo import FULL
+
+    return list(FULL["synth"])
+
+
+def build_set(name: str, folder: Path, log: Path) -> str:
+    """Create the set when absent; the command that builds it."""
+    if name == "synth":
+        cmd = [*ornet_cmd(), "synth", str(folder), *synth_args(), "--seed", "0", "--quiet"]
+    else:
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "realistic_sets.py"), name, str(folder), "--seed", "0"]
+    if not (folder / "images.txt").is_file():
+        run(cmd, log)
+    shown = cmd[len(ornet_cmd()):] if name == "synth" else cmd[1:]
+    return ("ornet " if name == "synth" else "python ") + " ".join(shown)
+
+
+def train_cmd(method: str, data: Path, out: Path, seed: int, extra: list[str]) -> list[str]:
+    if method == "gradcam":
+        return [sys.executable, str(ROOT / "benchmarks" / "gradcam_eval.py"), str(out.with_name(f"ornet_seed{seed}")),
+                "--out", str(out)]
+    preset, flags, _ = METHODS[method]
+    return [*ornet_cmd(), "train", "--config", preset, "--data.root", str(data), "--out", str(out),
+            "--trainer.seed", str(seed), "--trainer.progress", "false", "--force", "--quiet", *flags, *extra]
+
+
+def run_all(jobs: list[dict], parallel: int, threads: int) -> None:
+    """Run the jobs' commands, `parallel` at a time; a job waits for the one named in its `after`."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    pending, active, done = list(jobs), {}, set()
+    while pending or active:
+        for job in list(pending):
+            if len(active) >= parallel:
+                break
+            if job.get("after") and job["after"] not in done:
+                continue
+            pending.remove(job)
+            f = job["log"].open("w")
+            active[job["key"]] = (job, subprocess.Popen(job["cmd"], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
+                                                        env=env), time.perf_counter())
+            print(f"start {job['key']}", flush=True)
+        for key, (job, proc, t0) in list(active.items()):
+            if proc.poll() is None:
+                continue
+            del active[key]
+            if proc.returncode != 0:
+                raise SystemExit(f"failed ({proc.returncode}): {' '.join(job['cmd'])}; see {job['log']}")
+            metrics_file = job["out"] / "metrics.json"
+            metrics = json.loads(metrics_file.read_text())
+            if job["method"] != "gradcam":
+                metrics["seconds"] = round(time.perf_counter() - t0, 1)  # wall clock of the whole command
+                metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+            done.add(key)
+            print(f"done {key}: GT-known {metrics.get('gt_known_loc', 0):.1f}", flush=True)
+        time.sleep(1)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="/tmp/ornet-bench/synth", help="synthetic data folder (created if absent)")
-    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--sets", nargs="+", default=["synth", "objects", "digits"], choices=list(SET_INFO))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--methods", nargs="+", default=["ornet", "cam", "gradcam"], choices=list(METHODS),
-                   help="gradcam needs the ornet run of the same seed (list ornet first)")
-    p.add_argument("--work", default="/tmp/ornet-bench/runs", help="run folders")
+    p.add_argument("--set-seeds", nargs="*", default=["digits=0"],
+                   help="SET=S1,S2: other training seeds for a set (default: digits=0)")
+    p.add_argument("--methods", nargs="+", default=["ornet", "cam", "gradcam", "cam_160"], choices=list(METHODS))
+    p.add_argument("--data-root", default="/tmp/ornet-bench/data", help="where the sets are (built when absent)")
+    p.add_argument("--work", default="/tmp/ornet-bench/runs", help="run folders: WORK/<set>/<method>_seed<S>")
+    p.add_argument("--jobs", type=int, default=2, help="trainings at once (default 2: one per core)")
+    p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run (1: as `ornet demo`)")
     p.add_argument("--override", nargs="*", default=[], help="extra train flags as KEY=VALUE (e.g. refine.epochs=3)")
-    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quality.md"))
-    p.add_argument("--threads", type=int, default=1,
-                   help="OMP_NUM_THREADS of each run (1: as `ornet demo` trains, two at once on 2 cores)")
-    p.add_argument("--no-train", action="store_true", help="with --reuse: report only the runs already finished")
+    p.add_argument("--reuse", action="store_true", help="take runs already finished in --work as they are")
+    p.add_argument("--no-train", action="store_true", help="report only the runs already finished")
     p.add_argument("--notes", default=None, help="a Markdown file appended to the report (analysis)")
-    p.add_argument("--reuse", action="store_true",
-                   help="use runs already finished in --work (their metrics.json and recorded seconds) instead of "
-                        "training again; e.g. runs started by hand in parallel")
+    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quality.md"))
     args = p.parse_args()
 
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    data, work = Path(args.data), Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    if not (data / "images.txt").is_file():
-        run([*ornet_cmd(), "synth", str(data), "--seed", str(args.data_seed)], work / "synth.log")
     extra = []
     for item in args.override:
         key, _, value = item.partition("=")
         extra += [f"--{key}", value]
-    results: dict[str, list[dict]] = {m: [] for m in args.methods}
-    commands = []
-    for seed in args.seeds:
-        for method in args.methods:
-            out = work / f"{method}_seed{seed}"
-            preset, flags = METHODS[method]
-            if method == "gradcam":
-                cmd = [sys.executable, str(ROOT / "benchmarks" / "gradcam_eval.py"), str(work / f"ornet_seed{seed}"),
-                       "--out", str(out)]
-                commands.append(f"python benchmarks/gradcam_eval.py {work}/ornet_seed{seed} --out {out}")
-            else:
-                cmd = [*ornet_cmd(), "train", "--config", preset, "--data.root", str(data), "--out", str(out),
-                       "--trainer.seed", str(seed), "--trainer.progress", "false", "--force", "--quiet", *flags,
-                       *extra]
-                commands.append("ornet " + " ".join(cmd[len(ornet_cmd()):]))
-            if args.reuse and (out / "metrics.json").is_file():
-                metrics = json.loads((out / "metrics.json").read_text())  # seconds: as the run recorded it
-            elif args.no_train:
-                continue
-            else:
-                seconds = run(cmd, work / f"{method}_seed{seed}.log")
-                metrics = json.loads((out / "metrics.json").read_text())
-                metrics["seconds"] = round(seconds, 1)  # wall clock of the whole command
-            metrics["seed"] = seed
-            results[method].append(metrics)
-            print(f"{method} seed {seed}: " + ", ".join(
-                f"{k} {metrics[k]:.1f}" for k in KEYS if isinstance(metrics.get(k), (int, float))), flush=True)
-    write_report(Path(args.results), args, results, commands)
+    seeds = {s: args.seeds for s in args.sets}
+    for item in args.set_seeds:
+        name, _, values = item.partition("=")
+        if name in seeds:
+            seeds[name] = [int(v) for v in values.split(",")]
+    data_root, work = Path(args.data_root), Path(args.work)
+    data_root.mkdir(parents=True, exist_ok=True)
+    builds, jobs, commands = {}, [], []
+    for name in args.sets:
+        (work / name).mkdir(parents=True, exist_ok=True)
+        builds[name] = build_set(name, data_root / name, work / f"{name}_build.log")
+        commands.append(builds[name])
+        for seed in seeds[name]:
+            for method in args.methods:
+                out = work / name / f"{method}_seed{seed}"
+                cmd = train_cmd(method, data_root / name, out, seed, extra if method != "gradcam" else [])
+                commands.append(("python " + " ".join(cmd[1:])) if method == "gradcam"
+                                else "ornet " + " ".join(cmd[len(ornet_cmd()):]))
+                finished = (out / "metrics.json").is_file()
+                if (args.reuse and finished) or args.no_train:
+                    continue
+                ornet_job = f"{name}/ornet_seed{seed}"
+                jobs.append({"key": f"{name}/{method}_seed{seed}", "method": method, "cmd": cmd, "out": out,
+                             "log": work / name / f"{method}_seed{seed}.log",
+                             "after": ornet_job if method == "gradcam" and any(j["key"] == ornet_job for j in jobs)
+                             else None})
+    run_all(jobs, args.jobs, args.threads)
+    results = {name: {m: [] for m in args.methods} for name in args.sets}
+    for name in args.sets:
+        for seed in seeds[name]:
+            for method in args.methods:
+                f = work / name / f"{method}_seed{seed}" / "metrics.json"
+                if f.is_file():
+                    results[name][method].append({**json.loads(f.read_text()), "seed": seed})
+    write_report(Path(args.results), args, seeds, results, commands)
     print(f"wrote {args.results}")
     return 0
 
 
-def write_report(path: Path, args, results: dict[str, list[dict]], commands: list[str]) -> None:
+def _gap_lines(name: str, runs: dict[str, list[dict]]) -> list[str]:
+    if not runs.get("ornet") or not runs.get("cam"):
+        return []
+    cam = {r["seed"]: r for r in runs["cam"]}
+    pairs = [(o["seed"], o["gt_known_loc"], o["gt_known_loc"] - cam[o["seed"]]["gt_known_loc"])
+             for o in runs["ornet"] if o["seed"] in cam]
+    if not pairs:
+        return []
+    out = [f"ORNet - CAM, GT-known Loc, per seed: {', '.join(f'{g:+.1f}' for _, _, g in pairs)} "
+           f"(mean {statistics.fmean(g for _, _, g in pairs):+.1f} points)."]
+    if name == "objects":
+        ok = all(v >= 80 and g >= 5 for _, v, g in pairs)
+        out.append(f"Target (ORNet >= 80 and >= CAM + 5 on every seed): {'met' if ok else 'NOT met'} "
+                   f"({', '.join(f'seed {s}: {v:.1f}, {g:+.1f}' for s, v, g in pairs)}).")
+    return out
+
+
+def write_report(path: Path, args, seeds: dict, results: dict, commands: list[str]) -> None:
     import torch
 
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     lines = [
-        "# Quality: ORNet vs CAM vs Grad-CAM on the synthetic benchmark",
+        "# Quality: ORNet vs CAM vs Grad-CAM vs a pretrained CAM",
         "",
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {cpu_model()}, {os.cpu_count()} cores visible, {args.threads} thread(s) per training run; "
-        f"torch {torch.__version__}, Python {platform.python_version()}",
-        f"- data: `ornet synth {args.data} --seed {args.data_seed}` (defaults: 10 classes, 1200 train / 400 test, 96 px)",
-        f"- training seeds: {' '.join(map(str, args.seeds))}; presets: "
-        + ", ".join(f"{m} = `{' '.join([METHODS[m][0], *METHODS[m][1]])}`" for m in args.methods)
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores visible, {args.threads} thread(s) per training run, "
+        f"{args.jobs} runs at a time; torch {torch.__version__}, Python {platform.python_version()}"
+        + (f"; load average at the end {load[0]:.1f}" if load else ""),
+        "- methods: " + "; ".join(f"{m} = {METHODS[m][2]}" for m in args.methods)
         + (f"; overrides: `{' '.join(args.override)}`" if args.override else ""),
-        "- command: `cd benchmarks && ../.venv/bin/python bench_quality.py "
-        + " ".join(f"--{k} {v}" for k, v in (("data", args.data), ("work", args.work),
-                                              ("methods", " ".join(args.methods)), ("threads", args.threads)))
-        + "`",
+        "- command: `cd benchmarks && ../.venv/bin/python bench_quality.py --sets " + " ".join(args.sets)
+        + " --seeds " + " ".join(map(str, args.seeds)) + " --set-seeds " + " ".join(args.set_seeds)
+        + " --methods " + " ".join(args.methods) + f" --jobs {args.jobs}`",
         "- threshold chosen on the held-out val split (5 images per class carved from train), applied to test;",
         "  boxes from the largest region, IoU >= 0.5, maps min-max normalised (wsolevaluation conventions).",
-        "- seconds: wall clock of the whole `ornet train` (all stages + evaluation); for gradcam, of its",
-        "  evaluation only (it reuses the ornet run's stage-0 evaluator: ResNet-18, target layer layer4[-1]).",
-        "  Other jobs may have shared the CPU while this ran, so times are noisy and usually pessimistic.",
+        "- seconds: wall clock of the whole `ornet train` (all stages + evaluation + figures), with another",
+        "  training beside it on the other core; for gradcam, of its evaluation only.",
         "",
-        "| method | GT-known Loc | Top-1 Loc | MaxBoxAccV2 | PxAP | Top-1 Cls | seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for method, runs in results.items():
-        cells = [stats([r[k] for r in runs if isinstance(r.get(k), (int, float))]) for k in KEYS]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines += ["", "mean ± sample standard deviation (min-max) over seeds.", "", "## Every run", "",
-              "| method | seed | " + " | ".join(KEYS) + " | threshold |",
-              "| --- | --- | " + " | ".join("---" for _ in KEYS) + " | --- |"]
-    for method, runs in results.items():
-        for r in runs:
-            cells = [f"{r[k]:.1f}" if isinstance(r.get(k), (int, float)) else "-" for k in KEYS]
-            lines.append(f"| {method} | {r['seed']} | " + " | ".join(cells) + f" | {r.get('threshold', 0):.2f} |")
-    if results.get("ornet") and results.get("cam") and any(o["seed"] in {c["seed"] for c in results["cam"]} for o in results["ornet"]):
-        cam = {r["seed"]: r for r in results["cam"]}
-        gaps = [o["gt_known_loc"] - cam[o["seed"]]["gt_known_loc"] for o in results["ornet"] if o["seed"] in cam]
-        lines += ["", f"ORNet - CAM, GT-known Loc, per seed: {', '.join(f'{g:+.1f}' for g in gaps)} "
-                      f"(mean {statistics.fmean(gaps):+.1f} points)."]
+    for name, runs in results.items():
+        lines += [f"## {name}: {SET_INFO[name]}", "",
+                  f"Training seeds: {' '.join(map(str, seeds[name]))}.", "",
+                  "| method | " + " | ".join(TITLES) + " |", "| --- |" + " --- |" * len(TITLES)]
+        for method, rs in runs.items():
+            cells = [stats([r[k] for r in rs if isinstance(r.get(k), (int, float))]) for k in KEYS]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines += ["", "mean ± sample standard deviation (min-max) over seeds.", ""]
+        lines += _gap_lines(name, runs)
+        lines += ["", "| method | seed | " + " | ".join(TITLES) + " | threshold |",
+                  "| --- | --- |" + " --- |" * len(TITLES) + " --- |"]
+        for method, rs in runs.items():
+            for r in rs:
+                cells = [f"{r[k]:.1f}" if isinstance(r.get(k), (int, float)) else "-" for k in KEYS]
+                lines.append(f"| {method} | {r['seed']} | " + " | ".join(cells) + f" | {r.get('threshold') or 0:.2f} |")
+        lines.append("")
     if args.notes:
-        lines += ["", Path(args.notes).read_text().rstrip()]
-    lines += ["", "## Commands", "", "```", *commands, "```", ""]
+        lines += [Path(args.notes).read_text().rstrip(), ""]
+    lines += ["## Commands", "", "```", *commands, "```", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, "\n".join(lines))
 

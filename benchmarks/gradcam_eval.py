@@ -1,10 +1,13 @@
 """Grad-CAM (the `grad-cam` package, pytorch-grad-cam) on the evaluator of a finished ORNet run,
 scored exactly like ORNet and CAM (threshold chosen on val, applied to test; ornet.evaluation).
 
-    .venv/bin/python benchmarks/gradcam_eval.py RUN --out DIR [--target-layer layer4]
+    .venv/bin/python benchmarks/gradcam_eval.py RUN --out DIR [--target-layer PATH]
 
-RUN is an `ornet train` folder whose `checkpoints/evaluator.ckpt` holds the stage-0 evaluator (a
-ResNet here: Grad-CAM's documented target for ResNets is the last block of layer4). Grad-CAM
+RUN is an `ornet train` folder whose `checkpoints/evaluator.ckpt` holds the stage-0 evaluator.
+The target layer is a path inside the evaluator's `rest` (its last block when the path names a
+sequence); by default Grad-CAM's documented choice for the family: the last block of `layer4` for
+ResNets, the last conv stage (`bn2`, conv_head's batch norm + activation: the 1280-channel map
+the classifier pools) for timm EfficientNets such as Lite0. Grad-CAM
 explains the ground-truth class (the GT-known convention, as CAM is scored); Top-1 Loc uses the
 evaluator's own prediction. Needs `pip install -e .[bench]` (grad-cam). Writes DIR/metrics.json.
 """
@@ -52,7 +55,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--target-layer", default="layer4", help="ResNet block whose last module is the target")
+    p.add_argument("--target-layer", default=None,
+                   help="path inside the evaluator's rest (default: layer4 for ResNets, bn2 for timm EfficientNets)")
     args = p.parse_args()
 
     import yaml
@@ -72,9 +76,12 @@ def main() -> int:
     classifier = build_evaluator(cfg.model.evaluator, dm.num_classes)
     classifier.load_state_dict(load_state(checkpoint_path(args.run, "evaluator")))
     classifier.eval()
-    target = getattr(classifier.rest, args.target_layer)[-1]
+    layer = args.target_layer or ("bn2" if hasattr(classifier.rest, "bn2") else "layer4")
+    target = classifier.rest.get_submodule(layer)
+    if isinstance(target, torch.nn.Sequential):
+        target = target[-1]
     result = evaluate(GradCAMLocalizer(classifier, target), dm, cfg, split="test", quiet=True)
-    metrics = {**result.metrics, "method": f"gradcam ({cfg.model.evaluator}.{args.target_layer})",
+    metrics = {**result.metrics, "method": f"gradcam ({cfg.model.evaluator}.{layer})",
                "source_run": str(args.run), "seconds_eval": round(time.perf_counter() - start, 2)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

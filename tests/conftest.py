@@ -65,7 +65,7 @@ def cub_tree(tmp_path: Path) -> Path:
 
 TINY_RUN = {"trainer.max_epochs": 1, "trainer.limit_train_batches": 2, "trainer.progress": False,
             "trainer.snapshot_images": 3, "model.generator_width": 8, "data.val_per_class": 2,
-            "data.num_workers": 0}
+            "data.num_workers": 0, "data.resize": 64, "data.crop": 64}
 """Overrides of the demo preset for a run trained in seconds (public API tests and examples)."""
 
 

@@ -58,7 +58,7 @@ def test_load_config_dict_and_list_overrides_agree_and_bad_keys_are_named(tmp_pa
     b = ornet.load_config("demo", ["data.root=" + str(tmp_path), "coarse.epochs=3", "stages=[cam]",
                                    "--trainer.limit_train_batches=0.5"])
     assert isinstance(a, ornet.RunConfig) and a == b
-    assert (a.data.root, a.coarse.epochs, a.stages, a.model.backbone) == (str(tmp_path), 3, ["cam"], "resnet18")
+    assert (a.data.root, a.coarse.epochs, a.stages, a.model.backbone) == (str(tmp_path), 3, ["cam"], "efficientnet_lite0")
     assert ornet.load_config().stages == ["evaluator", "coarse", "refine"]  # the defaults
     with pytest.raises(ornet.ConfigError, match="'data.rooot' .*did you mean data.root"):
         ornet.load_config("demo", {"data.rooot": "x"})

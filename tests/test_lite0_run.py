@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 LITE0 = ["--model.backbone", "efficientnet_lite0", "--model.backbone_weights", "imagenet",
          "--model.evaluator", "efficientnet_lite0", "--model.evaluator_weights", "imagenet"]
-TINY = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1",
+TINY = ["--data.resize", "64", "--data.crop", "64", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1",
         "--data.batch_size", "4", "--data.val_per_class", "1", "--trainer.snapshot_images", "2", "--quiet"]
 
 
@@ -27,7 +27,7 @@ def run(tmp_path_factory) -> tuple[Path, Path]:
     data, out = base / "synth", base / "run"
     assert main(["synth", str(data), "--classes", "3", "--train", "12", "--test", "6", "--size", "64",
                  "--quiet", "--workers", "1"]) == 0
-    # configs/demo.yaml: resize == crop == 64, so evaluation and localize see the same pixels
+    # resize == crop == 64 (the images' size), so evaluation and localize see the same pixels
     assert main(["train", "--config", "demo", "--data.root", str(data), "--out", str(out), *LITE0, *TINY]) == 0
     return data, out
 

@@ -147,7 +147,7 @@ def test_a_failed_run_leaves_nothing_behind(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("bad", [
     ["--classes", "0"], ["--train", "-1"], ["--test", "-4"], ["--train", "2"], ["--size", "16"],
-    ["--size", "big"], ["--second-object", "1.5"], ["--seed", "-1"], ["--workers", "0"], ["--colour", "red"],
+    ["--size", "big"], ["--second-object", "1.5"], ["--body-cue", "-0.1"], ["--body-cue", "2"], ["--seed", "-1"], ["--workers", "0"], ["--colour", "red"],
 ])
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, bad):
     assert main(["synth", str(tmp_path / "out"), "--classes", "3", "--train", "6", "--test", "3", *bad]) == 2
@@ -161,15 +161,13 @@ def _colour_hist(pixels: np.ndarray) -> np.ndarray:
     return h.ravel() / max(len(pixels), 1)
 
 
-def test_part_identifies_the_class_the_body_does_not():
-    """Nearest class centroid of colour histograms: near perfect on the part's pixels, near
-    chance on the body's; the body's mean colours of different classes overlap."""
-    k, n, size = 4, 40, 64
+def _part_and_body(k: int, n: int, size: int, body_cue: float = 0.0):
+    """Colour histograms of the part's pixels, the body's pixels (lists), and the labels."""
     specs = class_specs(k, 0)
     part, body, labels = [], [], []
     for c, spec in enumerate(specs):
         for i in range(n):
-            r = render_image(spec, size, np.random.default_rng((11, c, i)))
+            r = render_image(spec, size, np.random.default_rng((11, c, i)), body_cue=body_cue)
             m = r.mask > 0
             near_part = np.zeros_like(m)
             x, y, w, h = r.parts[0]
@@ -177,13 +175,26 @@ def test_part_identifies_the_class_the_body_does_not():
             part.append(_colour_hist(r.image[m & near_part].astype(int)))
             body.append(r.image[m & ~near_part].astype(int))
             labels.append(c)
-    labels = np.array(labels)
+    return part, body, np.array(labels)
+
+
+def _nearest_centroid(feat: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy on the odd items of the nearest class centroid of the even items."""
     train = np.arange(len(labels)) % 2 == 0
+    k = int(labels.max()) + 1
+    cent = np.stack([feat[train & (labels == c)].mean(0) for c in range(k)])
+    pred = np.argmin(((feat[~train, None] - cent[None]) ** 2).sum(-1), 1)
+    return float(np.mean(pred == labels[~train]))
+
+
+def test_part_identifies_the_class_the_body_does_not():
+    """Nearest class centroid of colour histograms: near perfect on the part's pixels, near
+    chance on the body's; the body's mean colours of different classes overlap."""
+    k = 4
+    part, body, labels = _part_and_body(k, 40, 64)
 
     def nearest_centroid(feat: np.ndarray) -> float:
-        cent = np.stack([feat[train & (labels == c)].mean(0) for c in range(k)])
-        pred = np.argmin(((feat[~train, None] - cent[None]) ** 2).sum(-1), 1)
-        return float(np.mean(pred == labels[~train]))
+        return _nearest_centroid(feat, labels)
 
     assert nearest_centroid(np.array(part)) >= 0.9
     assert nearest_centroid(np.array([_colour_hist(b) for b in body])) <= 1 / k + 0.2
@@ -191,6 +202,30 @@ def test_part_identifies_the_class_the_body_does_not():
     spread = np.array([means[labels == c].std(0) for c in range(k)]).mean(0)
     centres = np.array([means[labels == c].mean(0) for c in range(k)])
     assert (centres.std(0) < spread).all()  # classes' body colours overlap
+
+
+def test_body_cue_puts_class_evidence_in_the_body():
+    """--body-cue 0.8: the body's colours alone name the class far above chance (the part still
+    does too); the class styles differ in hue and texture."""
+    k = 6
+    part, body, labels = _part_and_body(k, 30, 64, body_cue=0.8)
+    body_acc = _nearest_centroid(np.array([_colour_hist(b) for b in body]), labels)
+    assert body_acc >= 0.6, body_acc
+    assert _nearest_centroid(np.array(part), labels) >= 0.9
+    styles = [s.style for s in class_specs(k, 0)]
+    assert len({round(s.hue, 3) for s in styles}) == k and {s.texture for s in styles} == {1, 2, 3}
+
+
+def test_body_cue_zero_draws_the_same_images_and_is_recorded(tmp_path):
+    spec = class_specs(3, 0)[1]
+    a = render_image(spec, 48, np.random.default_rng(5))
+    b = render_image(spec, 48, np.random.default_rng(5), body_cue=0.0)
+    assert np.array_equal(a.image, b.image)
+    assert not np.array_equal(a.image, render_image(spec, 48, np.random.default_rng(5), body_cue=1.0).image)
+    assert synth(tmp_path / "bc", "--body-cue", "0.5") == 0
+    import json
+
+    assert json.loads((tmp_path / "bc" / "synth.json").read_text())["body_cue"] == 0.5
 
 
 def test_contact_sheet(tiny):

@@ -71,6 +71,22 @@ def test_stage2_trains_exactly_the_refined_parameters(datamodule):
     assert not any(after[n].requires_grad for n in before if n not in names)
 
 
+def test_stage2_head_lr_mult_scales_only_the_output_conv_and_its_bn(datamodule):
+    cfg, dm = datamodule
+    cfg.refine.lr, cfg.refine.head_lr_mult = 1e-3, 10.0
+    task = build_task(cfg, "refine", dm.num_classes, dm.classes)
+    groups = task.param_groups()
+    g = task.model.generator
+    head = {id(p) for p in [*g.out_conv.parameters(), *g.out_bn.parameters()]}
+    assert [m for _, m in groups] == [1.0, 10.0]
+    assert {id(p) for p in groups[1][0]} == head
+    assert not head & {id(p) for p in groups[0][0]}
+    # together, exactly the refined parameters
+    assert {id(p) for ps, _ in groups for p in ps} == {id(p) for p in g.refine_parameters()}
+    opt = build_optimizer(cfg.refine, groups)
+    assert [grp["lr"] for grp in opt.param_groups] == pytest.approx([1e-3, 1e-2])
+
+
 def test_stage2_frozen_batchnorm_statistics_do_not_drift(datamodule):
     cfg, dm = datamodule
     task = build_task(cfg, "refine", dm.num_classes, dm.classes)

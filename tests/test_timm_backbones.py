@@ -115,3 +115,20 @@ def test_the_cam_networks_new_fc_never_inherits_a_dropped_timm_name():
         cam = build_cam_classifier("timm/resnet18", K)
         assert "head.classifier.weight" not in cam.source_keys
         assert not any(src.startswith(cam.ignored_source_prefixes) for src in cam.source_keys.values())
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "timm/mobilenetv3_large_100", "timm/resnet18", "resnet18"])
+def test_the_new_k_class_layer_starts_small_in_every_family(name):
+    """Every family's new K-class classifier is N(0, 0.01) with zero bias (`init_new_linear`): timm's
+    EfficientNet init U(+-1/sqrt(K)) would give logits spread over several units for small K."""
+    torch.manual_seed(0)
+    k = 28
+    model = build_classifier(name, k)
+    fc = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear) and m.out_features == k][-1]
+    assert 0.008 < float(fc.weight.std()) < 0.012
+    assert float(fc.bias.abs().max()) == 0.0
+    if is_timm(name) and "lite0" in name:  # timm's own init of that layer is far wider
+        import timm
+
+        own = timm.create_model(timm_name(name), pretrained=False, num_classes=k).get_classifier()
+        assert float(own.weight.std()) > 0.05

@@ -238,6 +238,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("method.area_topk must be positive and method.area_skip >= 0")
     if cfg.model.generator_width <= 0:
         raise ConfigError(f"model.generator_width must be positive, got {cfg.model.generator_width}")
+    if not 0.0 < cfg.model.generator_bn_momentum <= 1.0:
+        raise ConfigError(f"model.generator_bn_momentum must be in (0, 1], got {cfg.model.generator_bn_momentum}")
     for net in ("backbone", "evaluator"):
         for stat in ("mean", "std"):
             v = getattr(cfg.model, f"{net}_{stat}")

@@ -67,7 +67,14 @@ class ModelConfig:
     evaluator_weights: str = "none"
     """Weights of the evaluator before stage 0 (same forms as backbone_weights, except evaluator)."""
     generator_width: int = 64
-    """Base width c of the generator's U-Net (2c, 4c, 8c in the encoder)."""
+    """Base width c of the generator's U-Net (2c, 4c, 8c in the release's encoder; 4c, 3c in the decoder)."""
+    generator_encoder: Literal["release", "backbone"] = "release"
+    """The generator's encoder: release (three max-pool + conv blocks from scratch, as the paper) or
+    backbone (a copy of the backbone's stages at 1/8, 1/16, 1/32, with its weights: pretrained features
+    for the map; models/generator_encoder.py)."""
+    generator_bn_momentum: float = 0.01
+    """Momentum of the running averages of the generator's U-Net batch norms (the release: 0.01, for
+    schedules of thousands of steps; a run of a few hundred steps needs about 0.1)."""
     backbone_mean: list[float] | None = None
     """RGB mean the backbone's weights expect (images in [0, 1]); also the data pipeline's (the run's input
     normalisation). None: from backbone_weights (none / torchvision: ImageNet's; imagenet: the package's,
@@ -98,7 +105,8 @@ class StageConfig:
     batch_size: int | None = None
     """Overrides data.batch_size for this stage."""
     head_lr_mult: float = 1.0
-    """Learning-rate multiplier of newly initialised layers (classifier heads, generator)."""
+    """Learning-rate multiplier of newly initialised layers (classifier heads, generator); in stage 2
+    (refine), of the generator's output conv and its BN (the map's calibration)."""
     keep: Literal["last", "best_val", "best_test"] = "last"
     """Which epoch's weights the stage hands on: the last; the best `val/acc` on the val split; or
     the best on the TEST split (the release's evaluator rule, best_epoch.pth: selection on test)."""

@@ -40,15 +40,17 @@ def read_dataset(name: str | DataConfig = "cub", root: str | os.PathLike | None 
 
 
 def make_synthetic(out: str | os.PathLike, *, classes: int = 10, train: int = 1200, test: int = 400,
-                   size: int = 96, seed: int = 0, second_object: float = 0.0, workers: int = 2,
-                   force: bool = False, quiet: bool = True):
+                   size: int = 96, seed: int = 0, second_object: float = 0.0, body_cue: float = 0.0,
+                   workers: int = 2, force: bool = False, quiet: bool = True):
     """Write the synthetic WSOL benchmark (CUB layout, with masks) to `out`, as ``ornet synth``.
 
     train / test: images in total, split evenly over classes; second_object: share of test
-    images holding a second object. The same arguments give the same bytes (docs/synthetic.md).
+    images holding a second object; body_cue: share of objects whose body wears its class's own
+    style. The same arguments give the same bytes (docs/synthetic.md).
     Returns a `SynthSummary` (image counts, seconds). Read it with ``read_dataset("cub", out)``.
     """
     from ..data.synthetic import SynthConfig, generate
 
-    cfg = SynthConfig(classes=classes, train=train, test=test, size=size, seed=seed, second_object=second_object)
+    cfg = SynthConfig(classes=classes, train=train, test=test, size=size, seed=seed, second_object=second_object,
+                      body_cue=body_cue)
     return generate(cfg, out, workers=workers, force=force, quiet=quiet)

@@ -28,7 +28,7 @@ from ..outdir import check_out_dir, make_out_dir
 from ..presets import preset_path
 
 # (synth options, extra train overrides) for the full run and for the smoke check.
-FULL = {"synth": [], "train": []}
+FULL = {"synth": ["--size", "128", "--train", "400", "--test", "200", "--body-cue", "0.8"], "train": []}
 FAST = {
     "synth": ["--classes", "4", "--train", "160", "--test", "48", "--size", "64"],
     "train": ["--trainer.max_epochs", "1", "--data.resize", "64", "--data.crop", "64", "--data.val_per_class", "3"],

@@ -24,6 +24,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed; the same seed gives the same bytes (default 0)")
     p.add_argument("--second-object", type=float, default=0.0, metavar="P",
                    help="share of TEST images that hold a second object of the class (default 0)")
+    p.add_argument("--body-cue", type=float, default=0.0, metavar="P",
+                   help="share of objects whose body wears its class's own hue and texture, so that the "
+                        "whole object carries class evidence as real objects do (default 0: the part only)")
     p.add_argument("--force", action="store_true",
                    help="replace OUT if an earlier `ornet synth` wrote it")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
@@ -45,7 +48,7 @@ def main(argv: list[str], prog: str = "ornet synth") -> int:
     if args.contact_sheet:  # checked now, not after the images are drawn
         check_out_file(args.contact_sheet, "--contact-sheet")
     cfg = SynthConfig(classes=args.classes, train=args.train, test=args.test, size=args.size,
-                      seed=args.seed, second_object=args.second_object)
+                      seed=args.seed, second_object=args.second_object, body_cue=args.body_cue)
     s = generate(cfg, args.out, workers=args.workers, force=args.force, quiet=args.quiet)
     print(f"wrote {s.images} images ({s.train} train, {s.test} test, {s.two_objects} with two objects), "
           f"{s.classes} classes, {cfg.size} px, to {args.out} in {s.seconds:.1f} s")

@@ -57,6 +57,9 @@ class SynthConfig:
     seed: int = 0
     second_object: float = 0.0
     """Share of TEST images that hold a second object of the same class."""
+    body_cue: float = 0.0
+    """Share of objects whose body wears its class's own style (hue, texture): class evidence in the
+    whole body, as real objects have; 0 (the default): only the part names the class."""
 
     def validate(self) -> None:
         if not 1 <= self.classes <= MAX_CLASSES:
@@ -71,6 +74,8 @@ class SynthConfig:
             raise OrnetError(f"--seed must be >= 0, got {self.seed}")
         if not 0.0 <= self.second_object <= 1.0:
             raise OrnetError(f"--second-object must be a share in [0, 1], got {self.second_object}")
+        if not 0.0 <= self.body_cue <= 1.0:
+            raise OrnetError(f"--body-cue must be a share in [0, 1], got {self.body_cue}")
 
 
 # ---------------------------------------------------------------- the dataset on disk
@@ -102,7 +107,8 @@ def plan(cfg: SynthConfig) -> tuple[list[ClassSpec], list[_Job]]:
 
 
 def _encode(job: _Job, spec: ClassSpec, cfg: SynthConfig) -> tuple[bytes, bytes, list[Box], list[Box]]:
-    r = render_image(spec, cfg.size, np.random.default_rng((cfg.seed, STREAM_IMAGE, job.index)), job.objects)
+    r = render_image(spec, cfg.size, np.random.default_rng((cfg.seed, STREAM_IMAGE, job.index)), job.objects,
+                     cfg.body_cue)
     buf = io.BytesIO()
     # 4:4:4 chroma: a part is a few pixels wide and 4:2:0 would smear its colours.
     Image.fromarray(r.image).save(buf, format="JPEG", quality=95, subsampling=0)

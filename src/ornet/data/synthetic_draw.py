@@ -28,18 +28,36 @@ AREA_RANGE = (0.10, 0.60)
 """Guaranteed box area / image area of a one-object image (targets are drawn in 0.12-0.55)."""
 AREA_RANGE_TWO = (0.04, 0.25)
 """The same for each object of a two-object image (targets 0.08-0.22, shrunk until both fit)."""
-STREAM_CLASSES, STREAM_IMAGE, STREAM_SECOND = 1, 2, 3
+STREAM_CLASSES, STREAM_IMAGE, STREAM_SECOND, STREAM_BODY = 1, 2, 3, 4
+TEXTURES = ("plain", "spots", "bands", "mottled")
+
+
+@dataclass(frozen=True)
+class BodyStyle:
+    """A class's own body (used by a share `body_cue` of its objects): hue, saturation, a
+    texture with its parameters, and how the texture's second colour relates to the first."""
+
+    hue: float
+    saturation: float
+    texture: int
+    """1 spots, 2 bands, 3 mottled (`TEXTURES`; never plain: the style must show)."""
+    frequency: float
+    """bands: stripes per unit of the body's axis; spots: how many."""
+    contrast: float
+    """second colour = first colour x contrast (< 1 darker pattern, > 1 lighter)."""
 
 
 @dataclass(frozen=True)
 class ClassSpec:
-    """What identifies a class: its part. `body_hue` is a weak preference of the body colour."""
+    """What identifies a class: its part. `body_hue` is a weak preference of the body colour;
+    `style` the class's own body, drawn on a share `body_cue` of its objects (`render_image`)."""
 
     name: str
     colours: tuple[tuple[int, int, int], tuple[int, int, int]]
     pattern: str
     shape: str
     body_hue: float
+    style: BodyStyle | None = None
 
 
 def class_specs(classes: int, seed: int) -> list[ClassSpec]:
@@ -50,6 +68,9 @@ def class_specs(classes: int, seed: int) -> list[ClassSpec]:
     styles = list(itertools.product(PATTERNS, SHAPES))
     offsets = rng.integers(0, len(styles), size=len(COLOUR_PAIRS))
     specs = []
+    body = np.random.default_rng((seed, STREAM_BODY))  # its own stream: the parts stay as they were
+    hues = (body.uniform(0, 1) + np.arange(classes) / max(classes, 1)) % 1.0  # spread round the wheel
+    body.shuffle(hues)
     for c in range(classes):
         slot, layer = c % len(COLOUR_PAIRS), c // len(COLOUR_PAIRS)
         names = list(COLOUR_PAIRS[pair_order[slot]])
@@ -58,7 +79,10 @@ def class_specs(classes: int, seed: int) -> list[ClassSpec]:
         pattern, shape = styles[(offsets[slot] + layer) % len(styles)]
         specs.append(ClassSpec(name=f"{c + 1:03d}.{names[0]}_{names[1]}_{pattern}_{shape}",
                                colours=(PALETTE[names[0]], PALETTE[names[1]]), pattern=pattern,
-                               shape=shape, body_hue=float(rng.uniform(0, 1))))
+                               shape=shape, body_hue=float(rng.uniform(0, 1)),
+                               style=BodyStyle(hue=float(hues[c]), saturation=float(body.uniform(0.3, 0.6)),
+                                               texture=int(c % 3 + 1), frequency=float(body.uniform(0, 1)),
+                                               contrast=float(body.choice([0.5, 1.45])))))
     return specs
 
 
@@ -83,8 +107,15 @@ def _natural_colour(rng: np.random.Generator, hue: float | None = None) -> np.nd
 
 
 def _body_colour(spec: ClassSpec, rng: np.random.Generator) -> np.ndarray:
-    # The weak class signal: a quarter of bodies take a hue near the class's preference.
+    # The weak class signal: half of the bodies take a hue near the class's preference.
     return _natural_colour(rng, spec.body_hue if rng.random() < 0.5 else None)
+
+
+def _styled_colour(style: BodyStyle, rng: np.random.Generator) -> np.ndarray:
+    """The class's own body colour: its hue and saturation with a little jitter, any brightness."""
+    h = (style.hue + rng.normal(0, 0.02)) % 1.0
+    s = float(np.clip(style.saturation + rng.normal(0, 0.04), 0.05, 1.0))
+    return 255 * np.array(colorsys.hsv_to_rgb(h, s, rng.uniform(0.4, 0.85)))
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], cells: int = 4) -> np.ndarray:
@@ -143,7 +174,7 @@ def _part_masks(spec: ClassSpec, pu: np.ndarray, pv: np.ndarray, r: float) -> tu
 
 
 def _draw_object(img: np.ndarray, mask: np.ndarray, part_mask: np.ndarray, obj: _Object, spec: ClassSpec,
-                 scale: float, centre: np.ndarray, rng: np.random.Generator) -> None:
+                 scale: float, centre: np.ndarray, rng: np.random.Generator, body_cue: float = 0.0) -> None:
     size = img.shape[0]
     lo, hi = obj.extent()
     x0, y0 = np.floor(centre + scale * lo).astype(int) - 1
@@ -160,16 +191,25 @@ def _draw_object(img: np.ndarray, mask: np.ndarray, part_mask: np.ndarray, obj: 
         tail = (u < u0) & (u > u1) & (np.abs(v) < w0 + (w1 - w0) * (u0 - u) / (u0 - u1))
     part, second = _part_masks(spec, u - obj.part_u, v, obj.r)
 
-    # Body: a shared-distribution colour, shaded, with a texture any class may have.
-    base = _body_colour(spec, rng)
-    other = np.clip(base * rng.uniform(0.55, 1.35) + rng.normal(0, 20, 3), 0, 255)
-    texture = rng.integers(0, 4)
+    # Body: a shared-distribution colour, shaded, with a texture any class may have; or, for a
+    # share `body_cue` of the objects (the draw is skipped at 0, so 0 gives the old images), the
+    # class's own body style: its hue, saturation, texture, pattern frequency and contrast.
+    style = spec.style if body_cue > 0 and spec.style is not None and rng.random() < body_cue else None
+    if style is None:
+        base = _body_colour(spec, rng)
+        other = np.clip(base * rng.uniform(0.55, 1.35) + rng.normal(0, 20, 3), 0, 255)
+        texture = rng.integers(0, 4)
+    else:
+        base = _styled_colour(style, rng)
+        other = np.clip(base * style.contrast + rng.normal(0, 8, 3), 0, 255)
+        texture = style.texture
     if texture == 1:  # spots
-        k = rng.integers(3, 9)
+        k = rng.integers(3, 9) if style is None else 3 + int(round(5 * style.frequency))
         cu, cv_, cr = rng.uniform(-0.9, 0.8, k), rng.uniform(-0.6, 0.6, k), rng.uniform(0.08, 0.2, k)
         alt = ((u[..., None] - cu) ** 2 + (v[..., None] - cv_) ** 2 < cr ** 2).any(-1)
     elif texture == 2:  # bands across the body
-        alt = np.sin(u * rng.uniform(5, 12) + rng.uniform(0, 6.3)) > rng.uniform(0.2, 0.7)
+        freq = rng.uniform(5, 12) if style is None else 5 + 7 * style.frequency + rng.normal(0, 0.3)
+        alt = np.sin(u * freq + rng.uniform(0, 6.3)) > rng.uniform(0.2, 0.7)
     elif texture == 3:  # mottled
         alt = _smooth_field(rng, u.shape, 6) > rng.uniform(0.5, 0.65)
     else:
@@ -245,15 +285,19 @@ def _place(objects: list[_Object], size: int, rng: np.random.Generator) -> list[
     return out
 
 
-def render_image(spec: ClassSpec, size: int, rng: np.random.Generator, objects: int = 1) -> Rendered:
-    """Draw one image of class `spec` with 1 or 2 objects; deterministic given `rng`'s state."""
+def render_image(spec: ClassSpec, size: int, rng: np.random.Generator, objects: int = 1,
+                 body_cue: float = 0.0) -> Rendered:
+    """Draw one image of class `spec` with 1 or 2 objects; deterministic given `rng`'s state.
+
+    `body_cue`: the share of objects drawn with their class's own body style (`BodyStyle`):
+    class evidence in the whole body, as real objects have (0: only the part names the class)."""
     img = _background(rng, size)
     mask = np.zeros((size, size), np.uint8)
     objs = [_Object(rng) for _ in range(objects)]
     boxes, parts = [], []
     for obj, (scale, centre) in zip(objs, _place(objs, size, rng)):
         own, part = np.zeros_like(mask), np.zeros(mask.shape, bool)
-        _draw_object(img, own, part, obj, spec, scale, centre, rng)
+        _draw_object(img, own, part, obj, spec, scale, centre, rng, body_cue)
         mask |= own
         boxes.append(_mask_box(own))
         parts.append(_mask_box(part))

@@ -47,6 +47,7 @@ from .split import (  # noqa: F401  (SplitClassifier and CAMClassifier: the cont
     SplitClassifier,
     assemble,
     gap_fc_head,
+    init_new_linear,
     new_linear,
 )
 from .weights import load_weights
@@ -218,8 +219,12 @@ def _timm(arch: str) -> Callable[..., SplitClassifier]:
         if cam:
             head = gap_fc_head(s.feature_channels, num_classes, s.names)
             replaceable = head.classifier
-        return assemble(arch, s.names, s.stem, s.rest, head, s.stem_channels, s.feature_channels,
+        elif isinstance(replaceable, nn.Linear):
+            init_new_linear(replaceable)  # as torchvision heads (`new_linear`), not timm's U(+-1/sqrt(K))
+        model = assemble(arch, s.names, s.stem, s.rest, head, s.stem_channels, s.feature_channels,
                          num_classes, cam, ignored=s.ignored, replaceable=replaceable)
+        model.feature_end = s.feature_end
+        return model
 
     return build
 

@@ -8,6 +8,10 @@ then ``p_a = sigmoid(BN(conv3x3(f_a)))`` (1 x h x w) and the stage-1 attention h
     down2: maxpool 2, block(2c -> 4c)       up2: upsample, concat down1, block(4c + 2c -> 3c)
     down3: maxpool 2, block(4c -> 8c)       up3: upsample, concat f_c,   block(3c + C -> K)
 
+With an `encoder` (``model.generator_encoder: backbone``, `generator_encoder.BackboneEncoder`)
+the three down blocks are the backbone's own pretrained stages at 1/8, 1/16, 1/32 instead, with
+their channel counts (C1, C2, C3) in place of 2c, 4c, 8c; the decoder is the same.
+
 block = (conv3x3 no bias - BN(momentum 0.01) - LeakyReLU(0.01)) x 2. Upsampling is bilinear
 to the skip's exact size, so any h, w >= 8 works (odd sizes too; the release doubles and
 needs h, w divisible by 8). f_a is the last block's LeakyReLU output, so it can be negative
@@ -25,8 +29,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import OrnetError
+from .generator_encoder import BackboneEncoder
 
-BN_MOMENTUM = 0.01  # the release's U-Net blocks
+BN_MOMENTUM = 0.01
+"""The release's U-Net blocks. Their running averages forget 1 % per step: after n steps the
+initial (0, 1) still weighs 0.99^n (41 % after 88 steps), so a short schedule needs a larger one
+(`model.generator_bn_momentum`)."""
 
 
 @dataclass
@@ -84,8 +92,11 @@ class ActivationMapGenerator(nn.Module):
 
     MIN_SIZE = 8  # three 2x max-pools
 
-    def __init__(self, in_channels: int, num_classes: int, width: int = 64, attention_head: bool = True):
+    def __init__(self, in_channels: int, num_classes: int, width: int = 64, attention_head: bool = True,
+                 encoder: BackboneEncoder | None = None, bn_momentum: float = BN_MOMENTUM):
         super().__init__()
+        if not 0.0 < bn_momentum <= 1.0:
+            raise OrnetError(f"generator BN momentum must be in (0, 1], got {bn_momentum}")
         if in_channels < 1 or num_classes < 1 or width < 1:
             raise OrnetError(f"generator sizes must be positive: in_channels={in_channels}, "
                              f"num_classes={num_classes}, width={width}")
@@ -93,11 +104,15 @@ class ActivationMapGenerator(nn.Module):
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.width = width
-        self.down1 = Down(in_channels, 2 * c)
-        self.down2 = Down(2 * c, 4 * c)
-        self.down3 = Down(4 * c, 8 * c)
-        self.up1 = Up(8 * c + 4 * c, 4 * c)
-        self.up2 = Up(4 * c + 2 * c, 3 * c)
+        if encoder is None:  # the release's encoder, trained from scratch
+            self.down1 = Down(in_channels, 2 * c)
+            self.down2 = Down(2 * c, 4 * c)
+            self.down3 = Down(4 * c, 8 * c)
+            c1, c2, c3 = 2 * c, 4 * c, 8 * c
+        else:
+            c1, c2, c3 = encoder.channels
+        self.up1 = Up(c3 + c2, 4 * c)
+        self.up2 = Up(4 * c + c1, 3 * c)
         self.up3 = Up(3 * c + in_channels, num_classes)
         self.out_conv = nn.Conv2d(num_classes, 1, kernel_size=3, padding=1, bias=False)
         self.out_bn = nn.BatchNorm2d(1)
@@ -109,6 +124,10 @@ class ActivationMapGenerator(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        for m in self.modules():  # the U-Net blocks' running averages (not out_bn's: PyTorch's 0.1)
+            if isinstance(m, nn.BatchNorm2d) and m is not self.out_bn:
+                m.momentum = bn_momentum
+        self.encoder = encoder  # added after the initialisation: it keeps its (pretrained) weights
 
     def forward(self, f_c: Tensor) -> GeneratorOutput:
         if f_c.dim() != 4 or f_c.shape[1] != self.in_channels:
@@ -117,9 +136,12 @@ class ActivationMapGenerator(nn.Module):
         if min(f_c.shape[-2:]) < self.MIN_SIZE:
             raise OrnetError(f"generator input must be at least {self.MIN_SIZE}x{self.MIN_SIZE} "
                              f"(its encoder halves it three times), got {tuple(f_c.shape[-2:])}")
-        x1 = self.down1(f_c)
-        x2 = self.down2(x1)
-        x3 = self.down3(x2)
+        if self.encoder is None:
+            x1 = self.down1(f_c)
+            x2 = self.down2(x1)
+            x3 = self.down3(x2)
+        else:
+            x1, x2, x3 = self.encoder(f_c)
         x = self.up1(x3, x2)
         x = self.up2(x, x1)
         f_a = self.up3(x, f_c)
@@ -131,6 +153,11 @@ class ActivationMapGenerator(nn.Module):
         return GeneratorOutput(f_a=f_a, p_a=p_a, attn_logits=attn_logits)
 
     # ---------------------------------------------------------------- stage 2
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The pretrained encoder's parameters (empty for the release's encoder): trained at the
+        backbone's learning rate in stage 1, not at the new layers' `head_lr_mult`."""
+        return list(self.encoder.parameters()) if self.encoder is not None else []
 
     def refine_modules(self) -> list[nn.Module]:
         """The parts trained in stage 2 (METHOD.md, Stage 2; the release's up_2, up_3,

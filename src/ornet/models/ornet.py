@@ -11,11 +11,15 @@ from collections import OrderedDict
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import OrnetError
 from ..normalization import Normalization
 from .backbones import build_classifier
 from .evaluator import build_evaluator
-from .generator import ActivationMapGenerator, GeneratorOutput
+from .generator import BN_MOMENTUM, ActivationMapGenerator, GeneratorOutput
+from .generator_encoder import backbone_encoder
 from .normalization import Renormalize
+
+GENERATOR_ENCODERS = ("release", "backbone")
 
 
 class ORNet(nn.Module):
@@ -34,6 +38,10 @@ class ORNet(nn.Module):
     ``stage1_head=False`` builds the inference / stage-2 network only: no ``rest_head`` and no
     generator attention head (what the release's stage-2 checkpoints hold); it needs an
     evaluator for class predictions and cannot run stage 1.
+
+    `generator_encoder`: ``release`` (the release's encoder, trained from scratch) or
+    ``backbone`` (a copy of the backbone's own stages after the stem, with its weights:
+    `generator_encoder.BackboneEncoder`).
     """
 
     map_stride = 4
@@ -41,23 +49,37 @@ class ORNet(nn.Module):
     def __init__(self, backbone: str, num_classes: int, evaluator: str | None = "vgg16",
                  generator_width: int = 64, backbone_weights: str = "none",
                  evaluator_weights: str = "none", input_norm: Normalization | None = None,
-                 evaluator_norm: Normalization | None = None, stage1_head: bool = True):
+                 evaluator_norm: Normalization | None = None, stage1_head: bool = True,
+                 generator_encoder: str = "release", generator_bn_momentum: float = BN_MOMENTUM):
         super().__init__()
         if not stage1_head and not evaluator:
             raise ValueError("an ORNet without its stage-1 head needs an evaluator for class predictions")
+        if generator_encoder not in GENERATOR_ENCODERS:
+            raise OrnetError(f"unknown generator encoder {generator_encoder!r}; known: "
+                             f"{', '.join(GENERATOR_ENCODERS)}")
         classifier = build_classifier(backbone, num_classes, backbone_weights)
         self.backbone = backbone
         self.evaluator_name = evaluator
         self.num_classes = num_classes
         self.stem = classifier.stem
         self.stage1_head = stage1_head
-        self.generator = ActivationMapGenerator(classifier.stem_channels, num_classes,
-                                                generator_width, attention_head=stage1_head)
+        encoder = (backbone_encoder(classifier.rest, classifier.stem_channels, classifier.feature_end, backbone)
+                   if generator_encoder == "backbone" else None)
+        self.generator_encoder = generator_encoder
+        self.generator = ActivationMapGenerator(classifier.stem_channels, num_classes, generator_width,
+                                                attention_head=stage1_head, encoder=encoder,
+                                                bn_momentum=generator_bn_momentum)
         self.rest_head = (nn.Sequential(OrderedDict(rest=classifier.rest, head=classifier.head))
                           if stage1_head else None)
         self.evaluator = (build_evaluator(evaluator, num_classes, evaluator_weights)
                           if evaluator else None)
         self.to_evaluator = Renormalize(input_norm, evaluator_norm)
+
+    def sync_encoder(self) -> None:
+        """Copy F_c2's body weights into a ``backbone`` generator encoder (after `rest_head` was
+        loaded from another network, e.g. the trained evaluator); nothing for ``release``."""
+        if self.generator.encoder is not None and self.rest_head is not None:
+            self.generator.encoder.load_from_rest(self.rest_head.rest)
 
     def maps(self, images: Tensor) -> GeneratorOutput:
         """Stem + generator only: the inference path (METHOD.md, Inference)."""

@@ -42,6 +42,9 @@ class SplitClassifier(nn.Module):
         self.source_keys: dict[str, str] = {}
         self.optional_keys: set[str] = set()
         self.ignored_source_prefixes: tuple[str, ...] = ()
+        self.feature_end: str | None = None
+        """Path in ``rest`` of the deepest feature stage when ``rest`` goes on past it (timm's
+        EfficientNet: ``blocks.6``, before its 1 x 1 ``conv_head``); None: all of ``rest``."""
 
     def features(self, x: Tensor) -> Tensor:
         """B x 3 x H x W -> the last conv feature map, B x feature_channels x h x w."""
@@ -76,11 +79,23 @@ def new_linear(old: nn.Linear, num_classes: int, names: dict[int, str]) -> nn.Li
 
     old's entry is removed: once replaced it may be freed and its id reused by a new module.
     """
-    new = nn.Linear(old.in_features, num_classes)
-    nn.init.normal_(new.weight, 0, 0.01)
-    nn.init.zeros_(new.bias)
+    new = init_new_linear(nn.Linear(old.in_features, num_classes))
     names[id(new)] = names.pop(id(old))
     return new
+
+
+def init_new_linear(layer: nn.Linear) -> nn.Linear:
+    """The initialisation of every newly made K-class layer: weight N(0, 0.01), bias 0; returns it.
+
+    Small initial logits whatever K: fine-tuning from pretrained features starts from a near-uniform
+    prediction. (timm initialises EfficientNet / MobileNet classifiers U(+-1 / sqrt(K)), sized for
+    K = 1000: with K = 28 the initial logits have a spread of several units and a pretrained
+    Lite0 fine-tuned at head_lr_mult 10 reached 31 % val accuracy after 2 epochs instead of 76 %.)
+    """
+    nn.init.normal_(layer.weight, 0, 0.01)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
 
 
 def assemble(arch: str, names: dict[int, str], stem: nn.Module, rest: nn.Module,
@@ -120,7 +135,5 @@ def gap_fc_head(in_features: int, num_classes: int, names: dict[int, str],
     if old is not None and old.in_features == in_features:
         fc = new_linear(old, num_classes, names)
     else:
-        fc = nn.Linear(in_features, num_classes)
-        nn.init.normal_(fc.weight, 0, 0.01)
-        nn.init.zeros_(fc.bias)
+        fc = init_new_linear(nn.Linear(in_features, num_classes))
     return ClassifierHead(nn.AdaptiveAvgPool2d(1), fc)

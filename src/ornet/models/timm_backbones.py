@@ -153,6 +153,9 @@ class TimmSplit:
     """timm key prefixes of the head modules (ignored when the CAM network drops them)."""
     classifier: nn.Module | None
     """timm's K-class classifier (replaceable when loading 1000-class weights)."""
+    feature_end: str | None = None
+    """Module name of timm's deepest ``feature_info`` stage (e.g. ``blocks.6``): where the features
+    end and a classifier's own head (EfficientNet's 1 x 1 ``conv_head``) begins."""
 
 
 def split_timm(name: str, num_classes: int, cam: bool, stride16: bool) -> TimmSplit:
@@ -213,5 +216,7 @@ def split_timm(name: str, num_classes: int, cam: bool, stride16: bool) -> TimmSp
     kept = {id(m) for part in (stem, rest, head) if part is not None for m in part.modules()}
     names = {i: n for i, n in names.items() if i in kept}
     del originals
+    info = getattr(net, "feature_info", None)
+    deepest = dict(info[-1]).get("module") if info else None  # entries run shallow to deep
     return TimmSplit(stem, rest, head, stem_channels, int(feats.shape[1]), names, ignored,
-                     classifier if isinstance(classifier, nn.Module) else None)
+                     classifier if isinstance(classifier, nn.Module) else None, deepest)

@@ -34,7 +34,8 @@ class OrnetTask(MapValidation, StageTask):
         weights = "none" if m.backbone_weights == FROM_EVALUATOR else m.backbone_weights
         self.model = ORNet(m.backbone, self.num_classes, evaluator=m.evaluator, generator_width=m.generator_width,
                            backbone_weights=weights, evaluator_weights="none", input_norm=input_norm,
-                           evaluator_norm=evaluator_norm)
+                           evaluator_norm=evaluator_norm, generator_encoder=m.generator_encoder,
+                           generator_bn_momentum=m.generator_bn_momentum)
         self._init_map_metrics()
 
     def init_from(self, ornet_state: dict | None = None, evaluator_state: dict | None = None) -> None:
@@ -57,6 +58,7 @@ class OrnetTask(MapValidation, StageTask):
             raise OrnetError(f"model.backbone_weights=evaluator needs model.evaluator == model.backbone "
                              f"({self.model_cfg.evaluator} != {self.model_cfg.backbone})")
         self.model.load_state_dict(own, strict=False)
+        self.model.sync_encoder()  # a backbone generator encoder starts from the same weights
         if self.stage == "coarse":
             self.reinit_layers()  # after the weights it starts from, as the release
 
@@ -85,10 +87,12 @@ class CoarseTask(OrnetTask):
         return self
 
     def param_groups(self):
-        """Pretrained stem and F_c2 body at lr; generator, attention head and classifier head at lr * mult."""
+        """Pretrained stem, F_c2 body and generator encoder (``backbone``) at lr; the rest of the
+        generator, the attention head and the classifier head at lr * mult."""
         mult = self.stage_cfg.head_lr_mult
         model = self.model
-        new = list(model.generator.parameters())
+        pretrained = {id(p) for p in model.generator.encoder_parameters()}
+        new = [p for p in model.generator.parameters() if id(p) not in pretrained]
         head = getattr(getattr(model, "rest_head", None), "head", None)
         if head is not None:
             new += list(head.parameters())

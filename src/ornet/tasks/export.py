@@ -42,6 +42,7 @@ def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
                             "backbone_std": list(backbone_norm.std)}
     if method != "cam":
         arch.update(evaluator=m.evaluator, generator_width=int(m.generator_width),
+                    generator_encoder=m.generator_encoder,
                     evaluator_mean=list(evaluator_norm.mean), evaluator_std=list(evaluator_norm.std))
     if e.protocol == "release":  # the release's rule: map > t on the raw grid, one box around all
         from ..localization.release import release_thresholds
@@ -125,7 +126,8 @@ def build_model(meta: dict) -> nn.Module:
     return ORNet(arch["backbone"], k, evaluator=arch["evaluator"], generator_width=int(arch["generator_width"]),
                  backbone_weights="none", evaluator_weights="none",
                  input_norm=_normalization(arch, "backbone"), evaluator_norm=_normalization(arch, "evaluator"),
-                 stage1_head=bool(arch.get("stage1_head", True)))
+                 stage1_head=bool(arch.get("stage1_head", True)),
+                 generator_encoder=arch.get("generator_encoder", "release"))
 
 
 def _normalization(arch: dict, net: str):

@@ -320,7 +320,7 @@ def final_model(cfg: RunConfig, stage: str, out: Path, num_classes: int) -> torc
     m = cfg.model
     model = ORNet(m.backbone, num_classes, evaluator=m.evaluator, generator_width=m.generator_width,
                   backbone_weights="none", evaluator_weights="none", input_norm=input_norm,
-                  evaluator_norm=evaluator_norm)
+                  evaluator_norm=evaluator_norm, generator_encoder=m.generator_encoder)
     model.load_state_dict(load_state(checkpoint_path(out, stage)))
     if stage == "coarse" and checkpoint_path(out, "evaluator").is_file():
         model.evaluator.load_state_dict(load_state(checkpoint_path(out, "evaluator")))

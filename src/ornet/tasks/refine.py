@@ -61,7 +61,14 @@ class RefineTask(OrnetTask):
         return self
 
     def param_groups(self):
-        return [(list(self.model.generator.refine_parameters()), 1.0)]
+        """The refined up blocks at lr; the output conv and its BN (the map's calibration: out_bn's
+        bias and weight set how much of a batch is on, since BN in train mode fixes the batch's
+        pre-sigmoid mean and spread) at lr * `refine.head_lr_mult` (1: the release's single lr)."""
+        g = self.model.generator
+        out = [*g.out_conv.parameters(), *g.out_bn.parameters()]
+        out_ids = {id(p) for p in out}
+        blocks = [p for p in g.refine_parameters() if id(p) not in out_ids]
+        return [(blocks, 1.0), (out, self.stage_cfg.head_lr_mult)]
 
     def _step(self, batch: Batch, split: str) -> torch.Tensor:
         m = self.method_cfg

@@ -46,7 +46,7 @@ h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.8em;border
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .7em;text-align:left;
 vertical-align:top}th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.best{font-weight:bold}figure{margin:0}figure img{display:block;border:1px solid #ddd}
-figcaption{color:#555;font-size:.85em;max-width:224px}.muted{color:#777}.ok{color:#070}.bad{color:#b00}
+figcaption{color:#555;font-size:.85em;max-width:224px;overflow-wrap:anywhere}.muted{color:#777}.ok{color:#070}.bad{color:#b00}
 """
 
 
