@@ -46,6 +46,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ornet.fsutil import replace_dir
+
 TRAIN_PHOTOS = ("astronaut", "coffee", "motorcycle_left", "motorcycle_right", "china", "hubble_deep_field",
                 "brick", "camera", "coins", "grass", "text", "cell")
 TEST_PHOTOS = ("chelsea", "flower", "rocket", "retina", "immunohistochemistry", "gravel", "moon", "page",
@@ -190,13 +192,7 @@ def write_set(out: Path, kind: str, class_names: Sequence[str], jobs: Sequence[J
                    "train": sum(j[1] == "train" for j in jobs), "test": sum(j[1] == "test" for j in jobs),
                    "train_photos": list(TRAIN_PHOTOS), "test_photos": list(TEST_PHOTOS), **meta}
         (tmp / "realistic.json").write_text(json.dumps(summary, indent=1) + "\n")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     summary["seconds"] = round(time.perf_counter() - start, 1)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -150,6 +151,19 @@ def write_npy_atomic(path: str | os.PathLike, array: Any, fsync: bool = False) -
         except (OSError, RuntimeError):
             out.raise_recorded()
             raise
+
+
+def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Put the finished folder `tmp` at `out` (same file system), replacing an old `out`: the old
+    one is first renamed aside (`.NAME.old-<pid>`), so `out` is never a mix of the two, then removed."""
+    tmp, out = Path(tmp), Path(out)
+    if not out.exists():
+        tmp.rename(out)
+        return
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old)
 
 
 def stale_temporaries(folder: str | os.PathLike) -> list[Path]:

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import OrnetError
+from ..fsutil import replace_dir
 from .synthetic_draw import (  # noqa: F401  (AREA_RANGE*: the guarantees, imported from here)
     AREA_RANGE,
     AREA_RANGE_TWO,
@@ -200,13 +201,7 @@ def generate(cfg: SynthConfig, out: str | Path, workers: int = 2, force: bool = 
                 finally:
                     cv2.setNumThreads(cv_threads)
         _write_text(tmp, cfg, specs, jobs, results)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
+        replace_dir(tmp, out)
     except Exception as e:
         from ..diskspace import disk_full_cause, disk_full_error, is_disk_full
 
