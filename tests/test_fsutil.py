@@ -14,6 +14,7 @@ import pytest
 
 from ornet.fsutil import (
     atomic_path,
+    replace_dir,
     stale_temporaries,
     write_bytes_atomic,
     write_json_atomic,
@@ -112,3 +113,16 @@ def test_writers_of_run_files_use_umask_permissions(tmp_path, umask):
     for path in (tmp_path / "model.safetensors", tmp_path / "model.json", tmp_path / "figures" / "a.png", report):
         assert _mode(path) == 0o644, path
     assert stale_temporaries(tmp_path) == [] and stale_temporaries(tmp_path / "figures") == []
+
+
+def test_replace_dir_puts_the_new_folder_in_place_and_leaves_nothing_aside(tmp_path):
+    out, tmp = tmp_path / "set", tmp_path / ".set.partial"
+    tmp.mkdir()
+    (tmp / "a.txt").write_text("first")
+    replace_dir(tmp, out)  # no old folder
+    assert (out / "a.txt").read_text() == "first" and not tmp.exists()
+    tmp.mkdir()
+    (tmp / "b.txt").write_text("second")
+    replace_dir(tmp, out)  # replaces the old one whole
+    assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]  # no .set.old-<pid>, no partial
