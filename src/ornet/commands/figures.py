@@ -4,18 +4,8 @@
     ornet figures failures runs/ornet --n 12
     ornet figures grid runs/ornet --data.name dogs --data.root /data/dogs --out dogs_maps
 
-KIND: overlay, evolution, histogram, failures, threshold-curve, grid or all. Sources:
-
-| kind            | reads                                                                   |
-| --------------- | ----------------------------------------------------------------------- |
-| threshold-curve | curves.json                                                             |
-| evolution       | snapshots/ (written during stage 2 by `viz.snapshots.MapSnapshots`)     |
-| overlay, grid,  | the model (model.safetensors + model.json) re-run on the run's dataset  |
-| histogram       | (config.yaml's data section; --data.* overrides), evaluated split       |
-| failures        | predictions.csv (lowest IoU) + the model on those images               |
-
-Images go through the evaluation transform (resize, centre crop), so boxes and maps are those
-the metrics saw; predicted boxes come from predictions.csv when it lists the image. PNGs go to
+KIND: overlay, evolution, histogram, failures, threshold-curve, grid or all; which files each
+reads, and the images it draws on, are in `ornet.viz.render` (and docs/figures.md). PNGs go to
 RUN_DIR/figures (or --out); writing there also refreshes RUN_DIR/report.html. With KIND=all a
 figure whose source is missing (no snapshots in a CAM run, say) is skipped with a note; naming
 that KIND alone is an error (exit 2). The drawing is `viz.render.render()`.

@@ -13,14 +13,10 @@ resized to 224 x 224 with nearest neighbour, and a pixel is foreground when its 
 
 from __future__ import annotations
 
-import collections
 import functools
 import io
-import itertools
-import multiprocessing as mp
 import os
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -34,6 +30,7 @@ from ..errors import DataError
 from .boxes import cam_thresholds, map_levels, resize_box, sweep_best_iou
 from .pxap import pxap_edges, pxap_from_histograms, score_histograms
 from .sweep import count_hits
+from .workers import in_pool
 
 RESIZE_LENGTH = 224
 
@@ -254,57 +251,6 @@ def _run_chunk(job: _Job, items: list[tuple]) -> tuple:
     return hits, pos, neg, None
 
 
-def _start_method() -> str:
-    """fork (cheapest) unless torch is loaded in this process: forking after torch's OpenMP
-    threads have run can hang the child (seen when `evaluate-maps` runs in a process that trained
-    or localised before), so then a fresh interpreter (forkserver / spawn). The `evaluate-maps`
-    command never imports torch and keeps fork."""
-    methods = mp.get_all_start_methods()
-    if "fork" in methods and "torch" not in sys.modules:
-        return "fork"
-    return "forkserver" if "forkserver" in methods else "spawn"
-
-
-def _init_worker() -> None:
-    cv2.setNumThreads(1)  # parallelism comes from the processes
-
-
-def _in_pool(run, chunks: list, workers: int):
-    """`run(chunk)` for every chunk on `workers` processes, results in chunk order.
-
-    At most two chunks per worker are in flight, so when the caller stops early (a bad image
-    raises DataError) nothing is queued but those: they are waited for and the pool is closed
-    and joined. `Pool.terminate()` with tasks still queued could hang in its task-handler thread
-    (seen under pytest-xdist: a put into the full task pipe of workers already killed); it is
-    used only when the caller is interrupted (Ctrl+C), where waiting is not wanted.
-    """
-    pool = mp.get_context(_start_method()).Pool(workers, initializer=_init_worker)
-    pending: collections.deque = collections.deque()
-    todo = iter(chunks)
-    clean = False
-    try:
-        for chunk in itertools.islice(todo, 2 * workers):
-            pending.append(pool.apply_async(run, (chunk,)))
-        while pending:
-            result = pending.popleft().get()
-            chunk = next(todo, None)
-            if chunk is not None:
-                pending.append(pool.apply_async(run, (chunk,)))
-            yield result
-        clean = True
-    except GeneratorExit:  # the caller stopped early: let the chunks in flight finish
-        for job in pending:
-            job.wait()
-        clean = True
-        raise
-    finally:
-        if clean:
-            pool.close()
-        else:
-            pool.terminate()
-        pool.join()
-
-
 def evaluate_scoremaps(metadata: str | Path | Metadata, scoremap_root: str | Path, *,
                        mask_root: str | Path | None = None, cam_curve_interval: float = 0.01,
                        iou_thresholds: Sequence[int] = (30, 50, 70), multi_contour: bool = False,
@@ -336,7 +282,7 @@ def evaluate_scoremaps(metadata: str | Path | Metadata, scoremap_root: str | Pat
     pos = np.zeros(len(thresholds) + 2, dtype=np.int64)
     neg = np.zeros_like(pos)
     run = functools.partial(_run_chunk, job)
-    results = map(run, chunks) if workers == 1 else _in_pool(run, chunks, workers)
+    results = map(run, chunks) if workers == 1 else in_pool(run, chunks, workers)
     try:
         for h, p, n, error in results:
             if error is not None:
