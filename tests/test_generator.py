@@ -73,6 +73,22 @@ def test_refine_parameters_and_freeze(generator):
     assert trainable == expected
 
 
+@pytest.mark.parametrize("scope, prefixes", [
+    ("decoder", ("up1.", "up2.", "up3.", "out_")),
+    ("generator", ("down1.", "down2.", "down3.", "up1.", "up2.", "up3.", "out_")),
+])
+def test_refine_scopes_train_more_of_the_generator_but_never_the_attention_head(generator, scope, prefixes):
+    expected = {n for n, _ in generator.named_parameters() if n.startswith(prefixes)}
+    assert {n for n, p in generator.named_parameters() if any(p is q for q in generator.refine_parameters(scope))} \
+        == expected
+    generator.freeze_for_refine(scope)
+    assert {n for n, p in generator.named_parameters() if p.requires_grad} == expected
+    assert not generator.attn_conv.weight.requires_grad
+    generator.freeze_for_refine()  # back to the release's set for the other tests
+    with pytest.raises(OrnetError, match="refine scope must be one of release, decoder, generator, got 'all'"):
+        generator.refine_modules("all")
+
+
 # ---------------------------------------------------------------- ORNet
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from ornet.method import area_loss, weighted_entropy
+from ornet.method import area_loss, background_loss, weighted_entropy
 
 # ---------------------------------------------------------------- weighted entropy
 # p = 0.5, 0.6, 0.9, 0.1 with mu = 0.5, sigma = 0.1:
@@ -133,3 +135,19 @@ def test_area_loss_gradients():
     used[3:25] = 1.0
     torch.testing.assert_close(per_channel, used)  # d/d f_a of sum / (B h w) over 6 pixels
     torch.testing.assert_close(p_a.grad, torch.full_like(p_a, 1 / 6))
+
+
+def test_background_loss_hand_value_and_gradient():
+    # softmax([0, 0, 0])[0] = 1/3; softmax([2, 0, 0])[0] = e^2 / (e^2 + 2)
+    logits = torch.tensor([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0]], requires_grad=True)
+    labels = torch.tensor([0, 0])
+    e2 = math.exp(2.0)
+    loss = background_loss(logits, labels)
+    assert float(loss) == pytest.approx((1 / 3 + e2 / (e2 + 2)) / 2, rel=1e-6)
+    loss.backward()
+    # d softmax_y / d z_y = s_y (1 - s_y) > 0, / d z_j = -s_y s_j: lowering the true class lowers the loss
+    s = e2 / (e2 + 2)
+    assert logits.grad[1, 0].item() == pytest.approx(s * (1 - s) / 2, rel=1e-5)
+    assert logits.grad[1, 1].item() == pytest.approx(-s * (1 / (e2 + 2)) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="background_loss shapes"):
+        background_loss(torch.zeros(2, 3), torch.zeros(3, dtype=torch.long))

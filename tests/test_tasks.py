@@ -71,6 +71,48 @@ def test_stage2_trains_exactly_the_refined_parameters(datamodule):
     assert not any(after[n].requires_grad for n in before if n not in names)
 
 
+def test_stage2_decoder_scope_trains_every_up_block(datamodule):
+    cfg, dm = datamodule
+    cfg.method.refine_scope = "decoder"
+    task = build_task(cfg, "refine", dm.num_classes, dm.classes)
+    names = {n for n, p in task.named_parameters() if p.requires_grad}
+    assert any(n.startswith("model.generator.up1.") for n in names)
+    assert all(n.startswith(("model.generator.up1", "model.generator.up2", "model.generator.up3",
+                             "model.generator.out_")) for n in names)
+    rec = GradRecorder()
+    _fit_one_step(task, dm, [rec])
+    assert rec.with_grad == names
+    assert task.model.generator.up1.training and not task.model.generator.down1.training
+    assert sum(len(ps) for ps, _ in task.param_groups()) == len(names)
+
+
+@pytest.mark.parametrize("weight", [0.0, 2.5])
+def test_stage2_background_loss_is_added_with_its_weight(datamodule, monkeypatch, weight):
+    from ornet.method.losses import background_loss
+
+    cfg, dm = datamodule
+    cfg.method.background_weight = weight
+    task = build_task(cfg, "refine", dm.num_classes, dm.classes)
+    task.eval()  # deterministic: BN running statistics, no erasing
+    seen = {}
+    monkeypatch.setattr(task, "log_common", lambda split, loss, logits, labels, extra: seen.update(loss=loss, **extra))
+    batch = next(iter(dm.loader("val")))
+    loss = task._step(batch, "train")
+    m = cfg.method
+    base = seen["loss_eval"] + m.area_weight * seen["loss_area"] + m.entropy_weight * seen["loss_entropy"]
+    if weight == 0:
+        assert "loss_background" not in seen
+        assert float(loss) == pytest.approx(float(base), rel=1e-6)
+        return
+    with torch.no_grad():
+        p_a = task.model.maps(batch.images).p_a
+        expected = background_loss(task.model.evaluate_masked(batch.images, 1 - p_a, m.mask_upsample), batch.labels)
+    assert float(seen["loss_background"]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(loss) == pytest.approx(float(base + weight * expected), rel=1e-5)
+    loss.backward()  # through the complement: the refined generator layers get its gradient
+    assert task.model.generator.out_conv.weight.grad is not None
+
+
 def test_stage2_head_lr_mult_scales_only_the_output_conv_and_its_bn(datamodule):
     cfg, dm = datamodule
     cfg.refine.lr, cfg.refine.head_lr_mult = 1e-3, 10.0

@@ -141,6 +141,12 @@ class MethodConfig:
     model.train(): frozen BNs normalise with batch statistics and update them, VGG dropout is on)."""
     mask_upsample: Literal["bilinear", "nearest"] = "bilinear"
     """How the stage-2 map is upsampled to the image before the evaluator (the release: nearest)."""
+    background_weight: float = 0.0
+    """Not in the paper: weight of stage 2's background loss, the evaluator's probability of the
+    true class on I * (1 - p_a) (method/losses.py, background_loss; 0: the paper's stage 2)."""
+    refine_scope: Literal["release", "decoder", "generator"] = "release"
+    """What stage 2 trains: release (the last two up blocks, output conv and BN), decoder (every
+    up block too) or generator (the encoder too; never the stem, F_c2 or the evaluator)."""
 
 
 @dataclass

@@ -10,7 +10,7 @@ from .erasing import (
     RectangleEraser,
     build_eraser,
 )
-from .losses import area_loss, entropy_weight, weighted_entropy
+from .losses import area_loss, background_loss, entropy_weight, weighted_entropy
 
 __all__ = [
     "ERASERS",
@@ -21,6 +21,7 @@ __all__ = [
     "RandomEraser",
     "RectangleEraser",
     "area_loss",
+    "background_loss",
     "build_eraser",
     "entropy_weight",
     "weighted_entropy",

@@ -68,3 +68,14 @@ def area_loss(p_a: Tensor, f_a: Tensor, eval_probs: Tensor, topk: int = 25, skip
     if form == "bounded":
         chosen = F.relu(chosen)
     return loss + chosen.sum() / (b * h * w)
+
+
+def background_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean over the batch of softmax(logits)[label]: the evaluator's confidence in the true class
+    on the image with the map's complement kept (I * (1 - p_a)). Not in the paper: it charges a
+    map that leaves class evidence outside it (an incomplete map), which lets the area loss press
+    the background out without shrinking the map to the most discriminative part. In [0, 1]."""
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"background_loss shapes do not agree: logits {tuple(logits.shape)}, "
+                         f"labels {tuple(labels.shape)}")
+    return logits.float().softmax(dim=1).gather(1, labels[:, None].long()).mean()

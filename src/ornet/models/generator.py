@@ -82,6 +82,10 @@ class Up(nn.Module):
         return self.block(torch.cat([skip, x], dim=1))
 
 
+REFINE_SCOPES = ("release", "decoder", "generator")
+"""`method.refine_scope` values: how much of the generator stage 2 trains."""
+
+
 class ActivationMapGenerator(nn.Module):
     """F_g: stem features B x C x h x w -> `GeneratorOutput` (module docstring).
 
@@ -159,16 +163,26 @@ class ActivationMapGenerator(nn.Module):
         backbone's learning rate in stage 1, not at the new layers' `head_lr_mult`."""
         return list(self.encoder.parameters()) if self.encoder is not None else []
 
-    def refine_modules(self) -> list[nn.Module]:
-        """The parts trained in stage 2 (METHOD.md, Stage 2; the release's up_2, up_3,
-        att_conv3, bn_att3): the last two up blocks, the output conv and its BN."""
-        return [self.up2, self.up3, self.out_conv, self.out_bn]
+    def refine_modules(self, scope: str = "release") -> list[nn.Module]:
+        """The parts trained in stage 2. `scope` (`method.refine_scope`): ``release`` (METHOD.md,
+        Stage 2; the release's up_2, up_3, att_conv3, bn_att3): the last two up blocks, the
+        output conv and its BN; ``decoder``: every up block and the output conv and BN;
+        ``generator``: the decoder and the encoder (not the attention head, which stage 2 does
+        not use)."""
+        if scope not in REFINE_SCOPES:
+            raise OrnetError(f"refine scope must be one of {', '.join(REFINE_SCOPES)}, got {scope!r}")
+        mods: list[nn.Module] = [self.up2, self.up3, self.out_conv, self.out_bn]
+        if scope in ("decoder", "generator"):
+            mods.insert(0, self.up1)
+        if scope == "generator":
+            mods[:0] = [self.encoder] if self.encoder is not None else [self.down1, self.down2, self.down3]
+        return mods
 
-    def refine_parameters(self) -> Iterator[nn.Parameter]:
-        return itertools.chain.from_iterable(m.parameters() for m in self.refine_modules())
+    def refine_parameters(self, scope: str = "release") -> Iterator[nn.Parameter]:
+        return itertools.chain.from_iterable(m.parameters() for m in self.refine_modules(scope))
 
-    def freeze_for_refine(self) -> ActivationMapGenerator:
-        """requires_grad only on `refine_parameters()`; returns self.
+    def freeze_for_refine(self, scope: str = "release") -> ActivationMapGenerator:
+        """requires_grad only on `refine_parameters(scope)`; returns self.
 
         Only gradients are switched off: in train mode the frozen blocks' BatchNorm layers
         still normalise with batch statistics and update their running averages (as in the
@@ -177,6 +191,6 @@ class ActivationMapGenerator(nn.Module):
         """
         for p in self.parameters():
             p.requires_grad_(False)
-        for p in self.refine_parameters():
+        for p in self.refine_parameters(scope):
             p.requires_grad_(True)
         return self

@@ -1,7 +1,7 @@
 """Stage 2: online refinement of the map with the frozen evaluator (METHOD.md, Stage 2).
 
-Only `generator.refine_parameters()` train (the release: the last two up blocks, the output
-conv and its BN). Everything else - the stem F_c1, the generator's encoder and first up block,
+Only `generator.refine_parameters(method.refine_scope)` train (``release``, the default: the last
+two up blocks, the output conv and its BN; ``decoder`` / ``generator`` train more of the generator). Everything else - the stem F_c1, the generator's encoder and first up block,
 the attention head, F_c2 and the evaluator F_e - is frozen *and kept in eval mode* during
 training, so its batch-norm running statistics do not drift (`train()` is overridden: Lightning
 calls it at the start of every training epoch). ``method.frozen_mode: train`` does what the
@@ -13,7 +13,9 @@ Per batch (METHOD.md, Stage 2, steps 1-6):
     p_a = F_g(F_c1(I));  p_e = erase(p_a) (training only);
     L_e = CE(F_e(I_e * upsample(p_e)), y);  L_we = weighted entropy of p_a;
     L_a = mean(p_a) + sum of mean(f_a[k]) over the evaluator's ranks skip+1..topk;
-    L = eval_weight * L_e + area_weight * L_a + entropy_weight * L_we.
+    L = eval_weight * L_e + area_weight * L_a + entropy_weight * L_we
+        (+ background_weight * L_bg, not in the paper: L_bg = the evaluator's softmax probability of
+        the true class on I_e * upsample(1 - p_a), `method.losses.background_loss`).
 I_e is the batch in the evaluator's own normalisation (`ORNet.to_evaluator`; the batch itself when
 the stem and the evaluator share one), so the evaluator sees its normalised image times the map.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from ..data.sample import Batch
-from ..method.losses import area_loss, weighted_entropy
+from ..method.losses import area_loss, background_loss, weighted_entropy
 from .base import cross_entropy
 from .coarse import OrnetTask
 
@@ -43,9 +45,7 @@ class RefineTask(OrnetTask):
     def freeze_for_stage(self) -> None:
         """requires_grad only on the parameters METHOD.md trains in stage 2."""
         self.model.requires_grad_(False)
-        self.model.generator.freeze_for_refine()
-        for p in self.model.generator.refine_parameters():
-            p.requires_grad_(True)
+        self.model.generator.freeze_for_refine(self.method_cfg.refine_scope)
 
     def train(self, mode: bool = True):
         """Frozen parts stay in eval mode; only the refined modules (and the eraser) follow `mode`
@@ -55,7 +55,7 @@ class RefineTask(OrnetTask):
         super().train(False)
         if mode:
             self.training = True
-            for module in self.model.generator.refine_modules():
+            for module in self.model.generator.refine_modules(self.method_cfg.refine_scope):
                 module.train(True)
             self.eraser.train(True)
         return self
@@ -67,7 +67,7 @@ class RefineTask(OrnetTask):
         g = self.model.generator
         out = [*g.out_conv.parameters(), *g.out_bn.parameters()]
         out_ids = {id(p) for p in out}
-        blocks = [p for p in g.refine_parameters() if id(p) not in out_ids]
+        blocks = [p for p in g.refine_parameters(self.method_cfg.refine_scope) if id(p) not in out_ids]
         return [(blocks, 1.0), (out, self.stage_cfg.head_lr_mult)]
 
     def _step(self, batch: Batch, split: str) -> torch.Tensor:
@@ -81,8 +81,12 @@ class RefineTask(OrnetTask):
         probs = logits.detach().float().softmax(dim=1)
         loss_a = area_loss(out.p_a, out.f_a, probs, m.area_topk, m.area_skip, m.area_form)  # step 5
         loss = m.eval_weight * loss_e + m.area_weight * loss_a + m.entropy_weight * loss_we  # step 6
-        self.log_common(split, loss, logits, labels, {
-            "loss_eval": loss_e, "loss_area": loss_a, "loss_entropy": loss_we, "map_mean": out.p_a.mean()})
+        terms = {"loss_eval": loss_e, "loss_area": loss_a, "loss_entropy": loss_we, "map_mean": out.p_a.mean()}
+        if m.background_weight:  # not in the paper: the evaluator must not find the class outside the map
+            loss_bg = background_loss(self.model.evaluate_masked(images, 1 - out.p_a, m.mask_upsample), labels)
+            loss = loss + m.background_weight * loss_bg
+            terms["loss_background"] = loss_bg
+        self.log_common(split, loss, logits, labels, terms)
         if split == "val":
             self.update_map_metrics(batch)
         return loss
