@@ -1,8 +1,9 @@
 """Stage 2: online refinement of the map with the frozen evaluator (METHOD.md, Stage 2).
 
-Only `generator.refine_parameters(method.refine_scope)` train (``release``, the default: the last
-two up blocks, the output conv and its BN; ``decoder`` / ``generator`` train more of the generator). Everything else - the stem F_c1, the generator's encoder and first up block,
-the attention head, F_c2 and the evaluator F_e - is frozen *and kept in eval mode* during
+Only `generator.refine_parameters(method.refine_scope)` train (``release``, the default: the
+last two up blocks, the output conv and its BN; ``decoder`` adds the first up block, ``generator``
+the encoder too). Everything else - the stem F_c1, the rest of the generator, the attention head,
+F_c2 and the evaluator F_e - is frozen *and kept in eval mode* during
 training, so its batch-norm running statistics do not drift (`train()` is overridden: Lightning
 calls it at the start of every training epoch). ``method.frozen_mode: train`` does what the
 release does instead (``model.train()`` on everything: frozen BNs normalise with batch
