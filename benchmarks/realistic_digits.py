@@ -95,10 +95,10 @@ class DigitRenderer:
         return glyph(self.images[index], h, max(6, round(h * rng.uniform(0.8, 1.2) * 0.75)), rng.uniform(-12, 12),
                      self.thicken)
 
-    def __call__(self, job, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, job, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
         label, split, k = job
         s = self.size
-        img = background(self.photos[split], s, rng)
+        photo, img = background(self.photos[split], s, rng)
         height = rng.uniform(0.4, 0.8) * s
         stroke = max(2, round(height / 8 * (1.3 + self.thicken)))
         for _ in range(int(rng.integers(2, 7))):  # strokes
@@ -130,4 +130,4 @@ class DigitRenderer:
         paste(img, np.broadcast_to(colour, (h, w, 3)), ink, x, y)
         mask = np.zeros((s, s), np.uint8)
         mask[y:y + h, x:x + w][ink > 0.5] = 255
-        return finish(img, rng), mask
+        return finish(img, rng), mask, photo

@@ -110,10 +110,10 @@ class ObjectRenderer:
     def meta(self) -> dict:
         return {"stamps": OBJECT_CLASSES, "distractor_stamps": len(self.distractor_files)}
 
-    def __call__(self, job, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, job, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
         label, split, _ = job
         s = self.size
-        img = background(self.photos[split], s, rng)
+        photo, img = background(self.photos[split], s, rng)
         for _ in range(int(rng.integers(1, 5))):
             rgb, alpha = self.distractors[int(rng.integers(len(self.distractors)))]
             h, w = alpha.shape
@@ -135,4 +135,4 @@ class ObjectRenderer:
         paste(img, rgb, alpha, x, y)
         mask = np.zeros((s, s), np.uint8)
         mask[y:y + h2, x:x + w2][alpha > 0.5] = 255
-        return finish(img, rng), mask
+        return finish(img, rng), mask, photo

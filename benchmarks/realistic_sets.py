@@ -22,7 +22,9 @@ gets a random colour tint.
 Conventions (those of `ornet synth`, docs/synthetic.md): the CUB-200-2011 layout, read with
 `--data.name cub`; `bounding_boxes.txt` holds the tight box of the object's mask as `x y w h` with
 `x + w <= width` (the mask is foreground where the object's alpha / ink after scaling is > 0.5);
-`segmentations/<class>/<file>.png` is that mask as 0 / 255; images are JPEG quality 95 with 4:4:4
+`segmentations/<class>/<file>.png` is that mask as 0 / 255; `backgrounds.txt` (not read by ornet)
+names each image's background photo as `<image_id> <photo>`, for `miss_kinds.py --by-background`
+(format version 2; version 1 sets have the same images without it); images are JPEG quality 95 with 4:4:4
 chroma. The object is pasted last, so distractors never cover it and the mask is exact. Image `i`
 (0-based, images.txt order) is drawn from `numpy.random.default_rng((seed, kind, i))`: the output
 depends only on the arguments (and the package versions). The set is written into a hidden folder
@@ -52,7 +54,7 @@ TRAIN_PHOTOS = ("astronaut", "coffee", "motorcycle_left", "motorcycle_right", "c
                 "brick", "camera", "coins", "grass", "text", "cell")
 TEST_PHOTOS = ("chelsea", "flower", "rocket", "retina", "immunohistochemistry", "gravel", "moon", "page",
                "clock")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KIND_STREAM = {"objects": 11, "digits": 12}
 
 Box = tuple[int, int, int, int]
@@ -94,10 +96,12 @@ def load_photos() -> dict[str, list[tuple[str, np.ndarray, bool]]]:
     return out
 
 
-def background(photos: Sequence[tuple[str, np.ndarray, bool]], size: int, rng: np.random.Generator) -> np.ndarray:
+def background(photos: Sequence[tuple[str, np.ndarray, bool]], size: int,
+               rng: np.random.Generator) -> tuple[str, np.ndarray]:
     """A random square crop (side 35-100% of the photo's short side) of a random photo, resized to
-    size x size, maybe flipped, brightness-jittered, grey photos tinted: size x size x 3 float32."""
-    _, img, grey = photos[int(rng.integers(len(photos)))]
+    size x size, maybe flipped, brightness-jittered, grey photos tinted: (the photo's name,
+    size x size x 3 float32)."""
+    name, img, grey = photos[int(rng.integers(len(photos)))]
     h, w = img.shape[:2]
     side = int(round(rng.uniform(0.35, 1.0) * min(h, w)))
     y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
@@ -105,7 +109,7 @@ def background(photos: Sequence[tuple[str, np.ndarray, bool]], size: int, rng: n
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
     gain = rng.uniform(0.75, 1.2) * (rng.uniform(0.75, 1.25, 3) if grey else rng.uniform(0.92, 1.08, 3))
-    return np.clip(crop * gain, 0, 255).astype(np.float32)
+    return name, np.clip(crop * gain, 0, 255).astype(np.float32)
 
 
 def paste(canvas: np.ndarray, colour: np.ndarray, alpha: np.ndarray, x: int, y: int) -> None:
@@ -137,8 +141,8 @@ def finish(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 Job = tuple[int, str, int]
 """(label 0-based, "train" or "test", k-th image of that class and split)."""
-Renderer = Callable[[Job, np.random.Generator], tuple[np.ndarray, np.ndarray]]
-"""(job, rng) -> (image H x W x 3 uint8, mask H x W uint8 0 / 255, not empty)."""
+Renderer = Callable[[Job, np.random.Generator], tuple[np.ndarray, np.ndarray, str]]
+"""(job, rng) -> (image H x W x 3 uint8, mask H x W uint8 0 / 255 not empty, background photo's name)."""
 
 
 def plan(classes: int, train: int, test: int) -> list[Job]:
@@ -167,10 +171,10 @@ def write_set(out: Path, kind: str, class_names: Sequence[str], jobs: Sequence[J
         for sub in ("images", "segmentations"):
             for folder in folders:
                 (tmp / sub / folder).mkdir(parents=True)
-        rows: dict[str, list[str]] = {k: [] for k in ("images", "labels", "split", "boxes")}
+        rows: dict[str, list[str]] = {k: [] for k in ("images", "labels", "split", "boxes", "backgrounds")}
         for i, job in enumerate(jobs):
             label, split, k = job
-            image, mask = render(job, np.random.default_rng((seed, KIND_STREAM[kind], i)))
+            image, mask, photo = render(job, np.random.default_rng((seed, KIND_STREAM[kind], i)))
             rel = f"{folders[label]}/{split}_{k:05d}.jpg"
             buf = io.BytesIO()
             Image.fromarray(image).save(buf, format="JPEG", quality=95, subsampling=0)
@@ -182,9 +186,10 @@ def write_set(out: Path, kind: str, class_names: Sequence[str], jobs: Sequence[J
             rows["labels"].append(f"{iid} {label + 1}")
             rows["split"].append(f"{iid} {int(split == 'train')}")
             rows["boxes"].append(f"{iid} {x:.1f} {y:.1f} {w:.1f} {h:.1f}")
+            rows["backgrounds"].append(f"{iid} {photo}")
         files = {"classes.txt": [f"{c + 1} {f}" for c, f in enumerate(folders)], "images.txt": rows["images"],
                  "image_class_labels.txt": rows["labels"], "train_test_split.txt": rows["split"],
-                 "bounding_boxes.txt": rows["boxes"]}
+                 "bounding_boxes.txt": rows["boxes"], "backgrounds.txt": rows["backgrounds"]}
         for name, lines in files.items():
             (tmp / name).write_text("\n".join(lines) + "\n")
         summary = {"generator": f"benchmarks/realistic_sets.py {kind}", "format_version": FORMAT_VERSION,
