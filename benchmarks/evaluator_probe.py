@@ -3,13 +3,14 @@ point at the object? On the test split, the evaluator's cross entropy and the sh
 whose true class gets probability > 0.5, on the evaluator's input I_e times
 
 - 1 (the whole image), the GT mask, 1 - GT mask (background only), 0 (grey: nothing),
-- ORNet's map (bilinear to the image, as stage 2 feeds it), and 1 - the map,
+- ORNet's map and 1 - the map (upsampled as the run's stage 2 did, `method.mask_upsample`),
 
 and the mean min-max-normalised map on the object's and on the background's pixels.
 
     .venv/bin/python benchmarks/evaluator_probe.py RUN --data-root DIR [--split test]
 
-RUN is an `ornet train` folder with `checkpoints/refine.ckpt` (the map and the evaluator); the
+RUN is an `ornet train` folder with config.yaml and `checkpoints/refine.ckpt` (the map and the
+evaluator, loaded as the run's own evaluation does: `tasks.pipeline.final_model`); the
 dataset needs masks (the realistic sets and the synthetic set have them). Prints a table.
 """
 
@@ -24,20 +25,18 @@ import torch.nn.functional as F
 
 
 def probe(run: Path, data_root: str, split: str) -> dict[str, tuple[float, float]]:
+    from ornet.config import RunConfig, from_dict
     from ornet.data.datamodule import WSOLDataModule
+    from ornet.models.ornet import upsample_mask
     from ornet.normalization import model_normalizations
-    from ornet.tasks.base import run_config
-    from ornet.tasks.refine import RefineTask
+    from ornet.runs.files import read_config
+    from ornet.tasks.pipeline import final_model
 
-    ckpt = torch.load(run / "checkpoints" / "refine.ckpt", map_location="cpu", weights_only=False)
-    cfg = ckpt["hyper_parameters"].get("cfg", ckpt["hyper_parameters"])
-    rc = run_config(cfg)
-    rc.data.root = data_root
-    dm = WSOLDataModule(rc.data, normalization=model_normalizations(rc.model)[0])
-    task = RefineTask(cfg, dm.num_classes)
-    task.load_state_dict(ckpt["state_dict"])
-    task.eval()
-    model = task.model
+    cfg = from_dict(RunConfig, read_config(run / "config.yaml"))
+    cfg.data.root = data_root
+    dm = WSOLDataModule(cfg.data, normalization=model_normalizations(cfg.model)[0])
+    model = final_model(cfg, "refine", run, dm.num_classes)
+    mode = cfg.method.mask_upsample
     ce: dict[str, list[torch.Tensor]] = {}
     inside, outside = [], []
     with torch.no_grad():
@@ -45,12 +44,13 @@ def probe(run: Path, data_root: str, split: str) -> dict[str, tuple[float, float
             if batch.masks is None:
                 raise SystemExit(f"{data_root}: the {split} split has no masks")
             x, y = batch.images, batch.labels
-            p = F.interpolate(model.maps(x).p_a, x.shape[-2:], mode="bilinear", align_corners=False)
+            p_a = model.maps(x).p_a
             gt = (batch.masks > 0.5).float()
-            x_e = model.to_evaluator(x)
             for name, mask in (("whole image", torch.ones_like(gt)), ("GT mask", gt), ("1 - GT mask", 1 - gt),
-                               ("grey (0)", torch.zeros_like(gt)), ("ORNet map", p), ("1 - ORNet map", 1 - p)):
-                ce.setdefault(name, []).append(F.cross_entropy(model.evaluator(x_e * mask), y, reduction="none"))
+                               ("grey (0)", torch.zeros_like(gt)), ("ORNet map", p_a), ("1 - ORNet map", 1 - p_a)):
+                logits = model.evaluate_masked(x, mask, mode)  # as stage 2 feeds the evaluator
+                ce.setdefault(name, []).append(F.cross_entropy(logits, y, reduction="none"))
+            p = upsample_mask(p_a, x.shape[-2:], mode)
             lo, hi = p.amin((2, 3), keepdim=True), p.amax((2, 3), keepdim=True)
             pn = (p - lo) / (hi - lo).clamp_min(1e-6)
             inside.append((pn * gt).sum((1, 2, 3)) / gt.sum((1, 2, 3)).clamp_min(1))
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", required=True)
     p.add_argument("--split", default="test")
     args = p.parse_args(argv)
-    if not (args.run / "checkpoints" / "refine.ckpt").is_file():
-        p.error(f"{args.run}: no checkpoints/refine.ckpt (a finished ORNet run folder is needed)")
+    if not all((args.run / f).is_file() for f in ("config.yaml", "checkpoints/refine.ckpt")):
+        p.error(f"{args.run}: needs config.yaml and checkpoints/refine.ckpt (a finished ORNet run folder)")
     rows = probe(args.run, args.data_root, args.split)
     print(f"| evaluator input | cross entropy | P(true class) > 0.5 |   ({args.run}, {args.split})")
     print("| --- | --- | --- |")
