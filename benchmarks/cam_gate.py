@@ -30,24 +30,20 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from ornet.models.cam import minmax_normalize  # noqa: E402
+
 
 def classifier_linear(head: nn.Module) -> nn.Linear:
     """The Linear layer of a GAP + Linear head (ornet's `ClassifierHead` or timm's `TimmHead`)."""
     inner = getattr(head, "net", head)  # TimmHead wraps timm's model (pool + classifier left)
     pool = getattr(inner, "global_pool", None) or getattr(inner, "pool", None)
     fc = getattr(inner, "classifier", None)
-    pool_type = getattr(pool, "pool_type", "avg")
-    is_avg = isinstance(pool, nn.AdaptiveAvgPool2d) or pool_type == "avg"
-    if not isinstance(fc, nn.Linear) or pool is None or not is_avg:
+    is_gap = (getattr(pool, "pool_type", None) == "avg"  # timm's SelectAdaptivePool2d
+              or (isinstance(pool, nn.AdaptiveAvgPool2d) and pool.output_size in (1, (1, 1))))
+    if not isinstance(fc, nn.Linear) or not is_gap:
         raise SystemExit(f"cam_gate.py: the evaluator's head is not GAP + Linear ({type(head).__name__}); "
                          "its CAM is not defined")
     return fc
-
-
-def minmax(t: Tensor) -> Tensor:
-    lo = t.amin(dim=(2, 3), keepdim=True)
-    span = t.amax(dim=(2, 3), keepdim=True) - lo
-    return (t - lo) / span.clamp_min(1e-12)
 
 
 class Gated(nn.Module):
@@ -61,13 +57,15 @@ class Gated(nn.Module):
         self.fc = classifier_linear(net.evaluator.head)
 
     def predict(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        maps, logits = self.net.predict(images, labels)
-        ev = self.net.evaluator
-        features = ev.rest(ev.stem(self.net.to_evaluator(images)))
+        # ORNet.predict's map and logits, the evaluator's features computed once for the logits
+        # and the CAM.
+        maps = self.net.maps(images).p_a
+        features = self.net.evaluator.features(self.net.to_evaluator(images))
+        logits = self.net.evaluator.head(features)
         classes = logits.argmax(dim=1) if labels is None else labels
         cam = torch.einsum("bchw,bc->bhw", features, self.fc.weight[classes].to(features.dtype))[:, None]
-        cam = minmax(F.interpolate(cam, size=maps.shape[-2:], mode="bilinear", align_corners=False))
-        return minmax(maps) * (self.floor + (1 - self.floor) * cam ** self.alpha), logits
+        cam = minmax_normalize(F.interpolate(cam, size=maps.shape[-2:], mode="bilinear", align_corners=False))
+        return minmax_normalize(maps) * (self.floor + (1 - self.floor) * cam ** self.alpha), logits
 
 
 def main(argv: list[str] | None = None) -> int:
