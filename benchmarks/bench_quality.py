@@ -219,6 +219,15 @@ def _gap_lines(name: str, runs: dict[str, list[dict]]) -> list[str]:
     return out
 
 
+def _gate_cell(run: dict) -> str:
+    """metrics.json's class gate: the chosen exponent and, when candidates were scored, their val GT-known."""
+    if run.get("cam_gate") is None:
+        return "-"
+    scores = run.get("cam_gate_scores") or {}
+    detail = " / ".join(f"{float(v):.1f}" for _, v in sorted(scores.items(), key=lambda kv: float(kv[0])))
+    return f"{float(run['cam_gate']):g}" + (f" ({detail})" if detail else "")
+
+
 def write_report(path: Path, args, seeds: dict, results: dict, commands: list[str]) -> None:
     import torch
 
@@ -250,13 +259,15 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines += ["", "mean ± sample standard deviation (min-max) over seeds.", ""]
         lines += _gap_lines(name, runs)
-        lines += ["", "| method | seed | " + " | ".join(TITLES) + " | threshold |",
-                  "| --- | --- |" + " --- |" * len(TITLES) + " --- |"]
+        lines += ["", "| method | seed | " + " | ".join(TITLES) + " | threshold | class gate (val GT-known: none / each) |",
+                  "| --- | --- |" + " --- |" * len(TITLES) + " --- | --- |"]
         for method, rs in runs.items():
             for r in rs:
                 cells = [f"{r[k]:.1f}" if isinstance(r.get(k), (int, float)) else "-" for k in KEYS]
-                lines.append(f"| {method} | {r['seed']} | " + " | ".join(cells) + f" | {r.get('threshold') or 0:.2f} |")
-        lines.append("")
+                lines.append(f"| {method} | {r['seed']} | " + " | ".join(cells)
+                             + f" | {r.get('threshold') or 0:.2f} | {_gate_cell(r)} |")
+        lines += ["", "class gate: the exponent of ORNet's class gate chosen on val (`eval.cam_gate`, "
+                  "docs/method.md; 0: none), with each candidate's val GT-known.", ""]
     if args.notes:
         lines += [Path(args.notes).read_text().rstrip(), ""]
     lines += ["## Commands", "", "```", *commands, "```", ""]

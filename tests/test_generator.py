@@ -121,7 +121,7 @@ def test_coarse_forward_and_predict_shapes(ornet):
 def test_maps_touch_only_stem_and_generator(ornet):
     calls = []
     hooks = [m.register_forward_hook(lambda *_, name=name: calls.append(name))
-             for name, m in (("rest_head", ornet.rest_head), ("evaluator", ornet.evaluator))]
+             for name, m in (("rest_head", ornet.rest_head), ("evaluator", ornet.evaluator.head))]
     try:
         ornet.eval()
         with torch.no_grad():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 
 from .config import (  # noqa: F401  (dump_yaml: also imported from here)
     VALID_STAGES,
@@ -255,3 +256,25 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"eval.cam_curve_interval must be in (0, 1), got {e.cam_curve_interval}")
     if not e.iou_thresholds or any(not 0 < t <= 100 for t in e.iou_thresholds):
         raise ConfigError(f"eval.iou_thresholds must be percentages in (0, 100], got {e.iou_thresholds}")
+    if any(not math.isfinite(a) or a < 0 for a in e.cam_gate):
+        raise ConfigError(f"eval.cam_gate must list exponents >= 0, got {e.cam_gate}")
+    if not (math.isfinite(e.cam_gate_margin) and e.cam_gate_margin >= 0):
+        raise ConfigError(f"eval.cam_gate_margin must be a number of points >= 0, got {e.cam_gate_margin}")
+    if any(a > 0 for a in e.cam_gate) and "cam" not in cfg.stages:  # a CAM run has no ORNet map: unused
+        if e.protocol == "release":
+            raise ConfigError("eval.cam_gate is not part of the release's protocol (eval.protocol: release); "
+                              "set eval.cam_gate: []")
+
+
+def check_cam_gate_evaluator(cfg: RunConfig) -> None:
+    """eval.cam_gate needs an evaluator whose head is GAP + Linear: said before a run trains
+    (builds the evaluator once, without weights; nothing when no gate is asked for)."""
+    if not any(a > 0 for a in cfg.eval.cam_gate) or "cam" in cfg.stages:
+        return
+    from .models.backbones import build_classifier
+    from .models.split import gap_linear
+
+    net = build_classifier(cfg.model.evaluator, 2, "none")
+    if gap_linear(net.head, net.feature_channels) is None:
+        raise ConfigError(f"eval.cam_gate needs an evaluator whose head is GAP + Linear (its CAM is defined); "
+                          f"model.evaluator {cfg.model.evaluator!r} has another head: set eval.cam_gate: []")

@@ -165,6 +165,13 @@ class EvalConfig:
     """Per-image min-max normalisation of maps before thresholding."""
     threshold_split: Literal["val", "test"] = "val"
     """Split on which the threshold is chosen."""
+    cam_gate: list[float] = field(default_factory=list)
+    """ORNet only: exponents of the class gate to choose from (docs/method.md, "The class gate";
+    `ORNet.set_cam_gate`), chosen on the threshold's split together with the threshold; 0 (no
+    gate) is always a candidate. Empty: the model's own gate (model.json's ``cam_gate``; none for
+    a run that never chose one). Unused by CAM runs, as the method section is."""
+    cam_gate_margin: float = 3.0
+    """GT-known points by which a gate must beat the ungated map on that split to be chosen."""
     protocol: Literal["wsolevaluation", "release"] = "wsolevaluation"
     """wsolevaluation: the settings above. release: the ORNet release's own scoring
     (localization/release.py): thresholds 0.05..0.95 on the raw map, one box around all pixels

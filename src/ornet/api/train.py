@@ -108,6 +108,7 @@ def check_weight_files(cfg, out: Path, force: bool = False, resume: bool = False
     not read: the stage is skipped, and the file deleted). A pickled object in any of them is
     refused here, before a run folder is touched or a minute is spent training.
     """
+    from ..cli_config import check_cam_gate_evaluator
     from ..models.backbones import check_network
     from ..models.weights import check_weights_spec, safe_torch_load
     from ..tasks.pipeline import checkpoint_path
@@ -116,6 +117,7 @@ def check_weight_files(cfg, out: Path, force: bool = False, resume: bool = False
     for key, arch in (("backbone", m.backbone), ("evaluator", m.evaluator)):
         if arch is not None:
             check_network(arch, f"model.{key}")
+    check_cam_gate_evaluator(cfg)
     if m.reinit:
         from ..models.reinit import check_reinit
 
@@ -194,7 +196,7 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
     result.metrics.update(method=method, stages_run=[s for s in seconds if s not in ("evaluation", "total")],
                           seconds=seconds["total"], seconds_per_stage=seconds)
     meta = model_meta(cfg, method, datamodule.classes, result.metrics.get("threshold"),
-                      result.metrics.get("threshold_index"))
+                      result.metrics.get("threshold_index"), result.metrics.get("cam_gate"))
     from ..fsutil import write_json_atomic
     from ..viz.publish import publish
 

@@ -70,7 +70,8 @@ def _from_checkpoint(path: Path, device: torch.device, threshold: float | None) 
     classes = [str(c) for c in hp.get("classes") or range(int(hp["num_classes"]))]
     run_dir = path.parent.parent
     stored = _stored_threshold(run_dir, method) if path == checkpoint_path(run_dir, stage) else {}
-    meta = model_meta(cfg, method, classes, stored.get("threshold"), stored.get("threshold_index"))
+    meta = model_meta(cfg, method, classes, stored.get("threshold"), stored.get("threshold_index"),
+                      stored.get("cam_gate"))
     for key in ("box_mode", "normalize", "threshold_split"):
         if stored.get(key) is not None:
             meta["localization"][key] = stored[key]

@@ -6,18 +6,22 @@ stage 1 and ``evaluator`` in stage 2 and for class predictions.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import OrnetError
 from ..normalization import Normalization
 from .backbones import build_classifier
+from .cam import minmax_normalize
 from .evaluator import build_evaluator
 from .generator import BN_MOMENTUM, ActivationMapGenerator, GeneratorOutput
 from .generator_encoder import backbone_encoder
 from .normalization import Renormalize
+from .split import gap_linear
 
 GENERATOR_ENCODERS = ("release", "backbone")
 
@@ -45,6 +49,8 @@ class ORNet(nn.Module):
     """
 
     map_stride = 4
+    cam_gate: float = 0.0
+    """The class gate's exponent (`set_cam_gate`); 0: `predict` gives the generator's map as is."""
 
     def __init__(self, backbone: str, num_classes: int, evaluator: str | None = "vgg16",
                  generator_width: int = 64, backbone_weights: str = "none",
@@ -104,18 +110,44 @@ class ORNet(nn.Module):
             raise RuntimeError("this ORNet has no evaluator")
         return self.evaluator(self.to_evaluator(images) * upsample_mask(p_map, images.shape[-2:], mode))
 
+    def set_cam_gate(self, alpha: float) -> None:
+        """Gate `predict`'s map by the evaluator's class activation map (docs/method.md, "The
+        class gate"): the map becomes ``minmax(p_a) * minmax(CAM_c) ** alpha``, CAM_c being the
+        evaluator's CAM of class c (the label when given, else the predicted class) at the
+        evaluator's feature resolution, resized bilinearly to p_a's grid. 0 turns it off (the
+        paper's class-agnostic map). Needs an evaluator whose head is GAP + Linear."""
+        alpha = float(alpha)
+        if not math.isfinite(alpha) or alpha < 0:
+            raise OrnetError(f"the class gate's exponent must be a finite number >= 0, got {alpha}")
+        if alpha > 0:
+            fc = (gap_linear(self.evaluator.head, self.evaluator.feature_channels)
+                  if self.evaluator is not None else None)
+            if fc is None:
+                raise OrnetError(f"a class gate (eval.cam_gate) needs an evaluator whose head is GAP + Linear, "
+                                 f"so that its CAM is defined; this model's evaluator is {self.evaluator_name!r}")
+            self._gate_fc = (fc,)  # a tuple: not registered as a submodule (no state_dict key)
+        self.cam_gate = alpha
+
     def predict(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Evaluation: ``(maps B x 1 x h x w in [0, 1], logits B x K)``.
+        """Evaluation: ``(maps B x 1 x h x w, logits B x K)``.
 
         Logits come from the evaluator on the raw image when there is one, else from F_c2
-        on the gated features. `labels` are ignored (the map is class-agnostic).
+        on the gated features. Without a class gate (`set_cam_gate`) the map is p_a, in [0, 1],
+        and `labels` are ignored (the map is class-agnostic); with one, the map is gated by
+        the CAM of each image's label (of the predicted class when `labels` is None).
         """
         f_c = self.stem(images)
         p_a = self.generator(f_c).p_a
-        if self.evaluator is not None:
-            logits = self.evaluator(self.to_evaluator(images))
-        else:
-            logits = self.rest_head(f_c * p_a)
+        if self.evaluator is None:
+            return p_a, self.rest_head(f_c * p_a)
+        features = self.evaluator.features(self.to_evaluator(images))
+        logits = self.evaluator.head(features)
+        if self.cam_gate > 0:
+            classes = logits.argmax(dim=1) if labels is None else labels
+            weights = self._gate_fc[0].weight[classes].to(features.dtype)  # B x C
+            cam = torch.einsum("bc,bchw->bhw", weights, features).unsqueeze(1)
+            cam = F.interpolate(cam, size=p_a.shape[-2:], mode="bilinear", align_corners=False)
+            p_a = minmax_normalize(p_a) * minmax_normalize(cam) ** self.cam_gate
         return p_a, logits
 
 

@@ -125,6 +125,30 @@ def assemble(arch: str, names: dict[int, str], stem: nn.Module, rest: nn.Module,
     return model
 
 
+def gap_linear(head: nn.Module, channels: int) -> nn.Linear | None:
+    """The Linear of `head` when the head is global average pooling + that one Linear on
+    `channels`-channel features, else None: the heads for which a class activation map (the
+    Linear's class row on the last conv features) is defined.
+
+    Checked by what the head computes, not by its class names: on a fixed random feature map the
+    head (in eval mode) must give the last Linear applied to the spatial mean. VGG's
+    AdaptiveAvgPool2d(7) + 3-layer classifier and MobileNet-v3's 2-layer classifiers are not."""
+    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    if not linears or linears[-1].in_features != channels:
+        return None
+    fc = linears[-1]
+    probe = torch.randn(2, channels, 3, 3, generator=torch.Generator().manual_seed(0))
+    probe = probe.to(device=fc.weight.device, dtype=fc.weight.dtype)
+    training = head.training
+    head.eval()
+    try:
+        with torch.no_grad():
+            out, ref = head(probe), fc(probe.mean(dim=(2, 3)))
+    finally:
+        head.train(training)
+    return fc if out.shape == ref.shape and torch.allclose(out, ref, rtol=1e-4, atol=1e-5) else None
+
+
 def last_linear(module: nn.Module) -> nn.Linear:
     linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
     return linears[-1]

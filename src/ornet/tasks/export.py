@@ -5,7 +5,8 @@ std each network's weights expect: ``backbone_mean`` ... ``evaluator_std``; ``st
 for a network without the stage-1 head, as imported from the release's stage-2 file), the
 classes, the preprocessing (resize, crop, and the mean / std that images are normalised with:
 the run's input normalisation, the backbone's) and how a map becomes a box (chosen threshold,
-normalisation, box mode, and ``protocol``: ``wsolevaluation``, or ``release`` for the release's
+normalisation, box mode, the class gate's exponent ``cam_gate`` for ORNet (0 or absent:
+none; `ORNet.set_cam_gate`), and ``protocol``: ``wsolevaluation``, or ``release`` for the release's
 rule of `ornet.localization.release`; absent means wsolevaluation). `load_model` rebuilds the
 network from these names and loads the tensors with safetensors: nothing is unpickled.
 """
@@ -13,6 +14,7 @@ network from these names and loads the tensors with safetensors: nothing is unpi
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,9 @@ METHODS = ("ornet", "ornet-coarse", "cam")
 
 
 def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
-               threshold_index: int | None = None) -> dict:
-    """The model.json content for a run config (`RunConfig`) and an evaluation's threshold."""
+               threshold_index: int | None = None, cam_gate: float | None = None) -> dict:
+    """The model.json content for a run config (`RunConfig`) and an evaluation's threshold and
+    class gate (ORNet's `cam_gate` exponent, chosen with the threshold; 0: none)."""
     from ..normalization import model_normalizations
 
     if method not in METHODS:
@@ -54,6 +57,8 @@ def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
         loc = {"protocol": "wsolevaluation", "threshold_split": e.threshold_split, "box_mode": e.box_mode,
                "normalize": e.normalize, "cam_curve_interval": float(e.cam_curve_interval),
                "iou_strict": bool(e.iou_strict)}
+    if method != "cam":
+        loc["cam_gate"] = float(cam_gate or 0.0)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -111,6 +116,11 @@ def read_meta(info: str | Path) -> dict:
             raise OrnetError(f"{info}: missing key {key!r}")
     if meta["method"] not in METHODS:
         raise OrnetError(f"{info}: unknown method {meta['method']!r}; known: {', '.join(METHODS)}")
+    gate = meta["localization"].get("cam_gate") if isinstance(meta["localization"], dict) else None
+    if gate is not None and (isinstance(gate, bool) or not isinstance(gate, (int, float))
+                             or not math.isfinite(gate) or gate < 0):
+        raise OrnetError(f"{info}: localization.cam_gate must be a number >= 0 (the class gate's exponent), "
+                         f"got {gate!r}")
     return meta
 
 
@@ -123,11 +133,13 @@ def build_model(meta: dict) -> nn.Module:
         return CAMModel(arch["backbone"], k, "none")
     from ..models.ornet import ORNet
 
-    return ORNet(arch["backbone"], k, evaluator=arch["evaluator"], generator_width=int(arch["generator_width"]),
-                 backbone_weights="none", evaluator_weights="none",
-                 input_norm=_normalization(arch, "backbone"), evaluator_norm=_normalization(arch, "evaluator"),
-                 stage1_head=bool(arch.get("stage1_head", True)),
-                 generator_encoder=arch.get("generator_encoder", "release"))
+    model = ORNet(arch["backbone"], k, evaluator=arch["evaluator"], generator_width=int(arch["generator_width"]),
+                  backbone_weights="none", evaluator_weights="none",
+                  input_norm=_normalization(arch, "backbone"), evaluator_norm=_normalization(arch, "evaluator"),
+                  stage1_head=bool(arch.get("stage1_head", True)),
+                  generator_encoder=arch.get("generator_encoder", "release"))
+    model.set_cam_gate(meta["localization"].get("cam_gate") or 0.0)  # absent before the gate existed
+    return model
 
 
 def _normalization(arch: dict, net: str):
