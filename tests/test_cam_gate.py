@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ornet.class_gate import pick_gate
 from ornet.cli_config import check_cam_gate_evaluator, validate
 from ornet.config import RunConfig
 from ornet.errors import ConfigError, OrnetError
-from ornet.evaluation import pick_gate
 from ornet.models.backbones import build_classifier
 from ornet.models.ornet import ORNet
 from ornet.models.split import ClassifierHead, gap_linear

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from .class_gate import choose_gate
 from .config import EvalConfig, RunConfig
 from .errors import OrnetError
 from .fsutil import write_npy_atomic
@@ -301,7 +302,8 @@ def evaluate(model: torch.nn.Module, datamodule, cfg: RunConfig, split: str = "t
     with_val = bool(datamodule.index.splits.get("val"))
     # the class gate is chosen where the threshold is (none without val: the model's own)
     gate_split = split if e.threshold_split != "val" else "val" if with_val else None
-    gate = _choose_gate(trainer, model, datamodule, e, gate_split)
+    gate = choose_gate(model, e.cam_gate, e.cam_gate_margin, gate_split,
+                       lambda where: run_pass(trainer, model, datamodule, where, e))
     if e.threshold_split == "val" and split != "val":
         if with_val:
             chooser = gate.passes.get(gate.alpha) or run_pass(trainer, model, datamodule, "val", e)
@@ -327,56 +329,6 @@ def evaluate(model: torch.nn.Module, datamodule, cfg: RunConfig, split: str = "t
     if threshold_split == "model":
         curve["split"] = "model"
     return EvalResult(metrics=metrics, rows=test.rows or [], curves=curve)
-
-
-@dataclass
-class GateChoice:
-    """The class gate an evaluation used (`_choose_gate`): exponent, the candidates' scores."""
-
-    alpha: float | None  # None: the model has no class gate to set (not an ORNet)
-    split: str | None = None  # where it was chosen; None: the model's own
-    scores: dict = field(default_factory=dict)  # candidate -> GT-known on `split`
-    passes: dict = field(default_factory=dict)  # candidate -> its PassResult on `split`
-
-    def metrics(self) -> dict:
-        if self.alpha is None:
-            return {}
-        out = {"cam_gate": self.alpha, "cam_gate_split": self.split or "model"}
-        if self.scores:
-            out["cam_gate_scores"] = {str(a): round(float(v), 4) for a, v in self.scores.items()}
-        return out
-
-
-def pick_gate(scores: dict[float, float], margin: float) -> float:
-    """The class gate's exponent from each candidate's score (0 among them: no gate): the best
-    gate (the smaller exponent on ties) when it beats no gate by more than `margin`, else 0."""
-    gated = [a for a in scores if a > 0]
-    if not gated:
-        return 0.0
-    best = max(gated, key=lambda a: (scores[a], -a))
-    return best if scores[best] > scores[0.0] + margin else 0.0
-
-
-def _choose_gate(trainer: L.Trainer, model: torch.nn.Module, datamodule, e: EvalConfig,
-                 split: str | None) -> GateChoice:
-    """Choose the class gate's exponent among ``e.cam_gate`` and 0 on `split` (docs/method.md,
-    "The class gate"), set it on the model and return the choice; without candidates, or with
-    `split` None, the model keeps its own; a model without a gate (the CAM baseline) has none. Each candidate's GT-known is taken at its own best
-    threshold on `split`, as the threshold is; a gate is chosen only when it beats no gate by
-    more than ``e.cam_gate_margin`` points (the best gate, the smaller exponent on ties)."""
-    if not hasattr(model, "set_cam_gate"):  # not an ORNet (the CAM baseline): nothing to gate
-        return GateChoice(alpha=None)
-    if not e.cam_gate or split is None:
-        return GateChoice(alpha=float(model.cam_gate))
-    scores, passes = {}, {}
-    for alpha in sorted({0.0, *(float(a) for a in e.cam_gate)}):
-        model.set_cam_gate(alpha)
-        passes[alpha] = run_pass(trainer, model, datamodule, split, e)
-        sweep = passes[alpha].sweep
-        scores[alpha] = float(sweep.accuracy(sweep.box_mode)[choose_threshold(sweep)])
-    alpha = pick_gate(scores, e.cam_gate_margin)
-    model.set_cam_gate(alpha)
-    return GateChoice(alpha=alpha, split=split, scores=scores, passes=passes)
 
 
 def write_outputs(out: str | Path, result: EvalResult) -> None:
