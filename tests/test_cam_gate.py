@@ -158,3 +158,14 @@ def test_a_run_chooses_its_gate_on_val_exports_it_and_evaluate_keeps_or_rechoose
     cam_meta = {**meta, "method": "cam"}
     loc.model = build_model(cam_meta).eval()  # untrained: only the keys matter
     assert not {k for k in ornet.evaluate(loc, eval={"cam_gate": [0.5]}, quiet=True).metrics if "gate" in k}
+
+
+def test_the_summary_line_says_which_gate():
+    from ornet.class_gate import gate_note
+
+    assert gate_note({}) == ""  # a CAM run
+    assert gate_note({"cam_gate": 0.0, "cam_gate_split": "model"}) == ""
+    assert gate_note({"cam_gate": 0.0, "cam_gate_scores": {"0.0": 70.0, "0.5": 71.0}}) == "; no class gate chosen"
+    assert gate_note({"cam_gate": 0.5, "cam_gate_split": "val", "cam_gate_scores": {"0.0": 70.0, "0.5": 75.0}}) \
+        == "; class gate 0.5 chosen on val"
+    assert gate_note({"cam_gate": 0.25, "cam_gate_split": "model"}) == "; class gate 0.25"

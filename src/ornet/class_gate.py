@@ -62,3 +62,15 @@ def choose_gate(model, candidates: list[float], margin: float, split: str | None
     alpha = pick_gate(scores, margin)
     model.set_cam_gate(alpha)
     return GateChoice(alpha=alpha, split=split, scores=scores, passes=passes)
+
+
+def gate_note(metrics: dict) -> str:
+    """For a command's one-line summary: ``; class gate A chosen on SPLIT``, ``; class gate A``
+    (the model's own), ``; no class gate chosen`` (candidates scored, none taken), or ``""``."""
+    alpha = metrics.get("cam_gate")
+    if alpha is None:
+        return ""
+    scored = bool(metrics.get("cam_gate_scores"))
+    if not alpha:
+        return "; no class gate chosen" if scored else ""
+    return f"; class gate {alpha:g}" + (f" chosen on {metrics.get('cam_gate_split')}" if scored else "")

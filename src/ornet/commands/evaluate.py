@@ -75,11 +75,14 @@ def main(argv: list[str], prog: str) -> int:
     if result is None:  # processes of rank > 0
         return 0
     if not ns.quiet:
+        from ..class_gate import gate_note
+
         m = result.metrics
         keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")
         print(f"{m['method']} on {ns.split}: " + ", ".join(
             f"{k} {m[k]:.2f}" for k in keys if isinstance(m.get(k), (int, float)))
-            + f" (threshold {m['threshold']:.2f} from {m['threshold_split']}{_protocol_note(m)}); wrote {out}")
+            + f" (threshold {m['threshold']:.2f} from {m['threshold_split']}{_protocol_note(m)}{gate_note(m)});"
+            f" wrote {out}")
     return 0
 
 

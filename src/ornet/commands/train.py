@@ -102,8 +102,10 @@ def _print_summary(metrics: dict, out: Path) -> None:
     keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")
     parts = [f"{k} {metrics[k]:.2f}" for k in keys if isinstance(metrics.get(k), (int, float))]
     protocol = " under the ORNet release's protocol" if metrics.get("protocol") == "release" else ""
+    from ..class_gate import gate_note
     from ..tasks.disk_use import describe
 
     print(f"{metrics.get('method')}: " + ", ".join(parts) +
-          f" (threshold {metrics.get('threshold')} chosen on {metrics.get('threshold_split')}{protocol}); wrote {out}: "
+          f" (threshold {metrics.get('threshold')} chosen on {metrics.get('threshold_split')}{protocol}"
+          f"{gate_note(metrics)}); wrote {out}: "
           + describe(metrics))
