@@ -170,7 +170,8 @@ class Localizer:
         images: a B x 3 x H x W float tensor already preprocessed (normalised; 3 x H x W for
         one image), or one / a list of PIL images or paths (preprocessed here).
         threshold, box_mode: this call's (default: the Localizer's). labels: (B,) classes for
-        a CAM model to map (default: its top-1 class); ORNet's map is class-agnostic.
+        a CAM model to map (default: its top-1 class); ORNet's map is class-agnostic, unless
+        the model has a class gate (`ORNet.set_cam_gate`): then its CAM of these classes.
         sizes: (height, width) of the originals of a tensor batch, to scale its boxes to.
         """
         from ..localization.boxes import MODES, boxes_from_map
