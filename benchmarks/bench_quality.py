@@ -5,7 +5,7 @@ demo's synthetic set and the realistic sets, over several training seeds.
     cd benchmarks && ../.venv/bin/python bench_quality.py [--sets synth objects digits]
         [--seeds 0 1 2] [--set-seeds digits=0] [--methods ornet cam gradcam cam_160] [--jobs 2]
         [--work DIR] [--data-root DIR] [--override KEY=VALUE ...] [--reuse] [--no-train]
-        [--notes FILE.md] [--results results/quality.md]
+        [--notes results/quality_notes.md] [--results results/quality.md]
 
 Sets (built under --data-root when absent; seeded, byte-reproducible):
 - synth: `ornet synth` with the demo's arguments (`ornet.commands.demo.FULL`), the data `make demo` trains on;
@@ -155,9 +155,13 @@ def main() -> int:
     p.add_argument("--override", nargs="*", default=[], help="extra train flags as KEY=VALUE (e.g. refine.epochs=3)")
     p.add_argument("--reuse", action="store_true", help="take runs already finished in --work as they are")
     p.add_argument("--no-train", action="store_true", help="report only the runs already finished")
-    p.add_argument("--notes", default=None, help="a Markdown file appended to the report (analysis)")
+    p.add_argument("--notes", default=str(ROOT / "benchmarks" / "results" / "quality_notes.md"),
+                   help="a Markdown file appended to the report (default: results/quality_notes.md, the "
+                        "analysis of the committed report; '' for none)")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quality.md"))
     args = p.parse_args()
+    if args.notes and not Path(args.notes).is_file():  # said now, not after hours of training
+        p.error(f"--notes {args.notes}: no such file")
 
     extra = []
     for item in args.override:
