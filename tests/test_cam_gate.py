@@ -49,6 +49,7 @@ def _minmax(x):
 def test_the_gated_map_is_the_normalised_map_times_the_class_cam_to_the_power(net):
     images = torch.randn(2, 3, 64, 64)
     labels = torch.tensor([2, 0])
+    keys = list(net.state_dict())
     with torch.no_grad():
         plain, logits = net.predict(images, labels)
         features = net.evaluator.features(net.to_evaluator(images))
@@ -71,7 +72,11 @@ def test_the_gated_map_is_the_normalised_map_times_the_class_cam_to_the_power(ne
     cam_pred = F.interpolate((fc.weight[pred][:, :, None, None] * features).sum(dim=1, keepdim=True),
                              size=plain.shape[-2:], mode="bilinear", align_corners=False)
     assert torch.allclose(predicted, _minmax(plain) * _minmax(cam_pred) ** 0.5, atol=1e-5)
-    assert "_gate_fc" not in json.dumps(list(net.state_dict()))  # no new weights
+    net.set_cam_gate(0.5)
+    assert list(net.state_dict()) == keys and net.cam_gate == 0.5  # the gate adds no weights
+    net.set_cam_gate(0.0)
+    with pytest.raises(AttributeError):
+        net.cam_gate = 0.5  # read-only: set_cam_gate checks the exponent and the head
 
 
 def test_set_cam_gate_refuses_bad_exponents_and_heads_without_a_cam(net):
@@ -143,11 +148,27 @@ def test_a_run_chooses_its_gate_on_val_exports_it_and_evaluate_keeps_or_rechoose
     again = {float(a): v for a, v in other["cam_gate_scores"].items()}
     assert sorted(again) == [0.0, 2.0] and again[0.0] == scores[0.0]
     assert other["cam_gate"] == pick_gate(again, 0.0)
-    # a model.json whose gate is not a number is refused, naming the file
+    # a stored gate of 0.5 (model.json; metrics.json beside a stage checkpoint) is the model's gate
     copy = tmp_path / "copy"
-    copy.mkdir()
-    for name in ("model.json", "model.safetensors"):
+    (copy / "checkpoints").mkdir(parents=True)
+    for name in ("model.json", "model.safetensors", "checkpoints/refine.ckpt"):
         shutil.copyfile(api_run / name, copy / name)
+    meta["localization"]["cam_gate"] = 0.5
+    (copy / "model.json").write_text(json.dumps(meta))
+    (copy / "metrics.json").write_text(json.dumps({**saved, "cam_gate": 0.5}))
+    paths = sorted((api_run.parent / "data" / "images").rglob("test_*.jpg"))[:3]
+    assert len(paths) == 3
+    plain = ornet.load_model(api_run, device="cpu")
+    plain.model.set_cam_gate(0.0)
+    for source in (copy, copy / "checkpoints" / "refine.ckpt"):
+        gated = ornet.load_model(source, device="cpu")
+        assert gated.model.cam_gate == 0.5
+        a, b = plain.predict(paths), gated.predict(paths)
+        assert torch.equal(a.logits, b.logits) and not torch.allclose(a.maps, b.maps)
+        plain.model.set_cam_gate(0.5)
+        assert torch.equal(plain.predict(paths).maps, b.maps)  # the same gate, set by hand
+        plain.model.set_cam_gate(0.0)
+    # a model.json whose gate is not a number is refused, naming the file
     meta["localization"]["cam_gate"] = "strong"
     (copy / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ornet.OrnetError, match=r"model.json: localization.cam_gate must be a number >= 0.*'strong'"):

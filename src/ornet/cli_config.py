@@ -260,10 +260,10 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"eval.cam_gate must list exponents >= 0, got {e.cam_gate}")
     if not (math.isfinite(e.cam_gate_margin) and e.cam_gate_margin >= 0):
         raise ConfigError(f"eval.cam_gate_margin must be a number of points >= 0, got {e.cam_gate_margin}")
-    if any(a > 0 for a in e.cam_gate) and "cam" not in cfg.stages:  # a CAM run has no ORNet map: unused
-        if e.protocol == "release":
-            raise ConfigError("eval.cam_gate is not part of the release's protocol (eval.protocol: release); "
-                              "set eval.cam_gate: []")
+    gated = any(a > 0 for a in e.cam_gate) and "cam" not in cfg.stages  # a CAM run has no ORNet map: unused
+    if gated and e.protocol == "release":
+        raise ConfigError("eval.cam_gate is not part of the release's protocol (eval.protocol: release); "
+                          "set eval.cam_gate: []")
 
 
 def check_cam_gate_evaluator(cfg: RunConfig) -> None:

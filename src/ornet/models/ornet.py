@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -21,7 +20,7 @@ from .evaluator import build_evaluator
 from .generator import BN_MOMENTUM, ActivationMapGenerator, GeneratorOutput
 from .generator_encoder import backbone_encoder
 from .normalization import Renormalize
-from .split import gap_linear
+from .split import class_activation_map, gap_linear
 
 GENERATOR_ENCODERS = ("release", "backbone")
 
@@ -49,8 +48,8 @@ class ORNet(nn.Module):
     """
 
     map_stride = 4
-    cam_gate: float = 0.0
-    """The class gate's exponent (`set_cam_gate`); 0: `predict` gives the generator's map as is."""
+    _gate: tuple = (0.0, None)  # (exponent, the evaluator's GAP Linear): `set_cam_gate`; a tuple,
+                                # so the Linear is not registered twice as a submodule
 
     def __init__(self, backbone: str, num_classes: int, evaluator: str | None = "vgg16",
                  generator_width: int = 64, backbone_weights: str = "none",
@@ -119,14 +118,19 @@ class ORNet(nn.Module):
         alpha = float(alpha)
         if not math.isfinite(alpha) or alpha < 0:
             raise OrnetError(f"the class gate's exponent must be a finite number >= 0, got {alpha}")
+        fc = None
         if alpha > 0:
             fc = (gap_linear(self.evaluator.head, self.evaluator.feature_channels)
                   if self.evaluator is not None else None)
             if fc is None:
                 raise OrnetError(f"a class gate (eval.cam_gate) needs an evaluator whose head is GAP + Linear, "
                                  f"so that its CAM is defined; this model's evaluator is {self.evaluator_name!r}")
-            self._gate_fc = (fc,)  # a tuple: not registered as a submodule (no state_dict key)
-        self.cam_gate = alpha
+        self._gate = (alpha, fc)
+
+    @property
+    def cam_gate(self) -> float:
+        """The class gate's exponent (set with `set_cam_gate`); 0: `predict` gives p_a as is."""
+        return self._gate[0]
 
     def predict(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Evaluation: ``(maps B x 1 x h x w, logits B x K)``.
@@ -142,12 +146,12 @@ class ORNet(nn.Module):
             return p_a, self.rest_head(f_c * p_a)
         features = self.evaluator.features(self.to_evaluator(images))
         logits = self.evaluator.head(features)
-        if self.cam_gate > 0:
+        alpha, fc = self._gate
+        if alpha > 0:
             classes = logits.argmax(dim=1) if labels is None else labels
-            weights = self._gate_fc[0].weight[classes].to(features.dtype)  # B x C
-            cam = torch.einsum("bc,bchw->bhw", weights, features).unsqueeze(1)
+            cam = class_activation_map(fc, features, classes).unsqueeze(1)
             cam = F.interpolate(cam, size=p_a.shape[-2:], mode="bilinear", align_corners=False)
-            p_a = minmax_normalize(p_a) * minmax_normalize(cam) ** self.cam_gate
+            p_a = minmax_normalize(p_a) * minmax_normalize(cam) ** alpha
         return p_a, logits
 
 

@@ -62,16 +62,21 @@ class CAMClassifier(SplitClassifier):
         return self.head.classifier
 
     def cam(self, features: Tensor, class_idx: Tensor | int) -> Tensor:
-        """CAM = sum_c fc.weight[class, c] * features[:, c] -> B x h x w.
+        """`class_activation_map` with this network's ``fc``: B x h x w, raw values
+        (`CAMModel.predict` min-max normalises)."""
+        return class_activation_map(self.fc, features, class_idx)
 
-        Raw values: no bias, no ReLU, no normalisation (callers decide; `CAMModel.predict`
-        min-max normalises). `class_idx`: an int or a B long tensor (one class per image).
-        """
-        if isinstance(class_idx, int):
-            class_idx = torch.full((features.shape[0],), class_idx, dtype=torch.long,
-                                   device=features.device)
-        weights = self.fc.weight[class_idx]  # B x C
-        return torch.einsum("bc,bchw->bhw", weights.to(features.dtype), features)
+
+def class_activation_map(fc: nn.Linear, features: Tensor, class_idx: Tensor | int) -> Tensor:
+    """CAM = sum_c fc.weight[class, c] * features[:, c] -> B x h x w, for a GAP + `fc` head.
+
+    Raw values: no bias, no ReLU, no normalisation (callers decide). `class_idx`: an int or a
+    B long tensor (one class per image).
+    """
+    if isinstance(class_idx, int):
+        class_idx = torch.full((features.shape[0],), class_idx, dtype=torch.long, device=features.device)
+    weights = fc.weight[class_idx]  # B x C
+    return torch.einsum("bc,bchw->bhw", weights.to(features.dtype), features)
 
 
 def new_linear(old: nn.Linear, num_classes: int, names: dict[int, str]) -> nn.Linear:
