@@ -8,7 +8,8 @@ demo's synthetic set and the realistic sets, over several training seeds.
         [--notes results/quality_notes.md] [--results results/quality.md]
 
 Sets (built under --data-root when absent; seeded, byte-reproducible):
-- synth: `ornet synth` with the demo's arguments (`ornet.commands.demo.FULL`), the data `make demo` trains on;
+- synth: `ornet synth` with the demo's arguments (`ornet.commands.demo.FULL`), the data `make demo` trains on,
+  trained as the demo trains it (FULL's train flags: 128 px, the images' own size);
 - objects, digits: `realistic_sets.py objects|digits DIR --seed 0` (tuxpaint photo cut-outs, cluttered
   handwritten digits on real photos; needs `apt-get install tuxpaint-stamps-default` and the bench extra).
 
@@ -101,13 +102,25 @@ def build_set(name: str, folder: Path, log: Path) -> str:
     return ("ornet " if name == "synth" else "python ") + " ".join(shown)
 
 
-def train_cmd(method: str, data: Path, out: Path, seed: int, extra: list[str]) -> list[str]:
+def set_train_args(name: str) -> list[str]:
+    """Train flags a set brings: the synthetic set is trained as `ornet demo` trains it (at 128 px)."""
+    if name != "synth":
+        return []
+    from ornet.commands.demo import FULL
+
+    return list(FULL["train"])
+
+
+def train_cmd(method: str, data: Path, out: Path, seed: int, extra: list[str], set_args=()) -> list[str]:
     if method == "gradcam":
         return [sys.executable, str(ROOT / "benchmarks" / "gradcam_eval.py"), str(out.with_name(f"ornet_seed{seed}")),
                 "--out", str(out)]
     preset, flags, _ = METHODS[method]
+    # a method's own flags win over the set's (cam_160 stays at 160 px on every set)
+    pairs = [(k, v) for k, v in zip(set_args[::2], set_args[1::2]) if k not in flags[::2]]
     return [*ornet_cmd(), "train", "--config", preset, "--data.root", str(data), "--out", str(out),
-            "--trainer.seed", str(seed), "--trainer.progress", "false", "--force", "--quiet", *flags, *extra]
+            "--trainer.seed", str(seed), "--trainer.progress", "false", "--force", "--quiet",
+            *[a for pair in pairs for a in pair], *flags, *extra]
 
 
 def run_all(jobs: list[dict], parallel: int, threads: int) -> None:
@@ -182,7 +195,8 @@ def main() -> int:
         for seed in seeds[name]:
             for method in args.methods:
                 out = work / name / f"{method}_seed{seed}"
-                cmd = train_cmd(method, data_root / name, out, seed, extra if method != "gradcam" else [])
+                cmd = train_cmd(method, data_root / name, out, seed, extra if method != "gradcam" else [],
+                                set_train_args(name))
                 commands.append(("python " + " ".join(cmd[1:])) if method == "gradcam"
                                 else "ornet " + " ".join(cmd[len(ornet_cmd()):]))
                 finished = (out / "metrics.json").is_file()
