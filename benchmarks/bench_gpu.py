@@ -1,7 +1,7 @@
 """GPU training throughput and peak memory of the CUB-scale presets, per stage and precision.
 
     .venv/bin/python benchmarks/bench_gpu.py [--data DIR] [--steps 40] [--precisions 32-true 16-mixed]
-        [--results benchmarks/results/gpu.md]
+        [--batch N] [--workers N] [--results benchmarks/results/gpu.md]
 
 The stages of `configs/cub_resnet50.yaml` (224 px crops of 256 px images, batch 16: a VGG-16
 evaluator in stage 0, the ResNet-50 stem + generator (width 64) + ResNet-50 rest in stage 1, the
@@ -52,7 +52,8 @@ def load_preset(name: str, data: Path, workers: int | None):
     return run_config(raw)
 
 
-def measure(stage: str, cfg, steps: int, warmup: int, precision: str, accelerator: str = "gpu") -> dict:
+def measure(stage: str, cfg, steps: int, warmup: int, precision: str, accelerator: str = "gpu",
+            batch: int | None = None) -> dict:
     """images/s over the timed steps and peak CUDA memory of one stage at one precision."""
     import lightning as L
     import torch
@@ -86,7 +87,7 @@ def measure(stage: str, cfg, steps: int, warmup: int, precision: str, accelerato
     quiet_lightning_warnings()
     L.seed_everything(0, verbose=False)
     dm = WSOLDataModule(cfg.data, normalization=input_normalization(cfg.model))
-    dm.batch_size = getattr(cfg, stage).batch_size or cfg.data.batch_size
+    dm.batch_size = batch or getattr(cfg, stage).batch_size or cfg.data.batch_size
     task = build_task(cfg, stage, dm.num_classes, dm.classes)
     clock = Clock()
     if cuda:
@@ -109,6 +110,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--warmup", type=int, default=8)
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default: the preset's)")
+    p.add_argument("--batch", type=int, default=None, help="batch size of every stage (default: the preset's, 16)")
     p.add_argument("--precisions", nargs="+", default=["32-true", "16-mixed"])
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "gpu.md"))
     p.add_argument("--cpu-check", action="store_true",
@@ -125,7 +127,7 @@ def main() -> int:
             subprocess.run([sys.executable, "-m", "ornet", "synth", str(data), "--size", "256", "--classes", "4",
                             "--train", "64", "--test", "8", "--quiet"], check=True)
         for stage, preset in STAGES:
-            r = measure(stage, load_preset(preset, data, 0), args.steps, args.warmup, "32-true", "cpu")
+            r = measure(stage, load_preset(preset, data, 0), args.steps, args.warmup, "32-true", "cpu", args.batch)
             print(f"{stage:<10} cpu 32-true {r['ips']:8.2f} images/s", flush=True)
         return 0
     if not torch.cuda.is_available():
@@ -135,7 +137,7 @@ def main() -> int:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     data = Path(args.data)
     if not (data / "images.txt").is_file():
-        batches = args.steps * 16
+        batches = args.steps * (args.batch or 16)
         subprocess.run([sys.executable, "-m", "ornet", "synth", str(data), "--size", "256",
                         "--classes", "200", "--train", str(max(2 * batches, 1000)), "--test", "200",
                         "--workers", str(min(8, os.cpu_count() or 1)), "--quiet"], check=True)
@@ -143,7 +145,7 @@ def main() -> int:
     for stage, preset in STAGES:
         cfg = load_preset(preset, data, args.workers)
         for precision in args.precisions:
-            r = measure(stage, cfg, args.steps, args.warmup, precision)
+            r = measure(stage, cfg, args.steps, args.warmup, precision, batch=args.batch)
             rows.append((stage, preset, precision, r))
             print(f"{stage:<10} {precision:<10} {r['ips']:8.1f} images/s  peak {r['peak_gib']:.2f} GiB "
                   f"(reserved {r['reserved_gib']:.2f})", flush=True)
@@ -155,7 +157,8 @@ def main() -> int:
         f"{cpu_model()}, {os.cpu_count()} cores visible; torch {torch.__version__}, "
         f"Python {platform.python_version()}",
         f"- command: `.venv/bin/python benchmarks/bench_gpu.py --steps {args.steps} --warmup {args.warmup} "
-        f"--precisions {' '.join(args.precisions)}`",
+        f"--precisions {' '.join(args.precisions)}"
+        + (f" --batch {args.batch}" if args.batch else "") + (f" --workers {args.workers}" if args.workers else "") + "`",
         f"- {args.steps} training steps per row through Lightning (the stage's module, optimiser and data "
         f"loader), the first {args.warmup} not timed; synthetic data at 256 px resized to 256 and cropped "
         "to 224 as the presets do; 200 classes; networks from their initialisation (no download). "
