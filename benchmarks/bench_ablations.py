@@ -10,9 +10,9 @@ has no erasing, the winner of this table). Each variant copies that run's `evalu
 and reruns only stage 2 with one setting changed:
 
     ornet train --config configs/demo.yaml --data.root DATA --out VARIANT --stages '[refine]' \\
-        --trainer.seed S --method.erasing attentive --method.<key> <value>
+        --trainer.seed S --data.resize R --data.crop R --method.erasing attentive --method.<key> <value>
 
-so the variants differ only in stage 2 (stages are seeded at their start). The base row is the
+(R: the base run's size) so the variants differ only in stage 2 (stages are seeded at their start). The base row is the
 quality run itself. Groups: erasing strategy (seed Table 1: none / RE / ER / AE), f_max (seed
 Table 2: 0.3 / 0.4 / 0.5 / 0.6) and the loss terms (without weighted entropy, without area loss,
 faithful vs bounded area loss, the paper's entropy weight).
@@ -74,13 +74,15 @@ def main() -> int:
         if not (base / "metrics.json").is_file():
             raise SystemExit(f"{base} is not a finished run: run bench_quality.py first")
         rows[BASE][seed] = json.loads((base / "metrics.json").read_text())
-        data = yaml.safe_load((base / "config.yaml").read_text())["data"]["root"]
+        base_data = yaml.safe_load((base / "config.yaml").read_text())["data"]
+        # stage 2 at the base run's size (bench_quality trains the synthetic set at 128 px, as the demo)
+        data, size = base_data["root"], ["--data.resize", str(base_data["resize"]), "--data.crop", str(base_data["crop"])]
         for name in args.variants:
             flags = VARIANTS[name][1]
             out = work / f"seed{seed}_{'_'.join(f.lstrip('-').replace('method.', '') for f in flags)}"
             cmd = [*ornet_cmd(), "train", "--config", "configs/demo.yaml", "--data.root", str(data),
                    "--out", str(out), "--stages", "[refine]", "--trainer.seed", str(seed),
-                   "--trainer.progress", "false", "--quiet", "--method.erasing", "attentive", *flags]
+                   "--trainer.progress", "false", "--quiet", *size, "--method.erasing", "attentive", *flags]
             commands.append("ornet " + " ".join(cmd[len(ornet_cmd()):]))
             if not (args.reuse and (out / "metrics.json").is_file()):
                 if out.exists():
