@@ -35,6 +35,7 @@ from pathlib import Path
 
 from machine import cpu_model  # benchmarks/machine.py (scripts run from benchmarks/)
 
+from ornet.commands.demo import FULL  # the demo's synth arguments and train flags
 from ornet.fsutil import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,31 +85,16 @@ def stats(values: list[float]) -> str:
     return f"{mean:.1f} ± {sd:.1f} ({min(values):.1f}-{max(values):.1f})"
 
 
-def synth_args() -> list[str]:
-    from ornet.commands.demo import FULL
-
-    return list(FULL["synth"])
-
-
 def build_set(name: str, folder: Path, log: Path) -> str:
     """Create the set when absent; the command that builds it."""
     if name == "synth":
-        cmd = [*ornet_cmd(), "synth", str(folder), *synth_args(), "--seed", "0", "--quiet"]
+        cmd = [*ornet_cmd(), "synth", str(folder), *FULL["synth"], "--seed", "0", "--quiet"]
     else:
         cmd = [sys.executable, str(ROOT / "benchmarks" / "realistic_sets.py"), name, str(folder), "--seed", "0"]
     if not (folder / "images.txt").is_file():
         run(cmd, log)
     shown = cmd[len(ornet_cmd()):] if name == "synth" else cmd[1:]
     return ("ornet " if name == "synth" else "python ") + " ".join(shown)
-
-
-def set_train_args(name: str) -> list[str]:
-    """Train flags a set brings: the synthetic set is trained as `ornet demo` trains it (at 128 px)."""
-    if name != "synth":
-        return []
-    from ornet.commands.demo import FULL
-
-    return list(FULL["train"])
 
 
 def train_cmd(method: str, data: Path, out: Path, seed: int, extra: list[str], set_args=()) -> list[str]:
@@ -196,7 +182,7 @@ def main() -> int:
             for method in args.methods:
                 out = work / name / f"{method}_seed{seed}"
                 cmd = train_cmd(method, data_root / name, out, seed, extra if method != "gradcam" else [],
-                                set_train_args(name))
+                                FULL["train"] if name == "synth" else [])  # as `ornet demo` trains it
                 commands.append(("python " + " ".join(cmd[1:])) if method == "gradcam"
                                 else "ornet " + " ".join(cmd[len(ornet_cmd()):]))
                 finished = (out / "metrics.json").is_file()

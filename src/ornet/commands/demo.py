@@ -29,7 +29,7 @@ from ..presets import preset_path
 
 # (synth options, extra train overrides) for the full run and for the smoke check.
 # The synthetic images are 128 px, so the demo trains the presets at that size (their 192 px is for
-# photos): at 192 px this set takes 503 s instead of about 240 (docs/synthetic.md, "The demo's size").
+# photos): at 192 px this set takes 503 s instead of 200-240 (docs/synthetic.md, "The demo's size").
 FULL = {"synth": ["--size", "128", "--train", "400", "--test", "200", "--body-cue", "0.8"],
         "train": ["--data.resize", "128", "--data.crop", "128"]}
 FAST = {
