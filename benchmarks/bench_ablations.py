@@ -34,7 +34,7 @@ import yaml
 from bench_quality import ROOT, ornet_cmd, run, stats  # benchmarks/ (scripts run from there)
 from machine import cpu_model
 
-from ornet.fsutil import write_text_atomic
+from ornet.runtime.atomic import write_text_atomic
 
 BASE = "AE, f_max 0.5, demo loss (base: ornet_attentive_erasing)"
 # name -> (group, train flags); the base row (the quality run) has no flags

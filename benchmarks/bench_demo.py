@@ -22,7 +22,7 @@ from pathlib import Path
 from bench_quality import ROOT, ornet_cmd  # benchmarks/ (scripts run from there)
 from machine import cpu_model
 
-from ornet.fsutil import write_text_atomic
+from ornet.runtime.atomic import write_text_atomic
 
 KEYS = [("gt_known_loc", "GT-known Loc"), ("top1_loc", "Top-1 Loc"), ("max_box_acc_v2", "MaxBoxAccV2"),
         ("pxap", "PxAP"), ("top1_cls", "Top-1 Cls"), ("seconds", "seconds")]

@@ -40,7 +40,7 @@ STAGES = (("evaluator", "cub_resnet50"), ("coarse", "cub_resnet50"), ("refine", 
 def load_preset(name: str, data: Path, workers: int | None):
     import yaml
 
-    from ornet.tasks.base import run_config
+    from ornet.methods.base import run_config
 
     raw = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
     raw["data"]["root"] = str(data)
@@ -66,7 +66,7 @@ def measure(stage: str, cfg, steps: int, warmup: int, precision: str, accelerato
 
     from ornet.data.datamodule import WSOLDataModule
     from ornet.normalization import input_normalization
-    from ornet.tasks.pipeline import build_task, quiet_lightning_warnings
+    from ornet.training.pipeline import build_task, quiet_lightning_warnings
 
     class Clock(L.Callback):
         def __init__(self):

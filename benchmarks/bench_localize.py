@@ -69,8 +69,8 @@ def flop_table(backbone: str, class_counts: list[int], size: int, evaluator: str
     """GFLOP per image of each path for several class counts (the generator ends in K channels)."""
     import torch
 
-    from ornet.models.cam import CAMModel
-    from ornet.models.ornet import ORNet
+    from ornet.models.cam_network import CAMModel
+    from ornet.models.ornet_network import ORNet
 
     x = torch.randn(1, 3, size, size)
     lines = ["| classes K | ornet maps | of which the generator's last up block (K channels) | cam predict | "
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from ornet.models.cam import CAMModel
-    from ornet.models.ornet import ORNet
+    from ornet.models.cam_network import CAMModel
+    from ornet.models.ornet_network import ORNet
 
     if ns.threads:
         torch.set_num_threads(ns.threads)

@@ -36,7 +36,7 @@ from pathlib import Path
 from machine import cpu_model  # benchmarks/machine.py (scripts run from benchmarks/)
 
 from ornet.commands.demo import FULL  # the demo's synth arguments and train flags
-from ornet.fsutil import write_text_atomic
+from ornet.runtime.atomic import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {  # name -> (preset, extra flags, what it is)

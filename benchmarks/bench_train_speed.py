@@ -23,7 +23,7 @@ from pathlib import Path
 from bench_quality import ROOT, ornet_cmd, run  # benchmarks/ (scripts run from there)
 from machine import cpu_model
 
-from ornet.fsutil import write_text_atomic
+from ornet.runtime.atomic import write_text_atomic
 
 WARMUP = 3
 
@@ -31,7 +31,7 @@ WARMUP = 3
 def load_preset(name: str, data: Path):
     import yaml
 
-    from ornet.tasks.base import run_config
+    from ornet.methods.base import run_config
 
     cfg = run_config(yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text()))
     cfg.data.root = str(data)
@@ -45,7 +45,7 @@ def measure(stage: str, cfg, steps: int, accelerator: str, precision: str) -> fl
 
     from ornet.data.datamodule import WSOLDataModule
     from ornet.normalization import input_normalization
-    from ornet.tasks.pipeline import build_task, quiet_lightning_warnings
+    from ornet.training.pipeline import build_task, quiet_lightning_warnings
 
     class Clock(L.Callback):
         def __init__(self):

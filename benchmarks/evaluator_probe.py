@@ -25,12 +25,12 @@ import torch.nn.functional as F
 
 
 def probe(run: Path, data_root: str, split: str) -> dict[str, tuple[float, float]]:
-    from ornet.config import RunConfig, from_dict
+    from ornet.config.schema import RunConfig, from_dict
     from ornet.data.datamodule import WSOLDataModule
-    from ornet.models.ornet import upsample_mask
+    from ornet.models.ornet_network import upsample_mask
     from ornet.normalization import model_normalizations
     from ornet.runs.files import read_config
-    from ornet.tasks.pipeline import final_model
+    from ornet.training.pipeline import final_model
 
     cfg = from_dict(RunConfig, read_config(run / "config.yaml"))
     cfg.data.root = data_root

@@ -1,5 +1,5 @@
 """Grad-CAM (the `grad-cam` package, pytorch-grad-cam) on the evaluator of a finished ORNet run,
-scored exactly like ORNet and CAM (threshold chosen on val, applied to test; ornet.evaluation).
+scored exactly like ORNet and CAM (threshold chosen on val, applied to test; ornet.evaluation.core).
 
     .venv/bin/python benchmarks/gradcam_eval.py RUN --out DIR [--target-layer PATH]
 
@@ -61,13 +61,13 @@ def main() -> int:
 
     import yaml
 
-    from ornet.config import RunConfig
+    from ornet.config.schema import RunConfig
     from ornet.data.datamodule import WSOLDataModule
-    from ornet.evaluation import evaluate
+    from ornet.evaluation.core import evaluate
     from ornet.models.evaluator import build_evaluator
     from ornet.normalization import model_normalizations
-    from ornet.tasks.base import run_config
-    from ornet.tasks.pipeline import checkpoint_path, load_state
+    from ornet.methods.base import run_config
+    from ornet.training.pipeline import checkpoint_path, load_state
 
     start = time.perf_counter()
     cfg: RunConfig = run_config(yaml.safe_load((args.run / "config.yaml").read_text()))

@@ -39,7 +39,7 @@ TOO_BIG, TOO_SMALL = 1.5, 2 / 3
 def split_boxes(run: Path, data_root: str, split: str) -> tuple[object, dict]:
     """The run's config (data root replaced) and {image_id: GT boxes (N x 4) after the evaluation
     transform} of `split`."""
-    from ornet.config import RunConfig, from_dict
+    from ornet.config.schema import RunConfig, from_dict
     from ornet.data.datamodule import WSOLDataModule
     from ornet.normalization import model_normalizations
     from ornet.runs.files import read_config

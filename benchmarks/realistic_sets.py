@@ -48,7 +48,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ornet.fsutil import replace_dir
+from ornet.runtime.atomic import replace_dir
 
 TRAIN_PHOTOS = ("astronaut", "coffee", "motorcycle_left", "motorcycle_right", "china", "hubble_deep_field",
                 "brick", "camera", "coins", "grass", "text", "cell")

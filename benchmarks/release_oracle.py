@@ -7,7 +7,7 @@ copied here). Checks, at the release's full sizes, and writes benchmarks/results
    with a ResNet-50 stem, ``att_conv3`` and ``bn_att3`` (random weights, random BN statistics)
    and a VGG-16 evaluator (``vgg.model``) saved as a FineModel checkpoint, imported with
    ``ornet import-release``; ornet's maps and logits against the release's forward on 224 x 224;
-2. boxes: ``utils/func_utils.py find_bbox`` against `ornet.localization.release.release_boxes`
+2. boxes: ``utils/func_utils.py find_bbox`` against `ornet.localization.release_rule.release_boxes`
    on random 56 x 56 maps, all 19 thresholds;
 3. IoU and correctness: ``intersect`` + the areas + the two ``torch.where`` of
    ``test_multi_threshold`` against `release_iou` and ``> 0.5``;
@@ -43,7 +43,7 @@ def check_maps(release: Path, tmp: Path, width: int = 64, k: int = 200) -> dict:
     from models.unet import UNet  # the release's U-Net
 
     from ornet.release.importer import import_release
-    from ornet.tasks.export import load_model
+    from ornet.runs.export import load_model
 
     torch.manual_seed(0)
 
@@ -90,7 +90,7 @@ def check_boxes(release: Path, n: int) -> dict:
     sys.path.insert(0, str(release))
     from utils.func_utils import find_bbox  # the release's box rule
 
-    from ornet.localization.release import release_boxes, release_thresholds
+    from ornet.localization.release_rule import release_boxes, release_thresholds
 
     thresholds = [(i + 1) / 20 for i in range(19)]  # train_2nd_step.py, NUM_THRESHOLD 20
     assert np.array_equal(np.array(thresholds), release_thresholds())
@@ -113,7 +113,7 @@ def check_iou(release: Path, n: int) -> dict:
     sys.path.insert(0, str(release))
     from utils.func_utils import intersect
 
-    from ornet.localization.release import release_iou
+    from ornet.localization.release_rule import release_iou
 
     rng = np.random.default_rng(1)
     xs, ys = np.sort(rng.integers(0, 57, (n, 2)), axis=1) * 4, np.sort(rng.integers(0, 57, (n, 2)), axis=1) * 4
@@ -143,7 +143,7 @@ def check_ground_truth(release: Path, tmp: Path, n: int) -> dict:
     sys.path.insert(0, str(release))
     from dataset.cub import CUB200, pil_loader  # the release's dataset
 
-    from ornet.localization.release import release_ground_truth
+    from ornet.localization.release_rule import release_ground_truth
 
     ids = [line for line in (META / "image_ids.txt").read_text().split() if line][:n]
     sizes = {a: (int(w), int(h)) for a, w, h in (line.split(",") for line in (META / "image_sizes.txt").read_text().split())}

@@ -36,9 +36,9 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
-import ornet.tasks.pipeline as pipeline
+import ornet.training.pipeline as pipeline
 from ornet.cli import main
-from ornet.tasks import preemption
+from ornet.runtime import preemption
 
 
 class Interrupt(Callback):
@@ -80,9 +80,9 @@ def run(argv: list[str]) -> int:
 
     pipeline.build_trainer = build_trainer
     if os.environ.get("ORNET_TEST_NO_FIGURES") == "1":
-        import ornet.viz.publish
+        import ornet.reports.publish
 
-        ornet.viz.publish.publish = lambda folder, **kwargs: Path(folder) / "report.html"
+        ornet.reports.publish.publish = lambda folder, **kwargs: Path(folder) / "report.html"
     return main(["train", *argv[4:]])
 
 
@@ -110,11 +110,11 @@ def serve() -> None:
 
     import ornet.commands.train  # noqa: F401  (everything a run imports, once, before forking)
     import ornet.data.datamodule  # noqa: F401
-    import ornet.evaluation  # noqa: F401
-    import ornet.models.ornet  # noqa: F401
-    import ornet.tasks.coarse  # noqa: F401
-    import ornet.tasks.evaluator  # noqa: F401
-    import ornet.tasks.refine  # noqa: F401
+    import ornet.evaluation.core  # noqa: F401
+    import ornet.models.ornet_network  # noqa: F401
+    import ornet.methods.ornet.coarse_stage  # noqa: F401
+    import ornet.methods.ornet.evaluator_stage  # noqa: F401
+    import ornet.methods.ornet.refine_stage  # noqa: F401
 
     for line in sys.stdin:
         request = json.loads(line)

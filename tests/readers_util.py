@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ornet.config import DataConfig
+from ornet.config.schema import DataConfig
 
 SIZE = (40, 30)  # width, height
 

@@ -7,10 +7,10 @@ import torch
 
 pytest.importorskip("lightning")
 
-from ornet.config import RunConfig  # noqa: E402
+from ornet.config.schema import RunConfig  # noqa: E402
 from ornet.errors import OrnetError  # noqa: E402
 from ornet.models.evaluator import build_evaluator  # noqa: E402
-from ornet.tasks.pipeline import build_task, plan  # noqa: E402
+from ornet.training.pipeline import build_task, plan  # noqa: E402
 
 
 def _cfg(evaluator: str = "resnet18") -> RunConfig:

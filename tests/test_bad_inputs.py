@@ -709,7 +709,7 @@ def test_check_data_accepts_every_odd_image(odd, capsys):
 def test_odd_image_loads_as_rgb_with_its_box_on_its_square(odd, kind):
     """Through the dataset and the evaluation transform (resize 64, centre crop 64 -> 64x64 scale
     of the displayed frame): the image is RGB and the box still encloses the square."""
-    from ornet.config import DataConfig
+    from ornet.config.schema import DataConfig
     from ornet.data.datamodule import WSOLDataModule
 
     root, ids = odd
@@ -735,7 +735,7 @@ def test_odd_image_loads_as_rgb_with_its_box_on_its_square(odd, kind):
 @pytest.mark.parametrize("orientation", sorted(EXIF_TRANSPOSE))
 def test_every_exif_orientation_keeps_box_and_square_together(tmp_path, orientation):
     """All eight EXIF orientations (mirrors included): boxes are in the displayed frame."""
-    from ornet.config import DataConfig
+    from ornet.config.schema import DataConfig
     from ornet.data.datamodule import WSOLDataModule
 
     root, ids = odd_tree(tmp_path / "cub", {"exif": (".jpg", lambda p: exif_jpeg(p, orientation))})

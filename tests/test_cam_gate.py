@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ornet.class_gate import pick_gate
-from ornet.cli_config import check_cam_gate_evaluator, validate
-from ornet.config import RunConfig
+from ornet.evaluation.class_gate import pick_gate
+from ornet.config.parse import check_cam_gate_evaluator, validate
+from ornet.config.schema import RunConfig
 from ornet.errors import ConfigError, OrnetError
 from ornet.models.backbones import build_classifier
-from ornet.models.ornet import ORNet
+from ornet.models.ornet_network import ORNet
 from ornet.models.split import ClassifierHead, gap_linear
 
 
@@ -174,7 +174,7 @@ def test_a_run_chooses_its_gate_on_val_exports_it_and_evaluate_keeps_or_rechoose
     with pytest.raises(ornet.OrnetError, match=r"model.json: localization.cam_gate must be a number >= 0.*'strong'"):
         ornet.load_model(copy, device="cpu")
     # a CAM model has no map to gate: the candidates are unused and the metrics say nothing of a gate
-    from ornet.tasks.export import build_model
+    from ornet.runs.export import build_model
 
     cam_meta = {**meta, "method": "cam"}
     loc.model = build_model(cam_meta).eval()  # untrained: only the keys matter
@@ -182,7 +182,7 @@ def test_a_run_chooses_its_gate_on_val_exports_it_and_evaluate_keeps_or_rechoose
 
 
 def test_the_summary_line_says_which_gate():
-    from ornet.class_gate import gate_note
+    from ornet.evaluation.class_gate import gate_note
 
     assert gate_note({}) == ""  # a CAM run
     assert gate_note({"cam_gate": 0.0, "cam_gate_split": "model"}) == ""

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ornet.cli import COMMANDS, main
-from ornet.cli_config import make_parser, parse, to_run_config
+from ornet.config.parse import make_parser, parse, to_run_config
 from ornet.errors import ConfigError
 
 

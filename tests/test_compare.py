@@ -17,7 +17,7 @@ from PIL import Image
 
 from conftest import write_cub_tree
 from ornet.errors import OrnetError
-from ornet.viz.compare import compare_page, render_compare
+from ornet.reports.compare import compare_page, render_compare
 from test_figures_cmd import make_run
 
 
@@ -36,11 +36,11 @@ def make_cam_run(root: Path, data_root: Path) -> Path:
     """A CAM run folder with an untrained tiny CAM model, other metrics and its own boxes."""
     import torch
 
-    from ornet.cli_config import dump_yaml
-    from ornet.config import RunConfig
+    from ornet.config.parse import dump_yaml
+    from ornet.config.schema import RunConfig
     from ornet.data.readers import read_dataset
-    from ornet.models.cam import CAMModel
-    from ornet.tasks.export import export_model, model_meta
+    from ornet.models.cam_network import CAMModel
+    from ornet.runs.export import export_model, model_meta
 
     cfg = RunConfig()
     cfg.stages = ["cam"]
@@ -124,7 +124,7 @@ def test_bad_runs_are_named_before_anything_is_written(runs, tmp_path):
 
 
 def test_render_escapes_names_and_values():
-    from ornet.viz.compare import Cell
+    from ornet.reports.compare import Cell
 
     text = render_compare("<t>", {"<x>": {"gt_known_loc": 1.0, "method": "<m>"}},
                           [("a&b", Cell("i/00_image.png", "<c>"), [Cell("i/00_x.png", "IoU 0.10", False)])], {})

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from ornet.config import DataConfig
+from ornet.config.schema import DataConfig
 from ornet.data.datamodule import WSOLDataModule
 from ornet.data.readers import carve_val, read_dataset
 from ornet.data.records import Record

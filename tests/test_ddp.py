@@ -22,10 +22,10 @@ if not torch.distributed.is_available() or not torch.distributed.is_gloo_availab
 
 
 def _model_dir(tmp: Path, data: Path) -> Path:
-    from ornet.cli_config import dump_yaml
-    from ornet.config import RunConfig
-    from ornet.models.ornet import ORNet
-    from ornet.tasks.export import export_model, model_meta
+    from ornet.config.parse import dump_yaml
+    from ornet.config.schema import RunConfig
+    from ornet.models.ornet_network import ORNet
+    from ornet.runs.export import export_model, model_meta
 
     torch.manual_seed(0)
     cfg = RunConfig()

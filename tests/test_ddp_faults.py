@@ -96,7 +96,7 @@ def test_a_killed_ddp_process_stops_the_other_with_one_line_and_resume_gives_the
 
 def test_a_process_working_alone_is_stopped_by_the_watchdog(tmp_path, data):
     """Rank 1 killed while rank 0 is in no collective: no gloo error can tell rank 0; the watchdog does."""
-    from ornet.tasks.peers import GRACE_S
+    from ornet.runtime.peers import GRACE_S
 
     out = tmp_path / "run"
     code, err, after = _train(data, out, tmp_path, interrupt=("evaluator", 1, "kill@1,sleep@0"))

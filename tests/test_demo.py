@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ornet.cli import main
 from ornet.commands.demo import FAST, format_table
-from ornet.presets import preset_names, preset_path
+from ornet.config.presets import preset_names, preset_path
 
 
 def test_refuses_a_non_empty_out_without_force(tmp_path, capsys):

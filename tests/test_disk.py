@@ -1,4 +1,4 @@
-"""A full disk is an error, not a bug (`ornet.diskspace`), and a run's checkpoints are sized first.
+"""A full disk is an error, not a bug (`ornet.runtime.diskspace`), and a run's checkpoints are sized first.
 
 - every writer's full-disk failure becomes one `DiskFull` line naming the file, the bytes it
   needed (when known) and the bytes free, with the destination left as it was: injected at the
@@ -24,16 +24,16 @@ import torch
 
 from conftest import write_cub_tree
 from ornet.cli import main
-from ornet.diskspace import disk_full_error, free_bytes, human, is_disk_full
+from ornet.runtime.diskspace import disk_full_error, free_bytes, human, is_disk_full
 from ornet.errors import DiskFull
-from ornet.fsutil import atomic_path, stale_temporaries, write_npy_atomic, write_text_atomic
+from ornet.runtime.atomic import atomic_path, stale_temporaries, write_npy_atomic, write_text_atomic
 
 MB = 1_000_000
 
 
 def inject(monkeypatch, name: str, nth: int = 1, code: int = errno.ENOSPC) -> list[int]:
     """The `nth` write of a file called `name` fails at its flush with `code`; returns a counter."""
-    import ornet.fsutil as fsutil
+    import ornet.runtime.atomic as fsutil
 
     commit, seen = fsutil._commit, [0]
 
@@ -87,7 +87,7 @@ def test_an_atomic_write_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch
 
 
 def test_the_peak_of_the_checkpoints_by_hand():
-    from ornet.tasks.disk_use import StageSize, peak_bytes
+    from ornet.runtime.disk_use import StageSize, peak_bytes
 
     sizes = {"a": StageSize(final=10, last=30), "b": StageSize(final=20, last=50, best=20)}
     # a: old and new -last side by side (60); b: a's final + two -last + its -best (10 + 100 + 20)
@@ -112,8 +112,8 @@ def _fill(folder: Path, leave: int) -> None:
 def test_real_full_disk_for_each_kind_of_writer(small_disk):
     from PIL import Image
 
-    from ornet.tasks.export import export_model, model_meta
-    from ornet.tasks.resume import AtomicCheckpointIO, tensor_bytes
+    from ornet.runs.export import export_model, model_meta
+    from ornet.runtime.resume import AtomicCheckpointIO, tensor_bytes
 
     disk = small_disk.make(3 * MB)
     _fill(disk, 200_000)
@@ -124,8 +124,8 @@ def test_real_full_disk_for_each_kind_of_writer(small_disk):
                         rf"{human(tensor_bytes(ckpt))}, \d+\.\d kB free\)", str(e.value)), str(e.value)
     assert e.value.free < 210_000
     with pytest.raises(DiskFull, match=r"writing .*model\.safetensors"):  # safetensors: its own exception type
-        from ornet.config import RunConfig
-        from ornet.models.cam import CAMModel
+        from ornet.config.schema import RunConfig
+        from ornet.models.cam_network import CAMModel
 
         export_model(disk, CAMModel("resnet18", 3, "none"), model_meta(RunConfig(), "cam", ["a", "b", "c"], 0.5, 50))
     with pytest.raises(DiskFull, match=r"writing .*maps/1\.npy \(needs 4\.0 MB"):
@@ -139,8 +139,8 @@ def test_real_full_disk_for_each_kind_of_writer(small_disk):
 def test_real_full_disk_in_the_logs_and_the_lock(small_disk):
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from ornet.runlock import run_lock
-    from ornet.tasks.logs import AtomicCSVLogger, quiet_writer_threads
+    from ornet.runtime.runlock import run_lock
+    from ornet.runtime.logs import AtomicCSVLogger, quiet_writer_threads
 
     disk = small_disk.make(1 * MB)
     csv_logger = AtomicCSVLogger(save_dir=str(disk / "logs"), name="coarse", version="")
@@ -192,7 +192,7 @@ def _one_line(capsys) -> str:
 @pytest.mark.slow
 def test_each_writer_of_a_run_on_a_full_disk_then_resume_gives_the_uninterrupted_result(tmp_path, data, capsys,
                                                                                          monkeypatch):
-    from ornet.tasks.disk_use import expected_sizes
+    from ornet.runtime.disk_use import expected_sizes
     from test_resume_kill import _assert_same, _result
 
     ref = tmp_path / "reference"
@@ -200,8 +200,8 @@ def test_each_writer_of_a_run_on_a_full_disk_then_resume_gives_the_uninterrupted
                  "--trainer.keep_last_checkpoints", "true"]) == 0
     reference = _result(ref)
     # the estimate of the checkpoints' sizes: their tensors, plus the zip's records and hyper-parameters
-    from ornet.config import RunConfig
-    from ornet.tasks.base import run_config
+    from ornet.config.schema import RunConfig
+    from ornet.methods.base import run_config
 
     cfg = run_config(torch.load(ref / "checkpoints" / "cam.ckpt", weights_only=True)["hyper_parameters"]["cfg"])
     assert isinstance(cfg, RunConfig)
@@ -252,8 +252,8 @@ def test_each_writer_of_a_run_on_a_full_disk_then_resume_gives_the_uninterrupted
 @pytest.mark.slow
 def test_a_run_on_a_real_small_disk_warns_stops_with_one_line_and_resumes_when_space_is_freed(small_disk, data,
                                                                                               capsys):
-    from ornet.config import RunConfig
-    from ornet.tasks.disk_use import expected_sizes
+    from ornet.config.schema import RunConfig
+    from ornet.runtime.disk_use import expected_sizes
 
     cfg = RunConfig()
     cfg.model.backbone = "mobilenet_v3_small"
@@ -299,7 +299,7 @@ def test_per_image_outputs_are_whole_files_when_the_disk_fills(tmp_path, monkeyp
     assert not list(out.rglob(".*.tmp"))
 
     maps = tmp_path / "maps"
-    import ornet.fsutil as fsutil
+    import ornet.runtime.atomic as fsutil
 
     commit, seen = fsutil._commit, [0]
     with monkeypatch.context() as m:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ornet.errors import OrnetError
-from ornet.method import ERASERS, build_eraser
+from ornet.methods.ornet import ERASERS, build_eraser
 
 
 def _gen(seed=0):

@@ -13,7 +13,7 @@ import pytest
 from conftest import write_cub_tree
 from ornet.cli import main as cli
 from ornet.runs.files import parse_curves, read_predictions
-from ornet.viz.render import sample_indices
+from ornet.reports.render import sample_indices
 
 ALL_FILES = ["evolution.png", "failures.png", "grid.png", "histogram.png", "overlay_00.png", "overlay_01.png",
              "overlay_02.png", "overlay_03.png", "threshold_curve.png"]
@@ -23,11 +23,11 @@ def make_run(root: Path, data_root: Path, snapshots: bool = True) -> Path:
     """A run folder as `ornet train` leaves it, with an untrained tiny model (speed, not quality)."""
     import torch
 
-    from ornet.cli_config import dump_yaml
-    from ornet.config import RunConfig
+    from ornet.config.parse import dump_yaml
+    from ornet.config.schema import RunConfig
     from ornet.data.readers import read_dataset
-    from ornet.models.ornet import ORNet
-    from ornet.tasks.export import export_model, model_meta
+    from ornet.models.ornet_network import ORNet
+    from ornet.runs.export import export_model, model_meta
 
     cfg = RunConfig()
     cfg.data.root, cfg.data.resize, cfg.data.crop, cfg.data.val_per_class = str(data_root), 64, 64, 1

@@ -1,4 +1,4 @@
-"""ornet.fsutil: atomic writes leave the old file or the new one, never half, with umask permissions."""
+"""ornet.runtime.atomic: atomic writes leave the old file or the new one, never half, with umask permissions."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ornet.fsutil import (
+from ornet.runtime.atomic import (
     atomic_path,
     replace_dir,
     stale_temporaries,
@@ -83,7 +83,7 @@ def test_a_killed_writer_leaves_the_old_file_and_a_stale_temporary(tmp_path):
     path = tmp_path / "coarse-last.ckpt"
     path.write_bytes(b"previous checkpoint")
     code = ("import os, signal, sys\n"
-            "from ornet.fsutil import atomic_path\n"
+            "from ornet.runtime.atomic import atomic_path\n"
             "with atomic_path(sys.argv[1]) as tmp:\n"
             "    with open(tmp, 'wb') as f:\n"
             "        f.write(b'half a checkpoint'); f.flush()\n"
@@ -101,9 +101,9 @@ def test_writers_of_run_files_use_umask_permissions(tmp_path, umask):
     import numpy as np
     import torch
 
-    from ornet.tasks.export import export_model
-    from ornet.viz.render import save_png
-    from ornet.viz.report import write_report
+    from ornet.runs.export import export_model
+    from ornet.reports.render import save_png
+    from ornet.reports.run_report import write_report
 
     umask(0o022)
     export_model(tmp_path, torch.nn.Linear(2, 2), {"method": "cam"})

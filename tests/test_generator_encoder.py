@@ -10,7 +10,7 @@ from ornet.errors import ConfigError, OrnetError
 from ornet.models.backbones import build_classifier
 from ornet.models.generator import ActivationMapGenerator
 from ornet.models.generator_encoder import backbone_encoder, flatten
-from ornet.models.ornet import ORNet
+from ornet.models.ornet_network import ORNet
 
 K = 4
 
@@ -92,7 +92,7 @@ def test_bn_momentum_reaches_the_unet_blocks_only():
 
 
 def test_config_checks_the_new_keys(tmp_path):
-    from ornet.cli_config import make_parser, parse, to_run_config
+    from ornet.config.parse import make_parser, parse, to_run_config
 
     def load(*argv):
         p = make_parser("ornet train", "test")
@@ -105,7 +105,7 @@ def test_config_checks_the_new_keys(tmp_path):
 
 
 def _cfg():
-    from ornet.config import RunConfig
+    from ornet.config.schema import RunConfig
 
     cfg = RunConfig()
     cfg.model.backbone, cfg.model.evaluator, cfg.model.generator_width = "resnet18", "resnet18", 4
@@ -117,7 +117,7 @@ def _cfg():
 def test_stage1_trains_the_encoder_at_the_backbone_lr_and_starts_it_from_the_evaluator():
     pytest.importorskip("lightning")
     from ornet.models.evaluator import build_evaluator
-    from ornet.tasks.pipeline import build_task
+    from ornet.training.pipeline import build_task
 
     torch.manual_seed(0)
     task = build_task(_cfg(), "coarse", K, [str(i) for i in range(K)])
@@ -135,7 +135,7 @@ def test_stage1_trains_the_encoder_at_the_backbone_lr_and_starts_it_from_the_eva
 
 
 def test_model_json_records_the_encoder_and_the_model_loads_back(tmp_path):
-    from ornet.tasks.export import build_model, export_model, load_model, model_meta
+    from ornet.runs.export import build_model, export_model, load_model, model_meta
 
     torch.manual_seed(0)
     cfg = _cfg()

@@ -55,7 +55,7 @@ def test_the_run_records_each_networks_normalisation(run):
 
 def test_localize_gives_the_evaluations_map(run, tmp_path):
     from ornet.inference.localizer import eval_maps
-    from ornet.tasks.export import load_model
+    from ornet.runs.export import load_model
 
     data, out = run
     assert main(["evaluate", str(out), "--out", str(tmp_path / "eval"), "--save-scoremaps",

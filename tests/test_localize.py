@@ -13,7 +13,7 @@ from ornet.cli import main as cli
 from ornet.commands.localize import output_names
 from ornet.inference.inputs import expand_inputs
 from ornet.inference.preprocess import scale_box
-from ornet.progress import Progress
+from ornet.runtime.progress_lines import Progress
 
 SIZES = [(120, 80), (64, 200), (97, 97)]  # (width, height)
 
@@ -22,9 +22,9 @@ def export_tiny_model(out: Path, threshold: float | None = 0.5, classes=("cat", 
     """An untrained tiny ORNet exported as a run folder would hold it (model.json + safetensors)."""
     import torch
 
-    from ornet.config import RunConfig
-    from ornet.models.ornet import ORNet
-    from ornet.tasks.export import export_model, model_meta
+    from ornet.config.schema import RunConfig
+    from ornet.models.ornet_network import ORNet
+    from ornet.runs.export import export_model, model_meta
 
     torch.manual_seed(0)
     cfg = RunConfig()

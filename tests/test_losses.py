@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ornet.method import area_loss, background_loss, weighted_entropy
+from ornet.methods.ornet import area_loss, background_loss, weighted_entropy
 
 # ---------------------------------------------------------------- weighted entropy
 # p = 0.5, 0.6, 0.9, 0.1 with mu = 0.5, sigma = 0.1:

@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from ornet.config import ModelConfig, RunConfig, to_dict
+from ornet.config.schema import ModelConfig, RunConfig, to_dict
 from ornet.errors import ConfigError, OrnetError
 from ornet.models.normalization import Renormalize
-from ornet.models.ornet import ORNet
+from ornet.models.ornet_network import ORNet
 from ornet.normalization import (
     IMAGENET,
     Normalization,
@@ -87,7 +87,7 @@ def test_stage_two_feeds_the_evaluator_its_own_normalised_image_times_the_map():
 
 
 def test_stage_zero_trains_the_evaluator_on_its_own_normalisation():
-    from ornet.tasks.evaluator import EvaluatorTask
+    from ornet.methods.ornet.evaluator_stage import EvaluatorTask
 
     cfg = RunConfig()
     cfg.model = resolve_model(ModelConfig(backbone="efficientnet_lite0", backbone_weights="imagenet",
@@ -105,7 +105,7 @@ def test_stage_zero_trains_the_evaluator_on_its_own_normalisation():
     ("evaluator_std", [0.5, 0.0, 0.5], "model.evaluator_std must be 3 positive numbers"),
 ])
 def test_bad_normalisation_values_are_config_errors(key, value, match):
-    from ornet.cli_config import validate
+    from ornet.config.parse import validate
 
     cfg = RunConfig()
     setattr(cfg.model, key, value)

@@ -18,10 +18,10 @@ from ornet.cli import main
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """An exported (untrained) ORNet with a run config pointing at a tiny dataset."""
-    from ornet.cli_config import dump_yaml
-    from ornet.config import RunConfig
-    from ornet.models.ornet import ORNet
-    from ornet.tasks.export import export_model, model_meta
+    from ornet.config.parse import dump_yaml
+    from ornet.config.schema import RunConfig
+    from ornet.models.ornet_network import ORNet
+    from ornet.runs.export import export_model, model_meta
 
     tmp = tmp_path_factory.mktemp("outdirs")
     data = write_cub_tree(tmp / "cub", classes=3, per_class=4, size=(48, 40))

@@ -57,7 +57,7 @@ def test_train_writes_every_output(run):
 
 
 def test_a_finished_run_keeps_final_checkpoints_only_and_says_its_disk_use(run):
-    from ornet.diskspace import tree_bytes
+    from ornet.runtime.diskspace import tree_bytes
 
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == ["coarse.ckpt", "evaluator.ckpt", "refine.ckpt"]  # no -last file, no temporary
@@ -95,8 +95,8 @@ def test_checkpoints_load_without_pickle(run):
 
 
 def test_exported_model_reloads_and_matches_the_checkpoint(run):
-    from ornet.tasks.export import load_model
-    from ornet.tasks.pipeline import load_state
+    from ornet.runs.export import load_model
+    from ornet.training.pipeline import load_state
 
     model, meta = load_model(run)
     assert meta["method"] == "ornet" and meta["num_classes"] == 3 and len(meta["classes"]) == 3

@@ -19,8 +19,8 @@ import torch
 from conftest import write_cub_tree
 from ornet.cli import main
 from ornet.errors import Interrupted, OrnetError, Preempted
-from ornet.fsutil import stale_temporaries
-from ornet.tasks import preemption
+from ornet.runtime.atomic import stale_temporaries
+from ornet.runtime import preemption
 
 TINY = ["--model.backbone", "mobilenet_v3_small", "--model.evaluator", "mobilenet_v3_small",
         "--model.generator_width", "8", "--data.resize", "40", "--data.crop", "32", "--data.batch_size", "4",
@@ -62,7 +62,7 @@ def _sigterm_in_validation(monkeypatch, epoch: int) -> None:
     """SIGTERM to this process at the first validation batch of `epoch` (1-based)."""
     from lightning.pytorch.callbacks import Callback
 
-    import ornet.tasks.pipeline as pipeline
+    import ornet.training.pipeline as pipeline
 
     class Term(Callback):
         def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
@@ -105,7 +105,7 @@ def _ctrl_c_at(monkeypatch, step: int, times: int) -> None:
     """Ctrl+C (SIGINT to this process) `times` times at the start of training step `step`."""
     from lightning.pytorch.callbacks import Callback
 
-    import ornet.tasks.pipeline as pipeline
+    import ornet.training.pipeline as pipeline
 
     class CtrlC(Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -163,7 +163,7 @@ def test_a_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(tmp_path, dat
 
 def test_the_checkpoint_writer_killed_mid_write_leaves_the_previous_checkpoint(tmp_path):
     """SIGKILL while `torch.save` is writing a checkpoint: the old file is intact and loads."""
-    from ornet.tasks.resume import AtomicCheckpointIO
+    from ornet.runtime.resume import AtomicCheckpointIO
 
     path = tmp_path / "coarse-last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"epoch": 0, "state_dict": {"w": torch.ones(3)}}, path)
@@ -188,9 +188,9 @@ def test_the_checkpoint_writer_killed_mid_write_leaves_the_previous_checkpoint(t
 
 
 def test_trainers_write_checkpoints_atomically(tmp_path):
-    from ornet.config import RunConfig
-    from ornet.tasks.pipeline import build_trainer
-    from ornet.tasks.resume import AtomicCheckpointIO
+    from ornet.config.schema import RunConfig
+    from ornet.training.pipeline import build_trainer
+    from ornet.runtime.resume import AtomicCheckpointIO
 
     cfg = RunConfig()
     cfg.trainer.accelerator, cfg.trainer.devices = "cpu", 1
@@ -200,7 +200,7 @@ def test_trainers_write_checkpoints_atomically(tmp_path):
 
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", b"not a checkpoint"])
 def test_an_unreadable_last_checkpoint_is_named_with_what_to_do(tmp_path, content):
-    from ornet.tasks.resume import check_resume_checkpoint
+    from ornet.runtime.resume import check_resume_checkpoint
 
     path = tmp_path / "coarse-last.ckpt"
     path.write_bytes(content)
@@ -210,7 +210,7 @@ def test_an_unreadable_last_checkpoint_is_named_with_what_to_do(tmp_path, conten
 
 
 def test_a_checkpoint_of_another_stage_is_not_resumed(tmp_path):
-    from ornet.tasks.resume import check_resume_checkpoint
+    from ornet.runtime.resume import check_resume_checkpoint
 
     path = tmp_path / "coarse-last.ckpt"
     torch.save({"hyper_parameters": {"stage": "refine"}, "state_dict": {}, "optimizer_states": []}, path)
@@ -222,7 +222,7 @@ def test_loader_workers_survive_a_sigterm_sent_to_the_whole_job(cub_tree):
     """SLURM signals every process of a job; a dead worker would crash the graceful stop."""
     import time
 
-    from ornet.config import DataConfig
+    from ornet.config.schema import DataConfig
     from ornet.data.datamodule import WSOLDataModule
 
     dm = WSOLDataModule(DataConfig(root=str(cub_tree), resize=40, crop=32, batch_size=2, val_per_class=1,

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ornet.config import DataConfig
+from ornet.config.schema import DataConfig
 from ornet.data.readers import read_dataset
 from ornet.errors import ConfigError, DataError, OrnetError
 from readers_util import BREEDS, SIZE, voc_xml, write_dogs_list, write_dogs_tree

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ornet.config import DataConfig
+from ornet.config.schema import DataConfig
 from ornet.data.readers import read_dataset
 from ornet.errors import ConfigError, DataError
 from readers_util import SIZE, write_folder_tree

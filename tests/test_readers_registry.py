@@ -82,7 +82,7 @@ PRESETS = {"dogs": "dogs_resnet50", "aircraft": "aircraft_resnet50", "market1501
 def test_preset_options_are_valid_for_its_reader(tmp_path, name):
     from pathlib import Path
 
-    from ornet.cli_config import make_parser, parse, to_run_config
+    from ornet.config.parse import make_parser, parse, to_run_config
 
     preset = Path(__file__).resolve().parents[1] / "configs" / f"{PRESETS[name]}.yaml"
     parser = make_parser("ornet train", "")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ornet.config import DataConfig
+from ornet.config.schema import DataConfig
 from ornet.data.readers import read_dataset
 from ornet.errors import ConfigError, DataError, OrnetError
 from readers_util import SIZE, write_wsol_tree

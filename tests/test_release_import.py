@@ -32,7 +32,7 @@ def fine_run(tmp_path_factory):
 
 
 def test_fine_import_writes_a_run_whose_maps_are_the_releases(fine_run):
-    from ornet.tasks.export import load_model
+    from ornet.runs.export import load_model
 
     run, ref, _ = fine_run
     for name in ("config.yaml", "model.safetensors", "model.json", "release.json"):
@@ -99,8 +99,8 @@ def test_localize_save_maps_writes_the_releases_56x56_maps_and_class(fine_run, t
 
 
 def test_coarse_import_gives_the_full_network_and_the_stage2_checkpoints(tmp_path):
-    from ornet.tasks.export import load_model
-    from ornet.tasks.pipeline import load_state
+    from ornet.runs.export import load_model
+    from ornet.training.pipeline import load_state
 
     cpath, coarse = write_coarse(tmp_path / "coarse.pth", k=3, width=4)
     epath, ev = write_evaluator(tmp_path / "evaluator.pth", k=3)
@@ -133,7 +133,7 @@ def test_coarse_import_gives_the_full_network_and_the_stage2_checkpoints(tmp_pat
 
 
 def test_classes_file_names_the_classes(tmp_path):
-    from ornet.tasks.export import read_meta
+    from ornet.runs.export import read_meta
 
     path, _ = write_fine(tmp_path / "fine.pth", k=3, width=2)
     (tmp_path / "classes.txt").write_text("1 001.Albatross\n2 002.Auklet\n3 003.Blackbird\n")
@@ -217,7 +217,7 @@ def test_stage2_from_an_imported_coarse_checkpoint_runs_end_to_end(tmp_path, cap
     """import-release --coarse, then `ornet train --stages [refine]` with the release's stage-2
     settings (frozen parts in train mode, nearest upsampling, faithful area loss), then evaluate
     under both protocols."""
-    from ornet.tasks.pipeline import load_state
+    from ornet.training.pipeline import load_state
 
     data = write_cub_tree(tmp_path / "cub", classes=3, per_class=6, size=(80, 64), masks=False)
     cpath, _ = write_coarse(tmp_path / "coarse.pth", k=3, width=4)

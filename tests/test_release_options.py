@@ -16,7 +16,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _cfg(*argv: str):
-    from ornet.cli_config import make_parser, parse, to_run_config
+    from ornet.config.parse import make_parser, parse, to_run_config
 
     parser = make_parser("ornet train", "")
     return to_run_config(parser, parse(parser, list(argv)))
@@ -65,7 +65,7 @@ def test_no_val_split_needs_the_threshold_on_test():
 
 
 def test_nearest_mask_upsampling_is_the_releases_interpolate():
-    from ornet.models.ornet import upsample_mask
+    from ornet.models.ornet_network import upsample_mask
 
     p = torch.rand(2, 1, 8, 8)
     assert torch.equal(upsample_mask(p, (32, 32), "nearest"), F.interpolate(p, size=(32, 32)))
@@ -75,8 +75,8 @@ def test_nearest_mask_upsampling_is_the_releases_interpolate():
 
 
 def _refine_task(frozen_mode: str):
-    from ornet.config import RunConfig, to_dict
-    from ornet.tasks.refine import RefineTask
+    from ornet.config.schema import RunConfig, to_dict
+    from ornet.methods.ornet.refine_stage import RefineTask
 
     cfg = RunConfig()
     cfg.model.backbone, cfg.model.evaluator, cfg.model.generator_width = "resnet18", "mobilenet_v3_small", 4
@@ -100,7 +100,7 @@ def test_frozen_mode_train_puts_every_part_in_train_mode_and_eval_keeps_frozen_o
 
 
 def test_reinit_gives_layer4_and_fc_fresh_values_and_keeps_the_rest():
-    from ornet.models.ornet import ORNet
+    from ornet.models.ornet_network import ORNet
     from ornet.models.reinit import reinit_backbone
 
     torch.manual_seed(0)
@@ -119,9 +119,9 @@ def test_reinit_gives_layer4_and_fc_fresh_values_and_keeps_the_rest():
 
 
 def test_coarse_stage_applies_reinit_after_the_backbone_weights(tmp_path):
-    from ornet.config import RunConfig, to_dict
+    from ornet.config.schema import RunConfig, to_dict
     from ornet.models.backbones import build_classifier
-    from ornet.tasks.coarse import CoarseTask
+    from ornet.methods.ornet.coarse_stage import CoarseTask
 
     torch.manual_seed(0)
     weights = build_classifier("resnet18", 3)
@@ -137,7 +137,7 @@ def test_coarse_stage_applies_reinit_after_the_backbone_weights(tmp_path):
 
 
 def test_report_says_which_protocol_and_that_the_threshold_was_chosen_on_test():
-    from ornet.viz.report import render_report
+    from ornet.reports.run_report import render_report
 
     html = render_report({"protocol": "release", "threshold_split": "test", "split": "test", "top1_loc": 60.0,
                           "top1_loc_error": 40.0, "gt_known_loc": 80.0})
@@ -154,7 +154,7 @@ def test_keep_best_test_hands_on_the_epoch_with_the_best_test_accuracy(tmp_path)
 
     from conftest import write_cub_tree
     from ornet.cli import main as cli
-    from ornet.tasks.pipeline import load_state
+    from ornet.training.pipeline import load_state
 
     data = write_cub_tree(tmp_path / "cub", classes=3, per_class=6, size=(48, 40), masks=False)
     out = tmp_path / "run"

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import write_cub_tree
-from ornet.localization.release import (
+from ornet.localization.release_rule import (
     ReleaseResult,
     image_scores,
     release_boxes,
@@ -159,9 +159,9 @@ class ConstantMaps(torch.nn.Module):
 
 def test_evaluate_with_protocol_release_on_a_dataset(tmp_path):
     """Ground truth from the records (unclipped), thresholds on the raw map, threshold chosen on test."""
-    from ornet.config import RunConfig, apply_protocol
+    from ornet.config.schema import RunConfig, apply_protocol
     from ornet.data.datamodule import WSOLDataModule
-    from ornet.evaluation import evaluate, write_outputs
+    from ornet.evaluation.core import evaluate, write_outputs
 
     root = write_cub_tree(tmp_path / "cub", classes=3, per_class=3, size=(80, 64), masks=False)
     cfg = RunConfig()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ornet.errors import OrnetError
-from ornet.viz.report import render_report, write_report
+from ornet.reports.run_report import render_report, write_report
 
 METRICS = {
     "top1_cls": 81.25, "top5_cls": 95.5, "top1_loc": 61.0, "top5_loc": 70.125, "gt_known_loc": 77.75,

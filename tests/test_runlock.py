@@ -1,4 +1,4 @@
-"""One writer per run folder (`ornet.runlock`): a second process is refused naming the holder,
+"""One writer per run folder (`ornet.runtime.runlock`): a second process is refused naming the holder,
 a lock left by a dead process is taken over, other hosts are not guessed about."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from ornet.errors import RunLocked
-from ornet.runlock import LOCK_NAME, Holder, read_holder, run_lock
+from ornet.runtime.runlock import LOCK_NAME, Holder, read_holder, run_lock
 
 HOLD = """
 import sys, time
-from ornet.runlock import run_lock
+from ornet.runtime.runlock import run_lock
 with run_lock(sys.argv[1], command="ornet train --out " + sys.argv[1]):
     print("locked", flush=True)
     time.sleep(120)
@@ -133,7 +133,7 @@ def test_the_lock_is_reentrant_in_one_process_and_ranks_above_0_do_not_take_it(t
 def test_train_resume_on_a_folder_being_trained_is_refused_and_the_run_goes_on(tmp_path, capsys):
     """The issue's case: `ornet train --out B` running, `ornet train --out B --resume` from another shell."""
     import ornet.commands.train  # noqa: F401  (imported before the race starts: seconds on a busy machine)
-    import ornet.tasks.pipeline  # noqa: F401
+    import ornet.training.pipeline  # noqa: F401
     from conftest import write_cub_tree
     from ornet.cli import main
 

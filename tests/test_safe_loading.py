@@ -146,7 +146,7 @@ def test_load_weights_refuses_a_poisoned_torchvision_cache(tmp_path, monkeypatch
 
 def _run_folder(tmp_path: Path, data: Path, stages: str) -> Path:
     """A run folder whose config.yaml lists `stages` (what `--resume` / `--stages` continue)."""
-    from ornet.cli_config import dump_yaml, make_parser, parse, to_run_config
+    from ornet.config.parse import dump_yaml, make_parser, parse, to_run_config
 
     out = tmp_path / "run"
     (out / "checkpoints").mkdir(parents=True)
@@ -186,9 +186,9 @@ def test_resume_never_reads_the_last_file_of_a_complete_stage(tmp_path, data):
     """A stage with its final checkpoint is skipped: a `-last` file left beside it (a run stopped
     between the two writes) is neither loaded nor checked, and is deleted (tasks/disk_use.py)."""
     from ornet.api.train import check_weight_files
-    from ornet.cli_config import make_parser, parse, to_run_config
+    from ornet.config.parse import make_parser, parse, to_run_config
     from ornet.data.datamodule import WSOLDataModule
-    from ornet.tasks import pipeline
+    from ornet.training import pipeline
 
     out = _run_folder(tmp_path, data, "[evaluator,coarse]")
     canary = tmp_path / "canary"
@@ -206,10 +206,11 @@ def test_resume_never_reads_the_last_file_of_a_complete_stage(tmp_path, data):
 def test_lightning_resume_itself_loads_weights_only(tmp_path, data, monkeypatch):
     """Defence in depth: the pipeline hands weights_only=True to Lightning's own resume load
     (the pipeline's own check of the checkpoint is switched off here to reach it)."""
-    from ornet.cli_config import make_parser, parse, to_run_config
+    from ornet.config.parse import make_parser, parse, to_run_config
     from ornet.data.datamodule import WSOLDataModule
     from ornet.errors import OrnetError
-    from ornet.tasks import pipeline, resume
+    from ornet.training import pipeline
+    from ornet.runtime import resume
 
     monkeypatch.setattr(resume, "check_resume_checkpoint", lambda *a, **k: None, raising=False)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ornet.config import DataConfig
+from ornet.config.schema import DataConfig
 from ornet.data.datamodule import WSOLDataModule
 from ornet.data.sampling import EpochSampler, SeededSamples, derive_seed
 

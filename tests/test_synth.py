@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ornet.cli import main
-from ornet.config import DataConfig
+from ornet.config.schema import DataConfig
 from ornet.data import synthetic
 from ornet.data.readers import read_dataset
 from ornet.data.synthetic import (

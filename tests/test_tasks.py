@@ -11,11 +11,11 @@ pytest.importorskip("lightning")
 
 import lightning as L  # noqa: E402
 
-from ornet.config import RunConfig, StageConfig, to_dict  # noqa: E402
+from ornet.config.schema import RunConfig, StageConfig, to_dict  # noqa: E402
 from ornet.data.datamodule import WSOLDataModule  # noqa: E402
 from ornet.errors import ConfigError  # noqa: E402
-from ornet.tasks.base import build_optimizer, build_scheduler  # noqa: E402
-from ornet.tasks.pipeline import STAGES, build_task  # noqa: E402
+from ornet.methods.base import build_optimizer, build_scheduler  # noqa: E402
+from ornet.training.pipeline import STAGES, build_task  # noqa: E402
 
 
 def tiny_config(root: Path, **stage_overrides) -> RunConfig:
@@ -88,7 +88,7 @@ def test_stage2_decoder_scope_trains_every_up_block(datamodule):
 
 @pytest.mark.parametrize("weight", [0.0, 2.5])
 def test_stage2_background_loss_is_added_with_its_weight(datamodule, monkeypatch, weight):
-    from ornet.method.losses import background_loss
+    from ornet.methods.ornet.losses import background_loss
 
     cfg, dm = datamodule
     cfg.method.background_weight = weight

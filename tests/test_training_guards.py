@@ -12,7 +12,7 @@ import torch
 from conftest import write_cub_tree
 from ornet.cli import main
 from ornet.errors import TrainingDiverged
-from ornet.tasks.guards import check_loss_terms, check_parameters, where
+from ornet.runtime.guards import check_loss_terms, check_parameters, where
 
 TINY = ["--model.backbone", "mobilenet_v3_small", "--model.evaluator", "mobilenet_v3_small",
         "--model.generator_width", "8", "--data.resize", "40", "--data.crop", "32", "--data.batch_size", "4",
@@ -91,7 +91,7 @@ def test_an_absurd_learning_rate_stops_training_with_exit_2(tmp_path, data, caps
 @pytest.mark.slow
 def test_a_nan_in_stage_2_keeps_the_last_good_checkpoint(tmp_path, data, capsys, monkeypatch):
     """L_we turns NaN at refine's 5th training step (epoch 2): refine-last.ckpt of epoch 1 stays."""
-    import ornet.tasks.refine as refine
+    import ornet.methods.ornet.refine_stage as refine
 
     calls = {"train": 0}
     real = refine.weighted_entropy
@@ -125,7 +125,7 @@ def test_parameters_diverged_at_the_end_of_an_epoch_are_not_checkpointed(tmp_pat
     """A parameter turns NaN after coarse's last step (no later loss would show it): no checkpoint of it."""
     from lightning.pytorch.callbacks import Callback
 
-    import ornet.tasks.pipeline as pipeline
+    import ornet.training.pipeline as pipeline
 
     class Corrupt(Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):

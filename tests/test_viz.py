@@ -177,7 +177,7 @@ def test_map_snapshots_writes_files_and_restores_modes(tmp_path):
     import lightning as L
 
     from ornet.runs.snapshots import load_snapshots
-    from ornet.viz.snapshots import MapSnapshots
+    from ornet.methods.ornet.map_snapshots import MapSnapshots
 
     class Tiny(torch.nn.Module):
         def __init__(self):
@@ -229,7 +229,7 @@ def test_map_snapshots_writes_files_and_restores_modes(tmp_path):
 
 def test_map_snapshots_checks_images():
     torch = pytest.importorskip("torch")
-    from ornet.viz.snapshots import MapSnapshots
+    from ornet.methods.ornet.map_snapshots import MapSnapshots
 
     with pytest.raises(ValueError):
         MapSnapshots(torch.zeros(3, 32, 32), "x")

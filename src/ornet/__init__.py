@@ -27,13 +27,13 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Localizer": ("ornet.inference.localizer", "Localizer"),
     "Prediction": ("ornet.inference.localizer", "Prediction"),
     # configs, data, training, evaluation
-    "RunConfig": ("ornet.config", "RunConfig"),
+    "RunConfig": ("ornet.config.schema", "RunConfig"),
     "load_config": ("ornet.api.config", "load_config"),
     "read_dataset": ("ornet.api.data", "read_dataset"),
     "make_synthetic": ("ornet.api.data", "make_synthetic"),
     "train": ("ornet.api.train", "train"),
     "evaluate": ("ornet.api.evaluate", "evaluate"),
-    "EvalResult": ("ornet.evaluation", "EvalResult"),
+    "EvalResult": ("ornet.evaluation.core", "EvalResult"),
     # metrics (wsolevaluation's conventions, docs/metrics.md)
     "BoxAccuracySweep": ("ornet.localization.metrics", "BoxAccuracySweep"),
     "PxAP": ("ornet.localization.metrics", "PxAP"),
@@ -83,9 +83,9 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from .api.data import make_synthetic, read_dataset
     from .api.evaluate import evaluate
     from .api.train import train
-    from .config import RunConfig
+    from .config.schema import RunConfig
     from .errors import ConfigError, DataError, OrnetError
-    from .evaluation import EvalResult
+    from .evaluation.core import EvalResult
     from .inference.loading import load_model
     from .inference.localizer import Localizer, Prediction
     from .localization.boxes import boxes_from_map

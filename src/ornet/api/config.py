@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 
-from ..config import RunConfig
+from ..config.schema import RunConfig
 
 
 def load_config(config: str | os.PathLike | None = None,
@@ -23,7 +23,7 @@ def load_config(config: str | os.PathLike | None = None,
     "stages": ["cam"]}`` or ``["data.root=data/synth", "coarse.epochs=3"]`` (dotted keys as the
     command line's ``--data.root``).
     """
-    from ..cli_config import make_parser, parse, to_run_config
+    from ..config.parse import make_parser, parse, to_run_config
 
     argv = [] if config is None else ["--config", os.fspath(config)]
     argv += _override_flags(overrides)

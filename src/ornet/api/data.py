@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from ..config import DataConfig
+from ..config.schema import DataConfig
 from ..errors import OrnetError
 
 

@@ -18,16 +18,9 @@ import os
 import time
 from pathlib import Path
 
-from ..config import (
-    DataConfig,
-    EvalConfig,
-    RunConfig,
-    TrainerConfig,
-    apply_protocol,
-    from_dict,
-)
+from ..config.schema import DataConfig, EvalConfig, RunConfig, TrainerConfig, apply_protocol, from_dict
 from ..errors import OrnetError
-from ..outdir import check_out_dir, make_out_dir, nonempty, removed_if_failed
+from ..runtime.outdir import check_out_dir, make_out_dir, nonempty, removed_if_failed
 from .quiet import lightning_banners
 
 
@@ -49,13 +42,13 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
     (new or empty unless ``force``). save_scoremaps: write each map as DIR/<image_id>.npy.
     quiet: no progress bar and no Lightning banners.
     command: what the lock of the folder written (`out`, or the run folder when `out` is inside
-    it; `ornet.runlock`) says its holder runs; default: this process's command line.
+    it; `ornet.runtime.runlock`) says its holder runs; default: this process's command line.
     Returns None on processes of rank > 0 (only rank 0 writes).
     """
-    from ..cli_config import validate
+    from ..config.parse import validate
     from ..runs.files import read_config
-    from ..tasks.export import read_meta
-    from ..tasks.pipeline import global_rank
+    from ..runs.export import read_meta
+    from ..training.pipeline import global_rank
 
     info, run_dir, loaded = _source(model)
     meta = read_meta(info) if loaded is None else loaded.meta
@@ -92,7 +85,7 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
     if out is None:
         lock = contextlib.nullcontext()
     else:  # one writer per folder: the run when OUT is inside it (the default RUN/evaluate_<split>), else OUT
-        from ..runlock import folder_to_lock, run_lock
+        from ..runtime.runlock import folder_to_lock, run_lock
 
         lock = run_lock(folder_to_lock(out, run_dir), command=command, rank=global_rank())
     with lock:
@@ -105,8 +98,8 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
 def _evaluate(cfg, meta, info, loaded, pre, loc, data_cfg, threshold_split, split, out, save_scoremaps, quiet):
     """The pass itself, once the inputs are checked (and the output folder locked)."""
     from ..data.datamodule import WSOLDataModule
-    from ..evaluation import evaluate as run_protocol
-    from ..evaluation import write_outputs
+    from ..evaluation.core import evaluate as run_protocol
+    from ..evaluation.core import write_outputs
 
     start = time.perf_counter()
     from ..normalization import Normalization
@@ -122,7 +115,7 @@ def _evaluate(cfg, meta, info, loaded, pre, loc, data_cfg, threshold_split, spli
         if fallback is None:
             raise OrnetError(f"{info or 'the model'} stores no threshold; use --threshold-split val or test")
         datamodule.index.splits["val"] = []  # use the stored threshold, never re-choose it
-    from ..tasks.pipeline import global_rank
+    from ..training.pipeline import global_rank
 
     with lightning_banners(quiet):
         result = run_protocol(network, datamodule, cfg, split=split, quiet=quiet, scoremap_dir=save_scoremaps,
@@ -132,7 +125,7 @@ def _evaluate(cfg, meta, info, loaded, pre, loc, data_cfg, threshold_split, spli
     result.metrics.update(method=meta["method"], model=str(info if info is not None else loaded.source),
                           seconds=round(time.perf_counter() - start, 2))
     if out is not None:
-        from ..viz.publish import publish
+        from ..reports.publish import publish
 
         with removed_if_failed(out):  # a full disk: no empty output folder left behind
             make_out_dir(out, "--out")
@@ -180,7 +173,7 @@ def _check_model_threshold(eval_cfg: EvalConfig, loc: dict, info) -> None:
 def _source(model):
     """(model.json or None, the run folder or None, Localizer or None) of what `evaluate` was given."""
     from ..inference.localizer import Localizer
-    from ..tasks.export import resolve
+    from ..runs.export import resolve
 
     if isinstance(model, Localizer):
         return model.info, model.run_dir, model
@@ -195,6 +188,6 @@ def _network(info: Path | None, loaded):
     """The network to evaluate: the Localizer's, else loaded from the model files now."""
     if loaded is not None:
         return loaded.model
-    from ..tasks.export import load_model
+    from ..runs.export import load_model
 
     return load_model(info)[0]

@@ -16,9 +16,9 @@ import os
 import time
 from pathlib import Path
 
-from ..config import RunConfig, dump_yaml
+from ..config.schema import RunConfig, dump_yaml
 from ..errors import OrnetError
-from ..outdir import check_out_dir, make_out_dir
+from ..runtime.outdir import check_out_dir, make_out_dir
 from .quiet import lightning_banners
 
 
@@ -32,17 +32,17 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
     into it again, replacing the listed stages' checkpoints) or ``stages`` (run only these
     stages, e.g. ``["refine"]``, from the earlier stages' checkpoints in `out`).
     quiet: no progress bars, model summaries or Lightning banners.
-    command: what the run folder's lock (`ornet.runlock`) says its holder runs; default: this
+    command: what the run folder's lock (`ornet.runtime.runlock`) says its holder runs; default: this
     process's command line. A second writer of `out` gets `RunLocked` naming it.
     Returns metrics.json's dict (None on processes of rank > 0, or when no stage makes maps).
     """
-    from ..tasks.pipeline import global_rank
+    from ..training.pipeline import global_rank
 
     out = Path(out)
     if cfg is None:
         cfg = _saved_config(out, resume or stages is not None)
     if stages is not None:
-        from ..cli_config import validate
+        from ..config.parse import validate
 
         cfg = dataclasses.replace(cfg, stages=list(stages))
         validate(cfg)
@@ -53,7 +53,7 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
         raise OrnetError(f"--out {out} exists and is not a folder")
     rank = global_rank()  # ranks > 0 are re-executions of this command by a DDP launcher
     check_out_dir(out, "--out")
-    from ..runlock import run_lock
+    from ..runtime.runlock import run_lock
 
     with run_lock(out, command=command, rank=rank):  # one writer per run folder
         if rank == 0 and _nonempty(out) and not (resume or force or rerun):
@@ -61,7 +61,7 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
                              "rerun some stages from its checkpoints, or --force to train into it again")
         from ..data.datamodule import WSOLDataModule
         from ..normalization import input_normalization, resolve_model
-        from ..tasks import pipeline
+        from ..training import pipeline
 
         # Everything a run reads is checked before anything is written: the dataset (index and
         # image headers) and every weights file and checkpoint it will load.
@@ -82,8 +82,8 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
 
 def _saved_config(out: Path, continuing: bool) -> RunConfig:
     """The run's own config.yaml, to continue it (train(None, out, resume=True))."""
-    from ..cli_config import validate
-    from ..config import from_dict
+    from ..config.parse import validate
+    from ..config.schema import from_dict
     from ..runs.files import read_config
 
     if not continuing:
@@ -94,7 +94,7 @@ def _saved_config(out: Path, continuing: bool) -> RunConfig:
 
 
 def _nonempty(path: Path) -> bool:
-    from ..runlock import LOCK_NAME
+    from ..runtime.runlock import LOCK_NAME
 
     return path.exists() and (not path.is_dir() or any(p.name != LOCK_NAME for p in path.iterdir()))
 
@@ -108,10 +108,10 @@ def check_weight_files(cfg, out: Path, force: bool = False, resume: bool = False
     not read: the stage is skipped, and the file deleted). A pickled object in any of them is
     refused here, before a run folder is touched or a minute is spent training.
     """
-    from ..cli_config import check_cam_gate_evaluator
+    from ..config.parse import check_cam_gate_evaluator
     from ..models.backbones import check_network
     from ..models.weights import check_weights_spec, safe_torch_load
-    from ..tasks.pipeline import checkpoint_path
+    from ..training.pipeline import checkpoint_path
 
     m = cfg.model
     for key, arch in (("backbone", m.backbone), ("evaluator", m.evaluator)):
@@ -139,7 +139,7 @@ def write_config(cfg, out: Path) -> None:
     """config.yaml: the resolved config; a partial rerun keeps the run's full list of stages."""
     import yaml
 
-    from ..fsutil import write_text_atomic
+    from ..runtime.atomic import write_text_atomic
 
     saved = cfg
     old = out / "config.yaml"
@@ -159,9 +159,9 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
     import yaml
 
     from ..data.datamodule import WSOLDataModule
-    from ..evaluation import evaluate, write_outputs
-    from ..tasks import pipeline
-    from ..tasks.export import export_model, model_meta
+    from ..evaluation.core import evaluate, write_outputs
+    from ..training import pipeline
+    from ..runs.export import export_model, model_meta
 
     start = time.perf_counter()
     from ..normalization import input_normalization
@@ -178,8 +178,8 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
         logging.getLogger("ornet").info("no map-producing stage in %s: nothing to evaluate or export", stages)
         return None
     from ..errors import DiskFull, PeerLost
-    from ..tasks import peers
-    from ..tasks.disk_use import usage
+    from ..runtime import peers
+    from ..runtime.disk_use import usage
 
     hint = f"continue with: ornet train --out {out} --resume (the stages are complete: it evaluates and exports)"
     model = pipeline.final_model(cfg, stage, out, datamodule.num_classes)
@@ -197,8 +197,8 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
                           seconds=seconds["total"], seconds_per_stage=seconds)
     meta = model_meta(cfg, method, datamodule.classes, result.metrics.get("threshold"),
                       result.metrics.get("threshold_index"), result.metrics.get("cam_gate"))
-    from ..fsutil import write_json_atomic
-    from ..viz.publish import publish
+    from ..runtime.atomic import write_json_atomic
+    from ..reports.publish import publish
 
     try:
         export_model(out, model, meta)

@@ -6,7 +6,7 @@ import json
 import sys
 from collections import Counter
 
-from ..cli_config import make_data_parser, parse_data
+from ..config.parse import make_data_parser, parse_data
 from ..data.records import DatasetIndex
 from ..errors import DataError
 
@@ -57,7 +57,7 @@ def main(argv: list[str], prog: str) -> int:
                         help="only read image headers (faster; truncated images go unnoticed)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     ns = parse_data(parser, argv)
-    from ..config import DataConfig, from_dict
+    from ..config.schema import DataConfig, from_dict
     from ..data.readers import read_dataset
 
     cfg = from_dict(DataConfig, ns.data.as_dict() if hasattr(ns.data, "as_dict") else dict(ns.data))

@@ -21,11 +21,11 @@ import threading
 import time
 from pathlib import Path
 
-from ..cli_args import UsageParser
+from .args import UsageParser
 from ..errors import OrnetError
-from ..fsutil import write_json_atomic
-from ..outdir import check_out_dir, make_out_dir
-from ..presets import preset_path
+from ..runtime.atomic import write_json_atomic
+from ..runtime.outdir import check_out_dir, make_out_dir
+from ..config.presets import preset_path
 
 # (synth options, extra train overrides) for the full run and for the smoke check.
 # The synthetic images are 128 px, so the demo trains the presets at that size (their 192 px is for
@@ -194,7 +194,7 @@ def main(argv: list[str], prog: str) -> int:
     gap = summary["ornet"].get("gt_known_loc", 0) - summary["cam"].get("gt_known_loc", 0)
     print(f"\nORNet - CAM on GT-known: {gap:+.1f} points; total {time.perf_counter() - start:.0f} s; "
           f"reports: {out / 'ornet' / 'report.html'}, {out / 'cam' / 'report.html'}")
-    from ..viz.compare import compare_page
+    from ..reports.compare import compare_page
 
     page = compare_page({"ORNet": out / "ornet", "CAM": out / "cam"}, out / "index.html")
     print(f"comparison page (both methods on test images): {page}")

@@ -18,8 +18,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from ..cli_config import make_parser, parse
-from ..config import DataConfig, EvalConfig, TrainerConfig
+from ..config.parse import make_parser, parse
+from ..config.schema import DataConfig, EvalConfig, TrainerConfig
 
 DESCRIPTION = ("Evaluate a trained model on a dataset split: GT-known / Top-k Loc, MaxBoxAccV2, PxAP "
                "(threshold chosen on val unless the model's config says test; --eval.protocol release "
@@ -55,7 +55,7 @@ def _given(argv: list[str], prefix: str) -> list[str]:
 
 def main(argv: list[str], prog: str) -> int:
     from ..api.evaluate import evaluate
-    from ..tasks.export import resolve
+    from ..runs.export import resolve
     from .train import _setup_logging
 
     parser = build_parser(prog)
@@ -75,7 +75,7 @@ def main(argv: list[str], prog: str) -> int:
     if result is None:  # processes of rank > 0
         return 0
     if not ns.quiet:
-        from ..class_gate import gate_note
+        from ..evaluation.class_gate import gate_note
 
         m = result.metrics
         keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")

@@ -11,9 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ..cli_args import UsageParser
+from .args import UsageParser
 from ..errors import OrnetError
-from ..fsutil import write_text_atomic
+from ..runtime.atomic import write_text_atomic
 
 
 def _number(kind: type, lo: float, hi: float, closed: bool = True):

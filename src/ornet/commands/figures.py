@@ -5,7 +5,7 @@
     ornet figures grid runs/ornet --data.name dogs --data.root /data/dogs --out dogs_maps
 
 KIND: overlay, evolution, histogram, failures, threshold-curve, grid or all; which files each
-reads, and the images it draws on, are in `ornet.viz.render` (and docs/figures.md). PNGs go to
+reads, and the images it draws on, are in `ornet.reports.render` (and docs/figures.md). PNGs go to
 RUN_DIR/figures (or --out); writing there also refreshes RUN_DIR/report.html. With KIND=all a
 figure whose source is missing (no snapshots in a CAM run, say) is skipped with a note; naming
 that KIND alone is an error (exit 2). The drawing is `viz.render.render()`.
@@ -18,9 +18,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..cli_args import UsageParser
+from .args import UsageParser
 from ..errors import OrnetError
-from ..viz.render import DEFAULT_N, FIGURE_FILE, KINDS, render
+from ..reports.render import DEFAULT_N, FIGURE_FILE, KINDS, render
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -52,8 +52,8 @@ def main(argv: list[str], prog: str) -> int:
     run_dir = Path(ns.run_dir)
     if not run_dir.is_dir():
         raise OrnetError(f"{run_dir}: run folder does not exist")
-    from ..outdir import check_out_dir
-    from ..runlock import LOCK_NAME, folder_to_lock, run_lock
+    from ..runtime.outdir import check_out_dir
+    from ..runtime.runlock import LOCK_NAME, folder_to_lock, run_lock
 
     target = out if out is not None else run_dir / "figures"
     check_out_dir(target, "--out")
@@ -76,7 +76,7 @@ def _draw(ns, kinds, prog: str) -> int:
     for kind, why in skipped.items():
         print(f"{prog}: skipped {kind}: {why}", file=sys.stderr)
     if ns.out is None and written:
-        from ..viz.report import write_report
+        from ..reports.run_report import write_report
 
         print(f"wrote {write_report(ns.run_dir)}")
     if not written:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli_args import UsageParser
+from .args import UsageParser
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:

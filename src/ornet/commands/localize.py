@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli_args import UsageParser
+from .args import UsageParser
 from ..errors import DataError, OrnetError
-from ..fsutil import atomic_path, write_npy_atomic
+from ..runtime.atomic import atomic_path, write_npy_atomic
 from ..inference.inputs import Loaded, expand_inputs, prefetch
-from ..outdir import check_out_dir, make_out_dir, nonempty
+from ..runtime.outdir import check_out_dir, make_out_dir, nonempty
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -106,7 +106,7 @@ def main(argv: list[str], prog: str) -> int:
         raise OrnetError(f"--threshold must be in [0, 1], got {ns.threshold}")
     out = Path(ns.out)
     check_out_dir(out, "--out")
-    from ..runlock import folder_to_lock, run_lock
+    from ..runtime.runlock import folder_to_lock, run_lock
 
     model_dir = Path(ns.model) if Path(ns.model).is_dir() else Path(ns.model).parent
     # One writer per folder: OUT (the run, when OUT is inside it). Reading the model takes no lock.
@@ -119,7 +119,7 @@ def _localize(ns, out: Path, prog: str) -> int:
     paths = expand_inputs(ns.inputs, exclude=out)
 
     from ..inference.loading import load_model, pick_device
-    from ..tasks.export import resolve
+    from ..runs.export import resolve
 
     info, _ = resolve(ns.model)  # a run folder or its model files (checkpoints are for the Python API)
     loc = load_model(info, device=pick_device(ns.device, "--device"))
@@ -138,7 +138,7 @@ def _localize(ns, out: Path, prog: str) -> int:
                             release=release)
     result["model"] = str(ns.model)
     result["threshold_source"] = "--threshold" if ns.threshold is not None else "model.json"
-    from ..fsutil import write_text_atomic
+    from ..runtime.atomic import write_text_atomic
 
     write_text_atomic(out / "boxes.json", json.dumps(result, indent=2) + "\n")
     errors = result["errors"]
@@ -171,7 +171,7 @@ def localize_paths(loc, paths: list[Path], out: Path, threshold: float, box_mode
     import torch
     from PIL import Image
 
-    from ..progress import Progress
+    from ..runtime.progress_lines import Progress
     from ..viz.draw import annotate
 
     crop, normalize = loc.crop, loc.normalize

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli_args import UsageParser
+from .args import UsageParser
 from ..errors import OrnetError
 
 
@@ -42,7 +42,7 @@ def main(argv: list[str], prog: str = "ornet synth") -> int:
     except SystemExit as e:  # --help
         return int(e.code or 0)
     from ..data.synthetic import SynthConfig, contact_sheet, generate
-    from ..outdir import check_out_dir, check_out_file
+    from ..runtime.outdir import check_out_dir, check_out_file
 
     check_out_dir(args.out, "OUT")
     if args.contact_sheet:  # checked now, not after the images are drawn
@@ -56,7 +56,7 @@ def main(argv: list[str], prog: str = "ornet synth") -> int:
         from PIL import Image
 
         from ..errors import DiskFull
-        from ..fsutil import atomic_path
+        from ..runtime.atomic import atomic_path
 
         sheet = Image.fromarray(contact_sheet(args.out))
         try:

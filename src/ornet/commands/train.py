@@ -14,7 +14,7 @@ import logging
 import shlex
 from pathlib import Path
 
-from ..cli_config import make_parser, parse, to_run_config
+from ..config.parse import make_parser, parse, to_run_config
 
 DESCRIPTION = ("Train the stages of a config (ORNet: evaluator, coarse, refine; or the CAM baseline), "
                "then evaluate on the test split (threshold chosen on val) and export the model. "
@@ -102,8 +102,8 @@ def _print_summary(metrics: dict, out: Path) -> None:
     keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")
     parts = [f"{k} {metrics[k]:.2f}" for k in keys if isinstance(metrics.get(k), (int, float))]
     protocol = " under the ORNet release's protocol" if metrics.get("protocol") == "release" else ""
-    from ..class_gate import gate_note
-    from ..tasks.disk_use import describe
+    from ..evaluation.class_gate import gate_note
+    from ..runtime.disk_use import describe
 
     print(f"{metrics.get('method')}: " + ", ".join(parts) +
           f" (threshold {metrics.get('threshold')} chosen on {metrics.get('threshold_split')}{protocol}"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DataConfig
+from ..config.schema import DataConfig
 from ..errors import ConfigError, DataError
 from .folder import collect, reader_options
 from .io import image_size, iter_fields, parse_float, require_file

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DataConfig
+from ..config.schema import DataConfig
 from ..errors import DataError
 from .folder import reader_options
 from .io import image_size, iter_fields, parse_float, parse_int

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 from torch.utils.data import DataLoader
 
-from ..config import DataConfig
+from ..config.schema import DataConfig
 from ..normalization import IMAGENET, Normalization
 from .dataset import WSOLDataset
 from .readers import read_dataset

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DataConfig
+from ..config.schema import DataConfig
 from ..errors import DataError, OrnetError
 from .folder import collect, reader_options
 from .io import image_size

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..config import DataConfig
+from ..config.schema import DataConfig
 from ..errors import ConfigError, DataError
 from .io import image_size, parse_float
 from .readers import READERS, carve_val, finish_index

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..config import DataConfig
+from ..config.schema import DataConfig
 from ..errors import DataError
 from .folder import collect, list_dirs, list_images, reader_options, resolve
 from .io import image_size, iter_fields

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DataConfig
+from ..config.schema import DataConfig
 from ..errors import DataError, OrnetError
 from ..registry import Registry
 from .records import DatasetIndex, Record

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..config import DataConfig
+from ..config.schema import DataConfig
 from ..errors import ConfigError, DataError
 from .folder import collect, list_images, reader_options
 from .io import image_size, iter_fields, parse_int

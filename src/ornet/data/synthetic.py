@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import OrnetError
-from ..fsutil import replace_dir
+from ..runtime.atomic import replace_dir
 from .synthetic_draw import (  # noqa: F401  (AREA_RANGE*: the guarantees, imported from here)
     AREA_RANGE,
     AREA_RANGE_TWO,
@@ -178,7 +178,7 @@ def generate(cfg: SynthConfig, out: str | Path, workers: int = 2, force: bool = 
                 (tmp / sub / spec.name).mkdir(parents=True)
         chunk = 32
         tasks = [(cfg, str(tmp), jobs[i:i + chunk]) for i in range(0, len(jobs), chunk)]
-        from ..progress import Progress
+        from ..runtime.progress_lines import Progress
 
         results = []
         with Progress(len(jobs), "synth", quiet=quiet) as progress:
@@ -203,7 +203,7 @@ def generate(cfg: SynthConfig, out: str | Path, workers: int = 2, force: bool = 
         _write_text(tmp, cfg, specs, jobs, results)
         replace_dir(tmp, out)
     except Exception as e:
-        from ..diskspace import disk_full_cause, disk_full_error, is_disk_full
+        from ..runtime.diskspace import disk_full_cause, disk_full_error, is_disk_full
 
         if not is_disk_full(e):
             raise
@@ -254,7 +254,7 @@ def contact_sheet(root: str | Path, n: int = 24, cols: int = 6, zoom: int = 2, m
     `masks` tiles show the segmentation (background dimmed). Two-object test images come first,
     then classes in turn, alternating splits.
     """
-    from ..config import DataConfig
+    from ..config.schema import DataConfig
     from .io import load_image, load_mask
     from .readers import read_dataset
 

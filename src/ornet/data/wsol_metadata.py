@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DataConfig
+from ..config.schema import DataConfig
 from ..errors import DataError, OrnetError
 from .folder import collect, reader_options, resolve
 from .io import image_size, iter_fields, parse_float, parse_int

@@ -41,8 +41,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
     p = Path(path)
     if p.suffix == ".ckpt":
         return _from_checkpoint(p, device, threshold)
-    from ..tasks.export import load_model as load_exported
-    from ..tasks.export import resolve
+    from ..runs.export import load_model as load_exported
+    from ..runs.export import resolve
 
     info, _ = resolve(p)
     model, meta = load_exported(info, device=device)
@@ -50,10 +50,10 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
 
 
 def _from_checkpoint(path: Path, device: torch.device, threshold: float | None) -> Localizer:
-    from ..config import RunConfig, from_dict
+    from ..config.schema import RunConfig, from_dict
     from ..models.weights import safe_torch_load
-    from ..tasks.export import build_model, model_meta
-    from ..tasks.pipeline import METHOD_OF_STAGE, checkpoint_path, load_state
+    from ..runs.export import build_model, model_meta
+    from ..training.pipeline import METHOD_OF_STAGE, checkpoint_path, load_state
 
     if not path.is_file():
         raise OrnetError(f"checkpoint {path} does not exist")

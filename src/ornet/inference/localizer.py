@@ -218,7 +218,7 @@ class Localizer:
 
 def _release_boxes(raw: np.ndarray, threshold: float, input_size: tuple[int, int]) -> list[list[int]]:
     """The ORNet release's box of one raw map at `threshold` (input pixels), or none."""
-    from ..localization.release import release_boxes
+    from ..localization.release_rule import release_boxes
 
     if not (raw > threshold).any():
         return []

@@ -7,10 +7,10 @@ from .backbones import (
     build_cam_classifier,
     build_classifier,
 )
-from .cam import CAMModel, minmax_normalize
+from .cam_network import CAMModel, minmax_normalize
 from .evaluator import build_evaluator
 from .generator import ActivationMapGenerator, GeneratorOutput
-from .ornet import ORNet
+from .ornet_network import ORNet
 from .weights import LoadReport, load_weights, read_state_dict
 
 __all__ = [

@@ -15,7 +15,7 @@ their channel counts (C1, C2, C3) in place of 2c, 4c, 8c; the decoder is the sam
 block = (conv3x3 no bias - BN(momentum 0.01) - LeakyReLU(0.01)) x 2. Upsampling is bilinear
 to the skip's exact size, so any h, w >= 8 works (odd sizes too; the release doubles and
 needs h, w divisible by 8). f_a is the last block's LeakyReLU output, so it can be negative
-(see `ornet.method.losses.area_loss`).
+(see `ornet.methods.ornet.losses.area_loss`).
 """
 
 from __future__ import annotations

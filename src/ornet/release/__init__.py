@@ -4,7 +4,7 @@
 - `convert`: the release's key names -> ornet's networks (width and K from the shapes);
 - `importer`: `import_release(...)`, a run folder from the authors' files (`ornet import-release`);
 - `protocol`: `evaluate_release(...)`, a model scored as the release scores it
-  (`eval.protocol: release`; the numpy geometry is `ornet.localization.release`).
+  (`eval.protocol: release`; the numpy geometry is `ornet.localization.release_rule`).
 
 docs/reproducing.md shows the commands.
 """

@@ -168,7 +168,7 @@ def _compare_evaluators(fine: ReleaseFile, ev_state: dict, sig: Signature, ev_fi
 
 def build_model(plan: ImportPlan):
     """The `ORNet` of `plan` with its weights, in eval mode."""
-    from ..models.ornet import ORNet
+    from ..models.ornet_network import ORNet
 
     model = ORNet(plan.backbone, plan.num_classes, evaluator=plan.evaluator, generator_width=plan.width,
                   stage1_head=plan.kind == "coarse")

@@ -46,8 +46,8 @@ def import_release(out: str | Path, fine: str | Path | None = None, coarse: str 
                    evaluator: str | Path | None = None, classes: str | Path | None = None,
                    force: bool = False) -> ImportResult:
     """Check the release files, then write the run folder `out` (module docstring)."""
-    from ..outdir import check_out_dir, nonempty
-    from ..runlock import run_lock
+    from ..runtime.outdir import check_out_dir, nonempty
+    from ..runtime.runlock import run_lock
 
     out = Path(out)
     check_out_dir(out, "--out")
@@ -78,8 +78,8 @@ def read_classes(path: str | Path, num_classes: int) -> list[str]:
 
 def run_config(plan: ImportPlan):
     """The release preset with the files' architecture; the evaluation defaults of ornet (module docstring)."""
-    from ..cli_config import make_parser, parse, to_run_config
-    from ..presets import preset_path
+    from ..config.parse import make_parser, parse, to_run_config
+    from ..config.presets import preset_path
 
     parser = make_parser("ornet import-release", "")
     cfg = to_run_config(parser, parse(parser, ["--config", str(preset_path(RELEASE_PRESET))]))
@@ -93,8 +93,8 @@ def run_config(plan: ImportPlan):
 
 def model_json(plan: ImportPlan, cfg, classes: list[str]) -> dict:
     """model.json: the release's map-to-box rule and threshold (for `ornet localize`)."""
-    from ..localization.release import release_thresholds
-    from ..tasks.export import model_meta
+    from ..localization.release_rule import release_thresholds
+    from ..runs.export import model_meta
 
     release_cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, protocol="release", threshold_split="test"))
     threshold = plan.threshold
@@ -111,12 +111,12 @@ def model_json(plan: ImportPlan, cfg, classes: list[str]) -> dict:
 
 
 def _write(out: Path, plan: ImportPlan, cfg, model, classes: list[str]) -> ImportResult:
-    from ..cli_config import dump_yaml
-    from ..fsutil import write_json_atomic, write_text_atomic
-    from ..outdir import make_out_dir
-    from ..tasks.export import export_model
-    from ..tasks.pipeline import checkpoint_path
-    from ..tasks.resume import AtomicCheckpointIO
+    from ..config.parse import dump_yaml
+    from ..runtime.atomic import write_json_atomic, write_text_atomic
+    from ..runtime.outdir import make_out_dir
+    from ..runs.export import export_model
+    from ..training.pipeline import checkpoint_path
+    from ..runtime.resume import AtomicCheckpointIO
 
     result = ImportResult(out, plan)
     make_out_dir(out, "--out")

@@ -34,7 +34,7 @@ class Run:
 
     def config(self):
         if "config" not in self._cache:
-            from ..config import RunConfig, from_dict
+            from ..config.schema import RunConfig, from_dict
 
             cfg = from_dict(RunConfig, read_config(self.root / "config.yaml"))
             if self.data_root is not None:
@@ -46,7 +46,7 @@ class Run:
 
     def model(self):
         if "model" not in self._cache:
-            from ..tasks.export import load_model
+            from .export import load_model
 
             if not (self.root / "model.safetensors").is_file():
                 raise MissingSource(f"{self.root} has no model.safetensors (train or evaluate the run first)")

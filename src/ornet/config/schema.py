@@ -1,0 +1,278 @@
+"""Run configuration: one dataclass per concern (STYLE.md, habit 7).
+
+Torch-free on purpose, so that `ornet --help` and config validation stay fast. YAML presets
+in `configs/` set these fields; every field can be overridden with a dotted flag
+(`--data.root DIR`, `--coarse.epochs 3`). `jsonargparse` does the parsing (see `cli_config.py`).
+`from_dict` builds a config from a plain dict (a saved config.yaml), `dump_yaml` writes one;
+`cli_config.validate` checks the values a type cannot express.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ..errors import ConfigError
+
+StageName = Literal["evaluator", "coarse", "refine", "cam"]
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, where, and how images become tensors."""
+
+    name: str = "cub"
+    """Dataset reader: cub, ilsvrc, wsol, dogs, aircraft, market1501, dukemtmc, msmt17, folder."""
+    root: str | None = None
+    """Dataset root folder."""
+    metadata: str | None = None
+    """wsolevaluation metadata folder (reader `wsol` only)."""
+    resize: int = 256
+    """Images are resized to resize x resize before cropping (the release: 256)."""
+    crop: int = 224
+    """Crop size fed to the networks (random crop in training, centre crop in test); divisible by 32."""
+    flip: bool = True
+    """Random horizontal flip in training."""
+    batch_size: int = 16
+    """Training batch size (per process)."""
+    eval_batch_size: int = 64
+    """Batch size for validation, test and inference."""
+    num_workers: int = 2
+    """DataLoader worker processes."""
+    val_per_class: int = 5
+    """Images per class carved from train into the held-out validation split (threshold selection)."""
+    split_seed: int = 0
+    """Seed of the train/val carve."""
+    clip_boxes: bool = False
+    """Clip boxes that leave the image instead of reporting them as an error."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Reader-specific options (e.g. aircraft: level, crop_banner)."""
+
+
+@dataclass
+class ModelConfig:
+    """Networks of the method (METHOD.md, Notation)."""
+
+    backbone: str = "resnet50"
+    """Classifier whose stem F_c1 feeds the generator (and whose rest F_c2 is the stage-1 head); also the
+    CAM baseline's network. torchvision names (resnet50, vgg16, ...), timm/<timm model> (any timm CNN with
+    a stride-4 feature stage) or efficientnet_lite0 (= timm/tf_efficientnet_lite0)."""
+    backbone_weights: str = "none"
+    """none; imagenet (ImageNet weights an installed package ships, no download: efficientnet_lite0);
+    a torchvision weights name (e.g. IMAGENET1K_V1, downloaded); a local state-dict / safetensors file;
+    or evaluator (ORNet only: stage 1 starts from the stage-0 evaluator; needs evaluator == backbone)."""
+    evaluator: str = "vgg16"
+    """Classifier used as the frozen evaluator F_e in stage 2 (same names as backbone)."""
+    evaluator_weights: str = "none"
+    """Weights of the evaluator before stage 0 (same forms as backbone_weights, except evaluator)."""
+    generator_width: int = 64
+    """Base width c of the generator's U-Net (2c, 4c, 8c in the release's encoder; 4c, 3c in the decoder)."""
+    generator_encoder: Literal["release", "backbone"] = "release"
+    """The generator's encoder: release (three max-pool + conv blocks from scratch, as the paper) or
+    backbone (a copy of the backbone's stages at 1/8, 1/16, 1/32, with its weights: pretrained features
+    for the map; models/generator_encoder.py)."""
+    generator_bn_momentum: float = 0.01
+    """Momentum of the running averages of the generator's U-Net batch norms (the release: 0.01, for
+    schedules of thousands of steps; a run of a few hundred steps needs about 0.1)."""
+    backbone_mean: list[float] | None = None
+    """RGB mean the backbone's weights expect (images in [0, 1]); also the data pipeline's (the run's input
+    normalisation). None: from backbone_weights (none / torchvision: ImageNet's; imagenet: the package's,
+    0.5 for Lite0). The resolved value is written to config.yaml."""
+    backbone_std: list[float] | None = None
+    """RGB std of the backbone's input (None: from backbone_weights, like backbone_mean)."""
+    evaluator_mean: list[float] | None = None
+    """RGB mean the evaluator's weights expect (None: from evaluator_weights). When it differs from the
+    backbone's, the evaluator converts the batch (a per-channel affine map) before the stage-2 mask."""
+    evaluator_std: list[float] | None = None
+    """RGB std of the evaluator's input (None: from evaluator_weights)."""
+    reinit: list[str] = field(default_factory=list)
+    """Backbone layers given a fresh random initialisation before stage 1, by torchvision name
+    (e.g. [layer4, fc]: the release's CoarseModel does so for ImageNet, K != 200)."""
+
+
+@dataclass
+class StageConfig:
+    """Optimisation settings of one training stage."""
+
+    epochs: int = 1
+    lr: float = 1e-3
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    scheduler: Literal["cosine", "cosine_step", "none"] = "cosine"
+    """cosine: per epoch; cosine_step: per iteration (the release's stage 2); none: constant."""
+    batch_size: int | None = None
+    """Overrides data.batch_size for this stage."""
+    head_lr_mult: float = 1.0
+    """Learning-rate multiplier of newly initialised layers (classifier heads, generator); in stage 2
+    (refine), of the generator's output conv and its BN (the map's calibration)."""
+    keep: Literal["last", "best_val", "best_test"] = "last"
+    """Which epoch's weights the stage hands on: the last; the best `val/acc` on the val split; or
+    the best on the TEST split (the release's evaluator rule, best_epoch.pth: selection on test)."""
+
+
+@dataclass
+class MethodConfig:
+    """Stage-2 losses and erasing (METHOD.md, Stage 2)."""
+
+    erasing: str = "attentive"
+    """attentive (AE), random (RE), rectangle (ER) or none."""
+    erase_p: float = 0.5
+    """Probability that a sample is erased."""
+    f_max: float = 0.5
+    """Upper bound of f ~ U(0, f_max) that sets the region threshold."""
+    min_half: int = 4
+    """Smallest half size of the erasing rectangle (map pixels)."""
+    eval_weight: float = 1.0
+    area_weight: float = 0.02
+    entropy_weight: float = 1.5
+    mu: float = 0.5
+    sigma: float = 0.1
+    beta: float = 0.0
+    entropy_eps: float = 1e-6
+    """eps in log(p + eps) of the weighted entropy (the release: float32's eps, 1.1920928955078125e-07)."""
+    area_topk: int = 25
+    area_skip: int = 3
+    area_form: Literal["faithful", "bounded"] = "bounded"
+    """faithful: mean(f_a[k]) as in the release (unbounded below); bounded: mean(relu(f_a[k]))."""
+    frozen_mode: Literal["eval", "train"] = "eval"
+    """Stage 2's frozen parts: eval (fixed BN statistics, no dropout) or train (the release's
+    model.train(): frozen BNs normalise with batch statistics and update them, VGG dropout is on)."""
+    mask_upsample: Literal["bilinear", "nearest"] = "bilinear"
+    """How the stage-2 map is upsampled to the image before the evaluator (the release: nearest)."""
+    background_weight: float = 0.0
+    """Not in the paper: weight of stage 2's background loss, the evaluator's probability of the
+    true class on I * (1 - p_a) (method/losses.py, background_loss; 0: the paper's stage 2)."""
+    refine_scope: Literal["release", "decoder", "generator"] = "release"
+    """What stage 2 trains: release (the last two up blocks, output conv and BN), decoder (every
+    up block too) or generator (the encoder too; never the stem, F_c2 or the evaluator)."""
+
+
+@dataclass
+class EvalConfig:
+    """How maps become boxes and numbers (METHOD.md, Evaluation protocol and metrics)."""
+
+    box_mode: Literal["all", "largest", "multi"] = "largest"
+    """Box of a thresholded map for GT-known / Top-k Loc: all pixels, largest region, or every region."""
+    cam_curve_interval: float = 0.01
+    """Threshold step of the sweep (numpy.arange(0, 1, interval))."""
+    iou_thresholds: list[int] = field(default_factory=lambda: [30, 50, 70])
+    """IoU levels (percent) of MaxBoxAccV2."""
+    iou_strict: bool = False
+    """Count IoU > 0.5 (the release) instead of >= 0.5 (wsolevaluation)."""
+    normalize: Literal["minmax", "none"] = "minmax"
+    """Per-image min-max normalisation of maps before thresholding."""
+    threshold_split: Literal["val", "test"] = "val"
+    """Split on which the threshold is chosen."""
+    cam_gate: list[float] = field(default_factory=list)
+    """ORNet only: exponents of the class gate to choose from (docs/method.md, "The class gate";
+    `ORNet.set_cam_gate`), chosen on the threshold's split together with the threshold; 0 (no
+    gate) is always a candidate. Empty: the model's own gate (model.json's ``cam_gate``; none for
+    a run that never chose one). Unused by CAM runs, as the method section is."""
+    cam_gate_margin: float = 3.0
+    """GT-known points by which a gate must beat the ungated map on that split to be chosen."""
+    protocol: Literal["wsolevaluation", "release"] = "wsolevaluation"
+    """wsolevaluation: the settings above. release: the ORNet release's own scoring
+    (localization/release.py): thresholds 0.05..0.95 on the raw map, one box around all pixels
+    above, IoU without +1, IoU > 0.5, unclipped ground truth, threshold chosen on test."""
+
+
+@dataclass
+class TrainerConfig:
+    """Passed to lightning.Trainer."""
+
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    strategy: str = "auto"
+    precision: str = "32-true"
+    max_epochs: int | None = None
+    """If set, every listed stage runs this many epochs (applied once, visible in the saved config)."""
+    seed: int = 0
+    deterministic: bool = False
+    log_every_n_steps: int = 10
+    limit_train_batches: int | float = 1.0
+    limit_val_batches: int | float = 1.0
+    limit_test_batches: int | float = 1.0
+    progress: bool = True
+    snapshot_images: int = 4
+    """Images whose stage-2 map is saved after every epoch (evolution figure); 0 turns it off."""
+    keep_last_checkpoints: bool = False
+    """Keep `<stage>-last.ckpt` (optimiser and loop state) after a stage finishes; by default it is
+    deleted once `<stage>.ckpt` is written, as only an unfinished stage needs it."""
+
+
+@dataclass
+class RunConfig:
+    """Everything `ornet train` needs."""
+
+    stages: list[str] = field(default_factory=lambda: ["evaluator", "coarse", "refine"])
+    """Stages to run in order: evaluator, coarse, refine (ORNet) or cam (baseline)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    evaluator: StageConfig = field(default_factory=lambda: StageConfig(epochs=1, lr=1e-3))
+    coarse: StageConfig = field(default_factory=lambda: StageConfig(epochs=1, lr=1e-3))
+    refine: StageConfig = field(
+        default_factory=lambda: StageConfig(
+            epochs=1, lr=1e-4, optimizer="adam", weight_decay=0.0, scheduler="cosine_step"
+        )
+    )
+    cam: StageConfig = field(default_factory=lambda: StageConfig(epochs=1, lr=1e-3))
+    method: MethodConfig = field(default_factory=MethodConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+VALID_STAGES = ("evaluator", "coarse", "refine", "cam")
+MAP_STAGES = ("coarse", "refine", "cam")
+
+
+def apply_protocol(cfg: RunConfig) -> RunConfig:
+    """Settings an evaluation protocol fixes, made visible in the resolved config (in place).
+
+    ``eval.protocol: release`` chooses the threshold on the test split (the release's
+    ``test_multi_threshold``), so ``eval.threshold_split`` becomes ``test``; the other release
+    rules are not expressible as EvalConfig fields and live in ``localization/release.py``.
+    """
+    if cfg.eval.protocol == "release":
+        cfg.eval.threshold_split = "test"
+    return cfg
+
+
+def check_threshold_source(cfg: RunConfig) -> None:
+    """A run that evaluates maps needs somewhere to choose the threshold: an empty val split
+    (``data.val_per_class: 0``, all training images used for training, as the release) is only
+    allowed when the threshold is chosen on test, which the outputs then say."""
+
+    maps = any(s in MAP_STAGES for s in cfg.stages)
+    if maps and cfg.data.val_per_class == 0 and cfg.eval.threshold_split == "val":
+        raise ConfigError("data.val_per_class is 0, so there is no val split to choose the map threshold on: "
+                          "set eval.threshold_split test (or eval.protocol release), which chooses it on the "
+                          "test split and says so in metrics.json, or keep data.val_per_class > 0")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain nested dict of a config dataclass (for YAML / JSON output)."""
+    return asdict(cfg)
+
+
+def from_dict(cls: type, values: Any):
+    """A config dataclass `cls` from a plain (nested) dict, e.g. a saved config.yaml; unknown keys are ignored."""
+    if dataclasses.is_dataclass(values):
+        return values
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        v = values[f.name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default) and isinstance(v, dict):
+            v = from_dict(type(default), v)
+        kwargs[f.name] = v
+    return cls(**kwargs)
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)

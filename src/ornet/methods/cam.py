@@ -1,0 +1,43 @@
+"""The CAM baseline: a GAP-FC classifier trained with cross entropy (Zhou et al., CVPR 2016).
+
+Evaluation uses the CAM of the ground-truth class, min-max normalised per image
+(wsolevaluation's protocol); `CAMModel.predict` does both.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..data.sample import Batch
+from ..errors import OrnetError
+from .base import MapValidation, StageTask, cross_entropy
+from .ornet.evaluator_stage import head_split
+
+
+class CamTask(MapValidation, StageTask):
+    stage = "cam"
+
+    def __init__(self, cfg: dict, num_classes: int, classes: list[str] | None = None):
+        super().__init__(cfg, num_classes, classes)
+        from ..models.cam_network import CAMModel
+
+        m = self.model_cfg
+        if m.backbone_weights == "evaluator":
+            raise OrnetError("model.backbone_weights=evaluator is for ORNet's stage 1; the CAM baseline "
+                             "takes none, a torchvision weights name or a file")
+        self.model = CAMModel(m.backbone, self.num_classes, m.backbone_weights)
+        self._init_map_metrics()
+
+    def localize(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        return self.model.predict(images, labels)
+
+    def param_groups(self):
+        return head_split(self.model.net, self.stage_cfg.head_lr_mult)
+
+    def _step(self, batch: Batch, split: str) -> torch.Tensor:
+        logits = self.model(batch.images)
+        loss = cross_entropy(logits, batch.labels)
+        self.log_common(split, loss, logits, batch.labels)
+        if split == "val":
+            self.update_map_metrics(batch)
+        return loss

@@ -1,0 +1,96 @@
+"""Stage 2: online refinement of the map with the frozen evaluator (METHOD.md, Stage 2).
+
+Only `generator.refine_parameters(method.refine_scope)` train (``release``, the default: the
+last two up blocks, the output conv and its BN; ``decoder`` adds the first up block, ``generator``
+the encoder too). Everything else - the stem F_c1, the rest of the generator, the attention head,
+F_c2 and the evaluator F_e - is frozen *and kept in eval mode* during
+training, so its batch-norm running statistics do not drift (`train()` is overridden: Lightning
+calls it at the start of every training epoch). ``method.frozen_mode: train`` does what the
+release does instead (``model.train()`` on everything: frozen BNs normalise with batch
+statistics and update their running averages, the evaluator's dropout is active).
+``method.mask_upsample`` picks how p_e reaches the image size (bilinear; the release: nearest).
+
+Per batch (METHOD.md, Stage 2, steps 1-6):
+    p_a = F_g(F_c1(I));  p_e = erase(p_a) (training only);
+    L_e = CE(F_e(I_e * upsample(p_e)), y);  L_we = weighted entropy of p_a;
+    L_a = mean(p_a) + sum of mean(f_a[k]) over the evaluator's ranks skip+1..topk;
+    L = eval_weight * L_e + area_weight * L_a + entropy_weight * L_we
+        (+ background_weight * L_bg, not in the paper: L_bg = the evaluator's softmax probability of
+        the true class on I_e * upsample(1 - p_a), `method.losses.background_loss`).
+I_e is the batch in the evaluator's own normalisation (`ORNet.to_evaluator`; the batch itself when
+the stem and the evaluator share one), so the evaluator sees its normalised image times the map.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...data.sample import Batch
+from .losses import area_loss, background_loss, weighted_entropy
+from ..base import cross_entropy
+from .coarse_stage import OrnetTask
+
+
+class RefineTask(OrnetTask):
+    stage = "refine"
+
+    def __init__(self, cfg: dict, num_classes: int, classes: list[str] | None = None):
+        super().__init__(cfg, num_classes, classes)
+        from .erasing import build_eraser
+
+        m = self.method_cfg
+        self.eraser = build_eraser(m.erasing, p=m.erase_p, f_max=m.f_max, min_half=m.min_half)
+        self.freeze_for_stage()
+        self.train(True)  # frozen parts in eval mode from the start
+
+    def freeze_for_stage(self) -> None:
+        """requires_grad only on the parameters METHOD.md trains in stage 2."""
+        self.model.requires_grad_(False)
+        self.model.generator.freeze_for_refine(self.method_cfg.refine_scope)
+
+    def train(self, mode: bool = True):
+        """Frozen parts stay in eval mode; only the refined modules (and the eraser) follow `mode`
+        (``method.frozen_mode: train``: everything follows `mode`, as the release)."""
+        if self.method_cfg.frozen_mode == "train":
+            return super().train(mode)
+        super().train(False)
+        if mode:
+            self.training = True
+            for module in self.model.generator.refine_modules(self.method_cfg.refine_scope):
+                module.train(True)
+            self.eraser.train(True)
+        return self
+
+    def param_groups(self):
+        """The refined up blocks at lr; the output conv and its BN (the map's calibration: out_bn's
+        bias and weight set how much of a batch is on, since BN in train mode fixes the batch's
+        pre-sigmoid mean and spread) at lr * `refine.head_lr_mult` (1: the release's single lr)."""
+        g = self.model.generator
+        out = [*g.out_conv.parameters(), *g.out_bn.parameters()]
+        out_ids = {id(p) for p in out}
+        blocks = [p for p in g.refine_parameters(self.method_cfg.refine_scope) if id(p) not in out_ids]
+        return [(blocks, 1.0), (out, self.stage_cfg.head_lr_mult)]
+
+    def _step(self, batch: Batch, split: str) -> torch.Tensor:
+        m = self.method_cfg
+        images, labels = batch.images, batch.labels
+        out = self.model.maps(images)  # step 1
+        p_e = self.eraser(out.p_a) if split == "train" else out.p_a  # step 2 (identity in eval mode)
+        logits = self.model.evaluate_masked(images, p_e, m.mask_upsample)  # step 3: F_e(convert(I) * up(p_e))
+        loss_e = cross_entropy(logits, labels)
+        loss_we = weighted_entropy(out.p_a, m.mu, m.sigma, m.beta, eps=m.entropy_eps)  # step 4
+        probs = logits.detach().float().softmax(dim=1)
+        loss_a = area_loss(out.p_a, out.f_a, probs, m.area_topk, m.area_skip, m.area_form)  # step 5
+        loss = m.eval_weight * loss_e + m.area_weight * loss_a + m.entropy_weight * loss_we  # step 6
+        terms = {"loss_eval": loss_e, "loss_area": loss_a, "loss_entropy": loss_we, "map_mean": out.p_a.mean()}
+        if m.background_weight:  # not in the paper: the evaluator must not find the class outside the map
+            loss_bg = background_loss(self.model.evaluate_masked(images, 1 - out.p_a, m.mask_upsample), labels)
+            loss = loss + m.background_weight * loss_bg
+            terms["loss_background"] = loss_bg
+        self.log_common(split, loss, logits, labels, terms)
+        if split == "val":
+            self.update_map_metrics(batch)
+        return loss
+
+
+
