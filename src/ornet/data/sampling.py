@@ -13,24 +13,20 @@ iterator, worker processes kept alive between epochs). Here instead:
   restoring the process's generator afterwards. Worker processes, persistent or not, and
   `num_workers` itself no longer change the augmentation.
 
-`tasks.resume.ReproducibleEpochs` positions the sampler before each epoch.
+`ornet.runtime.resume.ReproducibleEpochs` positions the sampler before each epoch.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
-SEED_MASK = (1 << 63) - 1
+from ..runtime.seeding import derive_seed
 
+__all__ = ["EpochSampler", "SeededSamples", "derive_seed"]
 
-def derive_seed(*parts: object) -> int:
-    """A 63-bit seed from any mix of ints and strings (stable across processes and platforms)."""
-    text = "\x1f".join(str(p) for p in parts).encode("utf-8")
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") & SEED_MASK
 
 
 class EpochSampler(Sampler):
