@@ -10,13 +10,8 @@ import pytest
 from ornet.errors import DataError
 from ornet.localization.boxes import cam_thresholds
 from ornet.localization.pxap import pxap_edges, pxap_from_histograms, score_histograms
-from ornet.localization.wsoleval import (
-    _read_npy,
-    evaluate_scoremaps,
-    find_scoremap,
-    load_scoremap,
-    read_metadata,
-)
+from ornet.localization.wsoleval import evaluate_scoremaps
+from ornet.localization.wsoleval_io import _read_npy, find_scoremap, load_scoremap, read_metadata
 
 
 def write_meta(root: Path, ids, sizes=None, loc=None) -> Path:

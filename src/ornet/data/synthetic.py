@@ -31,17 +31,16 @@ from PIL import Image
 
 from ..errors import OrnetError
 from ..runtime.atomic import replace_dir
-from .synthetic_draw import (  # noqa: F401  (AREA_RANGE*: the guarantees, imported from here)
+from .synthetic_classes import (  # noqa: F401  (AREA_RANGE*: the guarantees, imported from here)
     AREA_RANGE,
     AREA_RANGE_TWO,
     MAX_CLASSES,
     STREAM_IMAGE,
     STREAM_SECOND,
-    Box,
     ClassSpec,
     class_specs,
-    render_image,
 )
+from .synthetic_draw import Box, render_image
 
 MIN_SIZE, MAX_SIZE = 32, 1024
 FORMAT_VERSION = 1
