@@ -38,7 +38,7 @@ def make_cam_run(root: Path, data_root: Path) -> Path:
 
     from ornet.config.parse import dump_yaml
     from ornet.config.schema import RunConfig
-    from ornet.data.readers import read_dataset
+    from ornet.data.readers import read_index
     from ornet.models.cam_network import CAMModel
     from ornet.runs.export import export_model, model_meta
 
@@ -48,7 +48,7 @@ def make_cam_run(root: Path, data_root: Path) -> Path:
     cfg.model.backbone = "mobilenet_v3_small"
     root.mkdir(parents=True)
     (root / "config.yaml").write_text(dump_yaml(cfg))
-    index = read_dataset(cfg.data)
+    index = read_index(cfg.data)
     torch.manual_seed(1)
     export_model(root, CAMModel("mobilenet_v3_small", index.num_classes, "none").eval(),
                  model_meta(cfg, "cam", index.classes, 0.3, 30))

@@ -9,14 +9,14 @@ from torchvision import tv_tensors
 
 from ornet.config.schema import DataConfig
 from ornet.data.datamodule import WSOLDataModule
-from ornet.data.readers import carve_val, read_dataset
+from ornet.data.readers import carve_val, read_index
 from ornet.data.records import Record
 from ornet.data.transforms import build_transform, geometry
 from ornet.errors import ConfigError
 
 
 def test_reader_counts_labels_and_boxes(cub_tree):
-    index = read_dataset(DataConfig(root=str(cub_tree), val_per_class=1))
+    index = read_index(DataConfig(root=str(cub_tree), val_per_class=1))
     assert index.problems == []
     assert index.classes == ["001.class_0", "002.class_1", "003.class_2"]
     # 6 images per class, every 3rd (k = 0, 3) is test -> 2 test, 4 train, 1 of them carved to val

@@ -25,7 +25,7 @@ def make_run(root: Path, data_root: Path, snapshots: bool = True) -> Path:
 
     from ornet.config.parse import dump_yaml
     from ornet.config.schema import RunConfig
-    from ornet.data.readers import read_dataset
+    from ornet.data.readers import read_index
     from ornet.models.ornet_network import ORNet
     from ornet.runs.export import export_model, model_meta
 
@@ -34,7 +34,7 @@ def make_run(root: Path, data_root: Path, snapshots: bool = True) -> Path:
     cfg.model.backbone, cfg.model.evaluator, cfg.model.generator_width = "mobilenet_v3_small", None, 8
     root.mkdir(parents=True)
     (root / "config.yaml").write_text(dump_yaml(cfg))
-    index = read_dataset(cfg.data)
+    index = read_index(cfg.data)
     torch.manual_seed(0)
     model = ORNet(cfg.model.backbone, index.num_classes, evaluator=None, generator_width=8).eval()
     export_model(root, model, model_meta(cfg, "ornet", index.classes, 0.5, 50))

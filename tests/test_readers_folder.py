@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ornet.config.schema import DataConfig
-from ornet.data.readers import read_dataset
+from ornet.data.readers import read_index
 from ornet.errors import ConfigError, DataError
 from readers_util import SIZE, write_folder_tree
 
@@ -28,7 +28,7 @@ def _csv_boxes(csv) -> dict[str, list[tuple[float, ...]]]:
 
 def test_flat_layout_split_and_boxes(tmp_path):
     csv = write_folder_tree(tmp_path, per_class=5)
-    index = read_dataset(_cfg(tmp_path, csv))
+    index = read_index(_cfg(tmp_path, csv))
     assert index.problems == [] and index.has_boxes
     assert index.classes == ["cat", "dog"]
     # 5 per class: round(5 * 0.2) = 1 test, 1 val, 3 train (.jpg, .png and .JPEG alike)
@@ -40,15 +40,15 @@ def test_flat_layout_split_and_boxes(tmp_path):
         assert r.boxes == tuple(expected[r.image_id]) and r.size == SIZE
         assert r.label == index.classes.index(r.image_id.split("/")[0])
     assert sum(len(r.boxes) == 2 for r in records) == 2
-    again = read_dataset(_cfg(tmp_path, csv))
+    again = read_index(_cfg(tmp_path, csv))
     assert again.splits == index.splits
-    other = read_dataset(_cfg(tmp_path, csv, split_seed=3, options={"test_fraction": 0.4}))
+    other = read_index(_cfg(tmp_path, csv, split_seed=3, options={"test_fraction": 0.4}))
     assert len(other.splits["test"]) == 4
 
 
 def test_train_test_folders_and_no_boxes(tmp_path):
     write_folder_tree(tmp_path, per_class=5, split_layout=True, boxes=False)
-    index = read_dataset(_cfg(tmp_path, val_per_class=0))
+    index = read_index(_cfg(tmp_path, val_per_class=0))
     assert index.problems == [] and not index.has_boxes
     assert [len(index.splits[s]) for s in ("train", "val", "test")] == [6, 0, 4]
     assert all(r.image_id.startswith("test/") for r in index.splits["test"])
@@ -64,7 +64,7 @@ def test_bad_box_file_names_file_and_line(tmp_path):
     lines.append("cat/nothere.jpg,1,1,2,2")          # no such image
     lines = [ln for ln in lines if not ln.startswith("dog/img_2")]   # an image without box
     csv.write_text("\n".join(lines) + "\n")
-    index = read_dataset(_cfg(tmp_path, csv))
+    index = read_index(_cfg(tmp_path, csv))
     got = {(p.line, p.what.split(" ")[0]) for p in index.problems}
     assert all(p.file == str(csv) for p in index.problems)
     assert (2, "box") in got and (3, "expected") in got and (9, "box") in got
@@ -72,23 +72,23 @@ def test_bad_box_file_names_file_and_line(tmp_path):
     assert any("outside the 40x30 image" in p.what and p.line == 2 for p in index.problems)
     csv.write_text("path,x0,y0,x1,y1\n")
     with pytest.raises(DataError, match="header must be image,x0,y0,x1,y1") as e:
-        read_dataset(_cfg(tmp_path, csv))
+        read_index(_cfg(tmp_path, csv))
     assert (e.value.file, e.value.line) == (str(csv), 1)
     with pytest.raises(DataError, match="missing box file"):
-        read_dataset(_cfg(tmp_path, tmp_path / "none.csv"))
+        read_index(_cfg(tmp_path, tmp_path / "none.csv"))
 
 
 def test_empty_class_folder_unreadable_image_and_options(tmp_path):
     write_folder_tree(tmp_path, per_class=3, boxes=False)
     (tmp_path / "empty").mkdir()
     (tmp_path / "cat" / "broken.jpg").write_bytes(b"not an image")
-    index = read_dataset(_cfg(tmp_path))
+    index = read_index(_cfg(tmp_path))
     assert {p.file for p in index.problems} == {str(tmp_path / "empty"), str(tmp_path / "cat" / "broken.jpg")}
     with pytest.raises(ConfigError, match="valid: boxes, test_fraction"):
-        read_dataset(_cfg(tmp_path, options={"fraction": 0.1}))
+        read_index(_cfg(tmp_path, options={"fraction": 0.1}))
     with pytest.raises(ConfigError, match="test_fraction must be in"):
-        read_dataset(_cfg(tmp_path, options={"test_fraction": 1.5}))
+        read_index(_cfg(tmp_path, options={"test_fraction": 1.5}))
     with pytest.raises(ConfigError, match="must be a number"):
-        read_dataset(_cfg(tmp_path, options={"test_fraction": "some"}))
+        read_index(_cfg(tmp_path, options={"test_fraction": "some"}))
     with pytest.raises(DataError, match="no class folders"):
-        read_dataset(_cfg(tmp_path / "empty"))
+        read_index(_cfg(tmp_path / "empty"))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ornet.data.datamodule import WSOLDataModule
-from ornet.data.readers import READERS, _load_readers, read_dataset
+from ornet.data.readers import READERS, _load_readers, read_index
 from ornet.errors import ConfigError
 from readers_util import BUILDERS
 
@@ -25,7 +25,7 @@ def test_every_reader_has_a_tiny_tree():
 def test_reader_serves_batches(tmp_path, name):
     cfg = dataclasses.replace(BUILDERS[name](tmp_path), resize=64, crop=64, batch_size=2, eval_batch_size=3,
                               num_workers=0)
-    index = read_dataset(cfg)
+    index = read_index(cfg)
     assert index.problems == [] and index.name == name
     assert {"train", "val", "test"} <= set(index.splits)
     dm = WSOLDataModule(cfg, index=index)
@@ -53,7 +53,7 @@ def test_reader_serves_batches(tmp_path, name):
 def test_unknown_option_lists_the_valid_ones(tmp_path, name):
     cfg = dataclasses.replace(BUILDERS[name](tmp_path), options={"no_such_option": 1})
     with pytest.raises(ConfigError, match=f"no_such_option for dataset '{name}'; valid: "):
-        read_dataset(cfg)
+        read_index(cfg)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -68,7 +68,7 @@ def test_check_data_reports_every_split(tmp_path, name, capsys):
         argv += ["--data.options", json.dumps(cfg.options)]
     assert main(argv, "ornet check-data") == 0
     report = json.loads(capsys.readouterr().out)
-    index = read_dataset(cfg)
+    index = read_index(cfg)
     assert report["problems"] == []
     assert {s: v["images"] for s, v in report["splits"].items()} == {s: len(r) for s, r in index.splits.items()}
 
@@ -90,7 +90,7 @@ def test_preset_options_are_valid_for_its_reader(tmp_path, name):
     assert run.data.name == name and run.model.backbone == "resnet50" and run.model.evaluator == "vgg16"
     cfg = BUILDERS[name](tmp_path)
     options = {k: v for k, v in run.data.options.items() if v is not None} | cfg.options
-    index = read_dataset(dataclasses.replace(cfg, options=options))
+    index = read_index(dataclasses.replace(cfg, options=options))
     assert index.problems == []
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ornet.config.schema import DataConfig
-from ornet.data.readers import read_dataset
+from ornet.data.readers import read_index
 from ornet.errors import ConfigError, DataError
 from readers_util import write_msmt_tree, write_reid_tree
 
@@ -23,7 +23,7 @@ def _pid(record) -> int:
 @pytest.mark.parametrize("name", ["market1501", "dukemtmc"])
 def test_junk_distractors_and_relabelling(tmp_path, name):
     write_reid_tree(tmp_path, style=name, train_ids=(15, 2, 7), per_id=4)
-    index = read_dataset(_cfg(name, tmp_path))
+    index = read_index(_cfg(name, tmp_path))
     assert index.problems == [] and not index.has_boxes
     assert index.classes == ["0002", "0007", "0015"]          # sorted original ids
     training = [r for s in ("train", "val", "test") for r in index.splits[s]]
@@ -50,32 +50,32 @@ def test_name_conventions(tmp_path):
 
 def test_splits_are_seeded_and_optional(tmp_path):
     write_reid_tree(tmp_path)
-    a = read_dataset(_cfg("market1501", tmp_path, split_seed=1))
-    b = read_dataset(_cfg("market1501", tmp_path, split_seed=1))
+    a = read_index(_cfg("market1501", tmp_path, split_seed=1))
+    b = read_index(_cfg("market1501", tmp_path, split_seed=1))
     assert a.splits == b.splits
-    c = read_dataset(_cfg("market1501", tmp_path, options={"test_per_id": 2, "query_gallery": False}))
+    c = read_index(_cfg("market1501", tmp_path, options={"test_per_id": 2, "query_gallery": False}))
     assert sorted(c.splits) == ["test", "train", "val"] and len(c.splits["test"]) == 6
-    d = read_dataset(_cfg("market1501", tmp_path, options={"check_images": True}))
+    d = read_index(_cfg("market1501", tmp_path, options={"check_images": True}))
     assert d.problems == [] and d.splits["train"][0].size == (16, 32)
     with pytest.raises(ConfigError, match="valid: check_images, query_gallery, test_per_id"):
-        read_dataset(_cfg("market1501", tmp_path, options={"boxes": "x"}))
+        read_index(_cfg("market1501", tmp_path, options={"boxes": "x"}))
 
 
 def test_bad_file_names_and_missing_folders(tmp_path):
     write_reid_tree(tmp_path)
     bad = tmp_path / "bounding_box_train" / "person_c1.jpg"
     bad.write_bytes(b"")
-    index = read_dataset(_cfg("dukemtmc", tmp_path))
+    index = read_index(_cfg("dukemtmc", tmp_path))
     assert [p.file for p in index.problems] == [str(bad)]
     (tmp_path / "query").rename(tmp_path / "queries")
     with pytest.raises(DataError, match="missing folder query/"):
-        read_dataset(_cfg("market1501", tmp_path))
-    assert read_dataset(_cfg("market1501", tmp_path, options={"query_gallery": False, "test_per_id": 1})).splits
+        read_index(_cfg("market1501", tmp_path))
+    assert read_index(_cfg("market1501", tmp_path, options={"query_gallery": False, "test_per_id": 1})).splits
 
 
 def test_msmt17_lists(tmp_path):
     write_msmt_tree(tmp_path, train_ids=(0, 1, 2), per_id=4)
-    index = read_dataset(_cfg("msmt17", tmp_path))
+    index = read_index(_cfg("msmt17", tmp_path))
     assert index.problems == [] and not index.has_boxes
     assert index.classes == ["0000", "0001", "0002"]
     assert [len(index.splits[s]) for s in ("train", "val", "test", "query", "gallery")] == [9, 3, 3, 2, 4]
@@ -85,7 +85,7 @@ def test_msmt17_lists(tmp_path):
     # MSMT17_V2 folder names
     (tmp_path / "train").rename(tmp_path / "mask_train_v2")
     (tmp_path / "test").rename(tmp_path / "mask_test_v2")
-    index = read_dataset(_cfg("msmt17", tmp_path))
+    index = read_index(_cfg("msmt17", tmp_path))
     assert index.problems == [] and index.splits["train"][0].image_id.startswith("mask_train_v2/")
 
 
@@ -98,11 +98,11 @@ def test_msmt17_bad_lists(tmp_path):
     lst.write_text("\n".join(lines) + "\n")
     val = tmp_path / "list_val.txt"
     val.write_text(val.read_text() + "0001/0001_000_01_0303morning_0006_0.jpg 99\n")  # unknown identity
-    index = read_dataset(_cfg("msmt17", tmp_path))
+    index = read_index(_cfg("msmt17", tmp_path))
     assert [(p.file, p.line) for p in index.problems][:2] == [(str(lst), 2), (str(lst), 3)]
     assert "'x' is not an integer" in index.problems[0].what and "missing" in index.problems[1].what
     assert "identity 99" in index.problems[2].what and index.problems[2].file == str(val)
     lst.write_text("0000/a.jpg\n")
     with pytest.raises(DataError, match="expected 2 fields") as e:
-        read_dataset(_cfg("msmt17", tmp_path))
+        read_index(_cfg("msmt17", tmp_path))
     assert (e.value.file, e.value.line) == (str(lst), 1)

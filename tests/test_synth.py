@@ -14,7 +14,7 @@ from PIL import Image
 from ornet.cli import main
 from ornet.config.schema import DataConfig
 from ornet.data import synthetic
-from ornet.data.readers import read_dataset
+from ornet.data.readers import read_index
 from ornet.data.synthetic import (
     AREA_RANGE,
     AREA_RANGE_TWO,
@@ -36,7 +36,7 @@ def files(root: Path) -> dict[str, bytes]:
 
 
 def read(root: Path):
-    return read_dataset(DataConfig(name="cub", root=str(root), val_per_class=0))
+    return read_index(DataConfig(name="cub", root=str(root), val_per_class=0))
 
 
 @pytest.fixture(scope="module")

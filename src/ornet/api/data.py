@@ -20,7 +20,7 @@ def read_dataset(name: str | DataConfig = "cub", root: str | os.PathLike | None 
     ``options={...}`` (reader options). strict: raise the first problem (as training does)
     instead of leaving them in ``index.problems`` (as ``ornet check-data`` lists them).
     """
-    from ..data.readers import read_dataset as read
+    from ..data.readers import read_index as read
 
     if isinstance(name, DataConfig):
         if root is not None or fields:

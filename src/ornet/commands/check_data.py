@@ -58,10 +58,10 @@ def main(argv: list[str], prog: str) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     ns = parse_data(parser, argv)
     from ..config.schema import DataConfig, from_dict
-    from ..data.readers import read_dataset
+    from ..data.readers import read_index
 
     cfg = from_dict(DataConfig, ns.data.as_dict() if hasattr(ns.data, "as_dict") else dict(ns.data))
-    index = read_dataset(cfg)
+    index = read_index(cfg)
     if not ns.no_decode:
         _decode_all(index, quiet=ns.quiet or ns.json)
     report = {

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 from ..config.schema import DataConfig
 from ..normalization import IMAGENET, Normalization
 from .dataset import WSOLDataset
-from .readers import read_dataset
+from .readers import read_index
 from .records import DatasetIndex
 from .sample import collate
 from .sampling import EpochSampler, SeededSamples
@@ -40,7 +40,7 @@ class WSOLDataModule(L.LightningDataModule):
                  normalization: Normalization | None = None):
         super().__init__()
         self.cfg = cfg
-        self.index = index if index is not None else read_dataset(cfg)
+        self.index = index if index is not None else read_index(cfg)
         self.index.raise_problems()
         self.batch_size = cfg.batch_size
         self.normalization = normalization or IMAGENET

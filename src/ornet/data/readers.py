@@ -28,7 +28,7 @@ def _load_readers() -> None:
                 raise
 
 
-def read_dataset(cfg: DataConfig) -> DatasetIndex:
+def read_index(cfg: DataConfig) -> DatasetIndex:
     """Read the dataset `cfg.name` at `cfg.root`; problems are collected in the index."""
     _load_readers()
     reader = READERS.get(cfg.name)

@@ -255,9 +255,9 @@ def contact_sheet(root: str | Path, n: int = 24, cols: int = 6, zoom: int = 2, m
     """
     from ..config.schema import DataConfig
     from .io import load_image, load_mask
-    from .readers import read_dataset
+    from .readers import read_index
 
-    index = read_dataset(DataConfig(name="cub", root=str(root), val_per_class=0))
+    index = read_index(DataConfig(name="cub", root=str(root), val_per_class=0))
     index.raise_problems()
     records = index.splits["train"] + index.splits["test"]
     parts: dict[str, list[tuple[float, ...]]] = {}

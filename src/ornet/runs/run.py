@@ -63,12 +63,12 @@ class Run:
 
     def records(self):
         if "records" not in self._cache:
-            from ..data.readers import read_dataset
+            from ..data.readers import read_index
 
             cfg = self.config()
             if cfg.data.root is None:
                 raise OrnetError("config.yaml names no dataset root; pass --data.root DIR")
-            index = read_dataset(cfg.data)
+            index = read_index(cfg.data)
             self._cache["records"] = index.split(self.split_name())
         return self._cache["records"]
 
