@@ -300,6 +300,8 @@ CASES: list[Case] = [
     Case("synth-contact-sheet-below-file", _w("synth", "out", "--train", "10", "--test", "10", "--classes", "2",
                                               "--contact-sheet", lambda w: w.file() / "sheet.png"), "a_file"),
     # check-data ----------------------------------------------------------------------------------
+    Case("methods-unknown-flag", _w("methods", "--all"), "--all"),
+    Case("methods-extra-argument", _w("methods", "ornet"), "ornet"),
     Case("check-data-malformed-yaml", _w("check-data", "--config", lambda w: w.config(BAD_YAML)), "bad.yaml"),
     Case("check-data-missing-config", _w("check-data", "--config", "nosuch.yaml"), "nosuch.yaml"),
     Case("check-data-unknown-key", _w("check-data", "--data.rooot", lambda w: w.data()), "data.rooot"),
@@ -345,7 +347,8 @@ CASES: list[Case] = [
     Case("train-unknown-optimizer", train("--coarse.optimizer", "sgdd"), "coarse.optimizer"),
     Case("train-unknown-stage", train("--stages", "[coarse,fine]"), "unknown stage 'fine'"),
     Case("train-no-stage", train("--stages", "[]"), "stages is empty"),
-    Case("train-cam-with-others", train("--stages", "[cam,coarse]"), "stage 'cam' is the baseline and runs alone"),
+    Case("train-cam-with-others", train("--stages", "[cam,coarse]"), "stage 'coarse' is not a stage of method cam; its stages, in order: cam"),
+    Case("train-unknown-method", train("--wsol_method", "acol"), "unknown method 'acol'; known: cam, ornet"),
     Case("train-refine-without-coarse", train("--stages", "[refine]"), "coarse.ckpt"),
     Case("train-unknown-reader-option", train("--data.options", '{"levle": "family"}'), "levle"),
     Case("train-workers-negative", train("--data.num_workers", "-1"), "data.num_workers"),

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ornet.evaluation.class_gate import pick_gate
-from ornet.config.parse import check_cam_gate_evaluator, validate
 from ornet.config.schema import RunConfig
 from ornet.errors import ConfigError, OrnetError
+from ornet.evaluation.class_gate import pick_gate
+from ornet.methods import check_config, check_networks
 from ornet.models.backbones import build_classifier
 from ornet.models.ornet_network import ORNet
 from ornet.models.split import ClassifierHead, gap_linear
@@ -104,25 +104,25 @@ def test_config_checks_name_the_bad_setting():
     cfg = RunConfig()
     cfg.eval.cam_gate = [0.5, -1.0]
     with pytest.raises(ConfigError, match=r"eval.cam_gate must list exponents >= 0, got \[0.5, -1.0\]"):
-        validate(cfg)
+        check_config(cfg)
     cfg.eval.cam_gate, cfg.eval.cam_gate_margin = [0.5], -2.0
     with pytest.raises(ConfigError, match="eval.cam_gate_margin"):
-        validate(cfg)
+        check_config(cfg)
     cfg.eval.cam_gate_margin = 3.0
     cfg.eval.protocol = "release"
     with pytest.raises(ConfigError, match="not part of the release's protocol"):
-        validate(cfg)
+        check_config(cfg)
     cfg.stages = ["cam"]  # the ORNet preset's gate is unused by a CAM run, as its method section is
-    validate(cfg)
-    check_cam_gate_evaluator(cfg)
+    check_config(cfg)
+    check_networks(cfg)
     cfg.stages = ["evaluator", "coarse", "refine"]
     cfg.eval.protocol = "wsolevaluation"
-    validate(cfg)
+    check_config(cfg)
     cfg.model.evaluator = "vgg16"  # the paper's evaluator: AdaptiveAvgPool2d(7) + 3 FC layers
     with pytest.raises(ConfigError, match="model.evaluator 'vgg16' has another head"):
-        check_cam_gate_evaluator(cfg)
+        check_networks(cfg)
     cfg.model.evaluator = "resnet18"
-    check_cam_gate_evaluator(cfg)
+    check_networks(cfg)
 
 
 def test_a_run_chooses_its_gate_on_val_exports_it_and_evaluate_keeps_or_rechooses_it(api_run, tmp_path):

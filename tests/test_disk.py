@@ -6,7 +6,7 @@
   a training run, and real on small tmpfs mounts (skipped where mounting is not allowed);
 - a run stopped by a full disk continues with `--resume` once space is freed, to the result of
   a run that never stopped;
-- `tasks/disk_use.expected_sizes` matches the checkpoint files a tiny run writes.
+- `training/stage_sizes.expected_sizes` matches the checkpoint files a tiny run writes.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def _one_line(capsys) -> str:
 @pytest.mark.slow
 def test_each_writer_of_a_run_on_a_full_disk_then_resume_gives_the_uninterrupted_result(tmp_path, data, capsys,
                                                                                          monkeypatch):
-    from ornet.runtime.disk_use import expected_sizes
+    from ornet.training.stage_sizes import expected_sizes
     from test_resume_kill import _assert_same, _result
 
     ref = tmp_path / "reference"
@@ -253,7 +253,7 @@ def test_each_writer_of_a_run_on_a_full_disk_then_resume_gives_the_uninterrupted
 def test_a_run_on_a_real_small_disk_warns_stops_with_one_line_and_resumes_when_space_is_freed(small_disk, data,
                                                                                               capsys):
     from ornet.config.schema import RunConfig
-    from ornet.runtime.disk_use import expected_sizes
+    from ornet.training.stage_sizes import expected_sizes
 
     cfg = RunConfig()
     cfg.model.backbone = "mobilenet_v3_small"

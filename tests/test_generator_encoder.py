@@ -135,7 +135,7 @@ def test_stage1_trains_the_encoder_at_the_backbone_lr_and_starts_it_from_the_eva
 
 
 def test_model_json_records_the_encoder_and_the_model_loads_back(tmp_path):
-    from ornet.runs.export import build_model, export_model, load_model, model_meta
+    from ornet.runs.export import build_model, export_model, load_exported, model_meta
 
     torch.manual_seed(0)
     cfg = _cfg()
@@ -143,7 +143,7 @@ def test_model_json_records_the_encoder_and_the_model_loads_back(tmp_path):
     meta = model_meta(cfg, "ornet", [str(i) for i in range(K)], 0.5)
     assert meta["architecture"]["generator_encoder"] == "backbone"
     export_model(tmp_path, model, meta)
-    loaded, _ = load_model(tmp_path)
+    loaded, _ = load_exported(tmp_path)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(loaded.maps(x).p_a, model.maps(x).p_a)

@@ -55,7 +55,7 @@ def test_the_run_records_each_networks_normalisation(run):
 
 def test_localize_gives_the_evaluations_map(run, tmp_path):
     from ornet.inference.localizer import eval_maps
-    from ornet.runs.export import load_model
+    from ornet.runs.export import load_exported
 
     data, out = run
     assert main(["evaluate", str(out), "--out", str(tmp_path / "eval"), "--save-scoremaps",
@@ -65,7 +65,7 @@ def test_localize_gives_the_evaluations_map(run, tmp_path):
     assert main(["localize", str(out), *map(str, test_images), "--out", str(tmp_path / "loc"),
                  "--save-maps", "--quiet"]) == 0
     entries = json.loads((tmp_path / "loc" / "boxes.json").read_text())["images"]
-    model, meta = load_model(out)
+    model, meta = load_exported(out)
     crop = meta["preprocessing"]["crop"]
     for entry in entries:
         image_id = str(Path(entry["file"]).relative_to(data / "images"))

@@ -95,10 +95,10 @@ def test_checkpoints_load_without_pickle(run):
 
 
 def test_exported_model_reloads_and_matches_the_checkpoint(run):
-    from ornet.runs.export import load_model
+    from ornet.runs.export import load_exported
     from ornet.training.pipeline import load_state
 
-    model, meta = load_model(run)
+    model, meta = load_exported(run)
     assert meta["method"] == "ornet" and meta["num_classes"] == 3 and len(meta["classes"]) == 3
     assert meta["preprocessing"]["crop"] == 32 and meta["localization"]["box_mode"] == "largest"
     m = _metrics(run / "metrics.json")

@@ -32,12 +32,12 @@ def fine_run(tmp_path_factory):
 
 
 def test_fine_import_writes_a_run_whose_maps_are_the_releases(fine_run):
-    from ornet.runs.export import load_model
+    from ornet.runs.export import load_exported
 
     run, ref, _ = fine_run
     for name in ("config.yaml", "model.safetensors", "model.json", "release.json"):
         assert (run / name).is_file(), name
-    model, meta = load_model(run)
+    model, meta = load_exported(run)
     assert meta["method"] == "ornet" and meta["num_classes"] == 3
     imagenet = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}  # the release's Normalize
     assert meta["architecture"] == {"backbone": "resnet50", "evaluator": "mobilenet_v3_small",
@@ -99,14 +99,14 @@ def test_localize_save_maps_writes_the_releases_56x56_maps_and_class(fine_run, t
 
 
 def test_coarse_import_gives_the_full_network_and_the_stage2_checkpoints(tmp_path):
-    from ornet.runs.export import load_model
+    from ornet.runs.export import load_exported
     from ornet.training.pipeline import load_state
 
     cpath, coarse = write_coarse(tmp_path / "coarse.pth", k=3, width=4)
     epath, ev = write_evaluator(tmp_path / "evaluator.pth", k=3)
     run = tmp_path / "run"
     assert cli(["import-release", "--coarse", str(cpath), "--evaluator", str(epath), "--out", str(run), "--quiet"]) == 0
-    model, meta = load_model(run)
+    model, meta = load_exported(run)
     assert meta["method"] == "ornet-coarse" and meta["architecture"]["backbone"] == "resnet18"
     assert meta["localization"]["threshold"] is None  # the coarse file holds no best_threshold
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))

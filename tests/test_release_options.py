@@ -17,9 +17,10 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def _cfg(*argv: str):
     from ornet.config.parse import make_parser, parse, to_run_config
+    from ornet.methods import check_config
 
     parser = make_parser("ornet train", "")
-    return to_run_config(parser, parse(parser, list(argv)))
+    return check_config(to_run_config(parser, parse(parser, list(argv))))
 
 
 def test_cub_release_preset_parses_to_the_releases_settings():

@@ -17,7 +17,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "generate the synthetic WSOL benchmark (CUB layout, with masks)"),
     "check-data": ("check_data", "validate a dataset and print per-split counts and every problem"),
-    "train": ("train", "train the stages a config lists (ORNet or the CAM baseline), then evaluate"),
+    "methods": ("methods", "list the WSOL methods a config can train (wsol_method), with their stages"),
+    "train": ("train", "train the stages of a config's method (ORNet or the CAM baseline), then evaluate"),
     "evaluate": ("evaluate", "evaluate a trained run or checkpoint on a split"),
     "evaluate-maps": ("evaluate_maps", "score saved maps against wsolevaluation metadata (MaxBoxAcc, PxAP)"),
     "localize": ("localize", "predict boxes and maps for your own images with a trained model"),

@@ -24,11 +24,12 @@ def load_config(config: str | os.PathLike | None = None,
     command line's ``--data.root``).
     """
     from ..config.parse import make_parser, parse, to_run_config
+    from ..methods import check_config
 
     argv = [] if config is None else ["--config", os.fspath(config)]
     argv += _override_flags(overrides)
     parser = make_parser("ornet.load_config", "A run config from a preset or YAML file and overrides.")
-    return to_run_config(parser, parse(parser, argv))
+    return check_config(to_run_config(parser, parse(parser, argv)))
 
 
 def _override_flags(overrides: Mapping[str, object] | Sequence[str] | None) -> list[str]:

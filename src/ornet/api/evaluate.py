@@ -188,6 +188,6 @@ def _network(info: Path | None, loaded):
     """The network to evaluate: the Localizer's, else loaded from the model files now."""
     if loaded is not None:
         return loaded.model
-    from ..runs.export import load_model
+    from ..runs.export import load_exported
 
-    return load_model(info)[0]
+    return load_exported(info)[0]

@@ -36,16 +36,15 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
     process's command line. A second writer of `out` gets `RunLocked` naming it.
     Returns metrics.json's dict (None on processes of rank > 0, or when no stage makes maps).
     """
+    from ..methods import check_config
     from ..training.pipeline import global_rank
 
     out = Path(out)
     if cfg is None:
         cfg = _saved_config(out, resume or stages is not None)
     if stages is not None:
-        from ..config.parse import validate
-
         cfg = dataclasses.replace(cfg, stages=list(stages))
-        validate(cfg)
+    cfg = check_config(cfg)  # the method's checks; wsol_method resolved (written to config.yaml)
     rerun = stages is not None
     if resume and force:
         raise OrnetError("--resume and --force contradict each other: choose one")
@@ -61,6 +60,7 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
                              "rerun some stages from its checkpoints, or --force to train into it again")
         from ..data.datamodule import WSOLDataModule
         from ..normalization import input_normalization, resolve_model
+        from ..runtime.stage_checkpoints import checkpoint_path
         from ..training import pipeline
 
         # Everything a run reads is checked before anything is written: the dataset (index and
@@ -68,12 +68,12 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
         check_weight_files(cfg, out, force=bool(force), resume=resume)
         cfg = dataclasses.replace(cfg, model=resolve_model(cfg.model))  # each network's mean / std, recorded
         datamodule = WSOLDataModule(cfg.data, normalization=input_normalization(cfg.model))
-        pipeline.plan(cfg, out, resume)  # a stage's missing dependency (refine without coarse.ckpt) fails here
+        pipeline.plan(cfg, out, resume)  # a stage's missing dependency (a checkpoint it starts from) fails here
         if rank == 0:
             make_out_dir(out, "--out")
             if force:
                 for stage in cfg.stages:
-                    for p in (pipeline.checkpoint_path(out, stage), pipeline.checkpoint_path(out, stage, last=True)):
+                    for p in (checkpoint_path(out, stage), checkpoint_path(out, stage, last=True)):
                         p.unlink(missing_ok=True)
             write_config(cfg, out)
         with lightning_banners(quiet):
@@ -82,15 +82,12 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
 
 def _saved_config(out: Path, continuing: bool) -> RunConfig:
     """The run's own config.yaml, to continue it (train(None, out, resume=True))."""
-    from ..config.parse import validate
     from ..config.schema import from_dict
     from ..runs.files import read_config
 
     if not continuing:
         raise OrnetError("train needs a config (ornet.load_config) unless it continues a run (resume or stages)")
-    cfg = from_dict(RunConfig, read_config(out / "config.yaml"))
-    validate(cfg)
-    return cfg
+    return from_dict(RunConfig, read_config(out / "config.yaml"))  # checked by `train`
 
 
 def _nonempty(path: Path) -> bool:
@@ -108,16 +105,16 @@ def check_weight_files(cfg, out: Path, force: bool = False, resume: bool = False
     not read: the stage is skipped, and the file deleted). A pickled object in any of them is
     refused here, before a run folder is touched or a minute is spent training.
     """
-    from ..config.parse import check_cam_gate_evaluator
+    from ..methods import check_networks
     from ..models.backbones import check_network
     from ..models.weights import check_weights_spec, safe_torch_load
-    from ..training.pipeline import checkpoint_path
+    from ..runtime.stage_checkpoints import checkpoint_path
 
     m = cfg.model
     for key, arch in (("backbone", m.backbone), ("evaluator", m.evaluator)):
         if arch is not None:
             check_network(arch, f"model.{key}")
-    check_cam_gate_evaluator(cfg)
+    check_networks(cfg)  # e.g. ORNet's class gate needs a GAP + Linear evaluator
     if m.reinit:
         from ..models.reinit import check_reinit
 
@@ -160,8 +157,9 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
 
     from ..data.datamodule import WSOLDataModule
     from ..evaluation.core import evaluate, write_outputs
-    from ..training import pipeline
+    from ..methods import method_of
     from ..runs.export import export_model, model_meta
+    from ..training import pipeline
 
     start = time.perf_counter()
     from ..normalization import input_normalization
@@ -173,7 +171,8 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
     saved = out / "config.yaml"
     if saved.is_file():  # a partial rerun evaluates the run's full pipeline
         stages = (yaml.safe_load(saved.read_text()) or {}).get("stages") or stages
-    stage = pipeline.final_stage(stages, out)
+    entry = method_of(cfg)
+    stage = entry.final_stage(stages, out)
     if stage is None:
         logging.getLogger("ornet").info("no map-producing stage in %s: nothing to evaluate or export", stages)
         return None
@@ -182,8 +181,8 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
     from ..runtime.disk_use import usage
 
     hint = f"continue with: ornet train --out {out} --resume (the stages are complete: it evaluates and exports)"
-    model = pipeline.final_model(cfg, stage, out, datamodule.num_classes)
-    method = pipeline.METHOD_OF_STAGE[stage]
+    model = entry.final_model(cfg, stage, out, datamodule.num_classes)
+    method = entry.stage(stage).export
     t0 = time.perf_counter()
     try:
         result = evaluate(model, datamodule, cfg, split="test", quiet=quiet)
@@ -197,8 +196,8 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
                           seconds=seconds["total"], seconds_per_stage=seconds)
     meta = model_meta(cfg, method, datamodule.classes, result.metrics.get("threshold"),
                       result.metrics.get("threshold_index"), result.metrics.get("cam_gate"))
-    from ..runtime.atomic import write_json_atomic
     from ..reports.publish import publish
+    from ..runtime.atomic import write_json_atomic
 
     try:
         export_model(out, model, meta)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ..config.parse import make_parser, parse, to_run_config
 
-DESCRIPTION = ("Train the stages of a config (ORNet: evaluator, coarse, refine; or the CAM baseline), "
-               "then evaluate on the test split (threshold chosen on val) and export the model. "
+DESCRIPTION = ("Train the stages of a config's method (wsol_method; `ornet methods` lists them and their "
+               "stages), then evaluate on the test split (threshold chosen on val) and export the model. "
                "Any config key can be overridden with a dotted flag, e.g. --coarse.epochs 3.")
 
 

@@ -12,13 +12,12 @@ import difflib
 import math
 
 from .schema import (
-    VALID_STAGES,
     DataConfig,
     RunConfig,
     apply_protocol,
-    check_threshold_source,
     dump_yaml,
     from_dict,
+    stage_sections,
 )
 from ..errors import ConfigError
 
@@ -190,7 +189,6 @@ def to_run_config(parser, ns) -> RunConfig:
     d.pop("__path__", None)
     cfg = apply_protocol(from_dict(RunConfig, d))
     validate(cfg)
-    check_threshold_source(cfg)
     if cfg.trainer.max_epochs is not None:
         if cfg.trainer.max_epochs <= 0:
             raise ConfigError(f"trainer.max_epochs must be positive, got {cfg.trainer.max_epochs}")
@@ -200,14 +198,13 @@ def to_run_config(parser, ns) -> RunConfig:
 
 
 def validate(cfg: RunConfig) -> None:
-    """Value checks a type cannot express."""
-    bad = [s for s in cfg.stages if s not in VALID_STAGES]
+    """Value checks a type cannot express (the method's own: `ornet.methods.check_config`)."""
+    sections = stage_sections()
+    bad = [s for s in cfg.stages if s not in sections]
     if bad:
-        raise ConfigError(f"unknown stage {bad[0]!r} in stages; valid: {', '.join(VALID_STAGES)}")
+        raise ConfigError(f"unknown stage {bad[0]!r} in stages; valid: {', '.join(sections)}")
     if not cfg.stages:
-        raise ConfigError("stages is empty; list at least one of: " + ", ".join(VALID_STAGES))
-    if "cam" in cfg.stages and len(cfg.stages) > 1:
-        raise ConfigError(f"stage 'cam' is the baseline and runs alone, got stages {cfg.stages}")
+        raise ConfigError("stages is empty; list at least one of: " + ", ".join(sections))
     d = cfg.data
     for key in ("resize", "crop", "batch_size", "eval_batch_size"):
         if getattr(d, key) <= 0:
@@ -216,7 +213,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("data.num_workers and data.val_per_class must be >= 0")
     if d.crop > d.resize or d.crop % 32:
         raise ConfigError(f"data.crop must be <= data.resize and divisible by 32, got crop={d.crop}, resize={d.resize}")
-    for name in ("evaluator", "coarse", "refine", "cam"):
+    for name in sections:
         st = getattr(cfg, name)
         if st.epochs <= 0:
             raise ConfigError(f"{name}.epochs must be positive, got {st.epochs}")
@@ -260,21 +257,3 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"eval.cam_gate must list exponents >= 0, got {e.cam_gate}")
     if not (math.isfinite(e.cam_gate_margin) and e.cam_gate_margin >= 0):
         raise ConfigError(f"eval.cam_gate_margin must be a number of points >= 0, got {e.cam_gate_margin}")
-    gated = any(a > 0 for a in e.cam_gate) and "cam" not in cfg.stages  # a CAM run has no ORNet map: unused
-    if gated and e.protocol == "release":
-        raise ConfigError("eval.cam_gate is not part of the release's protocol (eval.protocol: release); "
-                          "set eval.cam_gate: []")
-
-
-def check_cam_gate_evaluator(cfg: RunConfig) -> None:
-    """eval.cam_gate needs an evaluator whose head is GAP + Linear: said before a run trains
-    (builds the evaluator once, without weights; nothing when no gate is asked for)."""
-    if not any(a > 0 for a in cfg.eval.cam_gate) or "cam" in cfg.stages:
-        return
-    from ..models.backbones import build_classifier
-    from ..models.split import gap_linear
-
-    net = build_classifier(cfg.model.evaluator, 2, "none")
-    if gap_linear(net.head, net.feature_channels) is None:
-        raise ConfigError(f"eval.cam_gate needs an evaluator whose head is GAP + Linear (its CAM is defined); "
-                          f"model.evaluator {cfg.model.evaluator!r} has another head: set eval.cam_gate: []")

@@ -15,8 +15,6 @@ from typing import Any, Literal
 
 from ..errors import ConfigError
 
-StageName = Literal["evaluator", "coarse", "refine", "cam"]
-
 
 @dataclass
 class DataConfig:
@@ -206,8 +204,12 @@ class TrainerConfig:
 class RunConfig:
     """Everything `ornet train` needs."""
 
+    wsol_method: str | None = None
+    """The WSOL method (`ornet methods` lists them): ornet or cam. None: the method whose stages
+    `stages` lists (configs written before this key); the resolved name is written to config.yaml."""
     stages: list[str] = field(default_factory=lambda: ["evaluator", "coarse", "refine"])
-    """Stages to run in order: evaluator, coarse, refine (ORNet) or cam (baseline)."""
+    """Stages to run, in the method's order (a subset of its stages): evaluator, coarse, refine (ORNet)
+    or cam (baseline). Left at this default while wsol_method names another method: all of its stages."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     evaluator: StageConfig = field(default_factory=lambda: StageConfig(epochs=1, lr=1e-3))
@@ -223,8 +225,11 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
-VALID_STAGES = ("evaluator", "coarse", "refine", "cam")
-MAP_STAGES = ("coarse", "refine", "cam")
+def stage_sections() -> list[str]:
+    """The `StageConfig` sections of `RunConfig`, one per stage of any method (their names are the
+    stages' names; which method each belongs to is `ornet.methods`' business)."""
+    return [f.name for f in dataclasses.fields(RunConfig)
+            if f.default_factory is not dataclasses.MISSING and isinstance(f.default_factory(), StageConfig)]
 
 
 def apply_protocol(cfg: RunConfig) -> RunConfig:
@@ -239,12 +244,12 @@ def apply_protocol(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
-def check_threshold_source(cfg: RunConfig) -> None:
+def check_threshold_source(cfg: RunConfig, maps: bool = True) -> None:
     """A run that evaluates maps needs somewhere to choose the threshold: an empty val split
     (``data.val_per_class: 0``, all training images used for training, as the release) is only
-    allowed when the threshold is chosen on test, which the outputs then say."""
+    allowed when the threshold is chosen on test, which the outputs then say. `maps`: whether
+    the listed stages make maps (`ornet.methods.check_config` asks the method)."""
 
-    maps = any(s in MAP_STAGES for s in cfg.stages)
     if maps and cfg.data.val_per_class == 0 and cfg.eval.threshold_split == "val":
         raise ConfigError("data.val_per_class is 0, so there is no val split to choose the map threshold on: "
                           "set eval.threshold_split test (or eval.protocol release), which chooses it on the "

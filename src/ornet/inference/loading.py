@@ -1,6 +1,6 @@
 """`load_model`: a `Localizer` from a run folder, its model files, or a stage checkpoint.
 
-Nothing is unpickled: model.safetensors goes through `tasks.export.load_model` (safetensors,
+Nothing is unpickled: model.safetensors goes through `runs.export.load_exported` (safetensors,
 header checked first) and a checkpoint through `models.weights.safe_torch_load`
 (``weights_only=True``). A checkpoint carries its run config and class names (the stage's
 hyper-parameters), so it needs no other file; its threshold comes from the run's metrics.json
@@ -41,8 +41,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
     p = Path(path)
     if p.suffix == ".ckpt":
         return _from_checkpoint(p, device, threshold)
-    from ..runs.export import load_model as load_exported
-    from ..runs.export import resolve
+    from ..runs.export import load_exported, resolve
 
     info, _ = resolve(p)
     model, meta = load_exported(info, device=device)
@@ -51,9 +50,10 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
 
 def _from_checkpoint(path: Path, device: torch.device, threshold: float | None) -> Localizer:
     from ..config.schema import RunConfig, from_dict
+    from ..methods import STAGES
     from ..models.weights import safe_torch_load
     from ..runs.export import build_model, model_meta
-    from ..training.pipeline import METHOD_OF_STAGE, checkpoint_path, load_state
+    from ..runtime.stage_checkpoints import checkpoint_path
 
     if not path.is_file():
         raise OrnetError(f"checkpoint {path} does not exist")
@@ -62,11 +62,13 @@ def _from_checkpoint(path: Path, device: torch.device, threshold: float | None) 
     if not isinstance(hp, dict) or not isinstance(hp.get("cfg"), dict) or "state_dict" not in ckpt:
         raise OrnetError(f"{path}: not a checkpoint written by `ornet train` (no state_dict and hyper-parameters)")
     stage = hp.get("stage")
-    if stage not in METHOD_OF_STAGE:
+    entry = STAGES.get(stage) if isinstance(stage, str) and stage in STAGES else None
+    if entry is None or not entry.stage(stage).export:
+        maps = [s for s in STAGES if STAGES.get(s).stage(s).export]
         raise OrnetError(f"{path}: a checkpoint of stage {stage!r} makes no maps; load one of stage "
-                         f"{', '.join(METHOD_OF_STAGE)}")
+                         f"{', '.join(maps)}")
     cfg = from_dict(RunConfig, hp["cfg"])
-    method = METHOD_OF_STAGE[stage]
+    method = entry.stage(stage).export
     classes = [str(c) for c in hp.get("classes") or range(int(hp["num_classes"]))]
     run_dir = path.parent.parent
     stored = _stored_threshold(run_dir, method) if path == checkpoint_path(run_dir, stage) else {}
@@ -81,9 +83,7 @@ def _from_checkpoint(path: Path, device: torch.device, threshold: float | None) 
         model.load_state_dict(state)
     except RuntimeError as e:
         raise OrnetError(f"{path}: weights do not fit the checkpoint's own config ({' '.join(str(e).split())[:300]})") from None
-    evaluator = checkpoint_path(run_dir, "evaluator")
-    if stage == "coarse" and evaluator.is_file():  # as the run evaluates it (tasks.pipeline.final_model)
-        model.evaluator.load_state_dict(load_state(evaluator))
+    entry.complete(model, stage, run_dir)  # as the run evaluates it (`Method.final_model`)
     return Localizer(model.to(device).eval(), meta, source=path, info=None, run_dir=run_dir, threshold=threshold)
 
 

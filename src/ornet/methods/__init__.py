@@ -1,1 +1,100 @@
-"""TODO"""
+"""The methods registry: one entry per WSOL method (`METHODS.get("ornet")`), each a `Method`
+(`entry.py`) in its own module or package: `cam` (the CAM baseline), `ornet` (ORNet's three
+stages). Torch-free: listing the methods imports no network.
+
+A config names its method with ``wsol_method`` (docs/training.md, "Methods"); without it, the
+method is the one whose stages ``stages`` lists (configs written before the key existed).
+``stages`` is a subset of the method's stages, in the method's order; left at its default
+with another method named, it becomes all of that method's stages. `check_config` resolves
+both and runs every check a config can fail before a run starts (`config.parse.validate`,
+the method's own, and the threshold's split).
+
+Adding a method: a module (or package) here with a `Method` subclass, and one `register`
+line below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..errors import ConfigError, OrnetError
+from ..registry import Registry
+from .cam import CamMethod
+from .entry import Method, Stage, load_state
+from .ornet import OrnetMethod
+
+METHODS: Registry[Method] = Registry("method")
+"""method name -> its entry."""
+STAGES: Registry[Method] = Registry("stage")
+"""stage name -> the method it belongs to (stage names are unique across methods)."""
+EXPORTS: Registry[Method] = Registry("model.json method")
+"""model.json ``method`` value -> the method that writes it."""
+
+
+def register(method: Method) -> Method:
+    """Add a method; a name (of the method, a stage or an export) that exists already raises."""
+    METHODS.register(method.name)(method)
+    for stage in method.stage_names():
+        STAGES.register(stage)(method)
+    for name in method.export_names():
+        EXPORTS.register(name)(method)
+    return method
+
+
+register(CamMethod())
+register(OrnetMethod())
+
+
+def method_of(cfg) -> Method:
+    """The config's method: ``wsol_method``, else the method of its first stage."""
+    name = getattr(cfg, "wsol_method", None)
+    try:
+        return METHODS.get(name) if name else STAGES.get(cfg.stages[0])
+    except OrnetError as e:
+        raise ConfigError(f"wsol_method: {e}" if name else str(e)) from None
+
+
+def resolve(cfg):
+    """`cfg` with ``wsol_method`` set and ``stages`` checked against it (module docstring)."""
+    from ..config.schema import RunConfig
+
+    if not cfg.stages:
+        raise ConfigError("stages is empty; list at least one of: " + ", ".join(STAGES.names()))
+    method = method_of(cfg)
+    names = method.stage_names()
+    stages = list(cfg.stages)
+    if cfg.wsol_method and stages == RunConfig().stages and not set(stages) <= set(names):
+        stages = names  # stages left at its default: all of the named method's
+        if cfg.trainer.max_epochs is not None:  # applied to every listed stage (config.parse.to_run_config)
+            for stage in stages:
+                getattr(cfg, stage).epochs = cfg.trainer.max_epochs
+    for stage in stages:
+        if stage not in names:
+            raise ConfigError(f"stage {stage!r} is not a stage of method {method.name}; its stages, in order: "
+                              f"{', '.join(names)}")
+    if [n for n in names if n in stages] != stages:
+        raise ConfigError(f"stages {stages} must be listed once each, in method {method.name}'s order: "
+                          f"{', '.join(names)}")
+    return dataclasses.replace(cfg, wsol_method=method.name, stages=stages)
+
+
+def check_config(cfg):
+    """Every check a config can fail before anything runs; returns it resolved (`resolve`)."""
+    from ..config.parse import validate
+    from ..config.schema import check_threshold_source
+
+    validate(cfg)
+    cfg = resolve(cfg)
+    method = METHODS.get(cfg.wsol_method)
+    method.check_config(cfg)
+    check_threshold_source(cfg, maps=method.makes_maps(cfg.stages))
+    return cfg
+
+
+def check_networks(cfg) -> None:
+    """The method's checks that build a network (`Method.check_networks`)."""
+    method_of(cfg).check_networks(cfg)
+
+
+__all__ = ["EXPORTS", "METHODS", "STAGES", "Method", "Stage", "check_config", "check_networks", "load_state",
+           "method_of", "register", "resolve"]

@@ -214,3 +214,13 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def trainable(params: Iterable[nn.Parameter]) -> list[nn.Parameter]:
     return [p for p in params if p.requires_grad]
+
+
+def head_split(model: nn.Module, mult: float) -> list[tuple[list[nn.Parameter], float]]:
+    """Pretrained body at lr, the classifier head (`model.head`, if any) at lr * mult."""
+    head = getattr(model, "head", None)
+    if head is None or mult == 1.0:
+        return [(list(model.parameters()), 1.0)]
+    head_ids = {id(p) for p in head.parameters()}
+    body = [p for p in model.parameters() if id(p) not in head_ids]
+    return [(body, 1.0), (list(head.parameters()), mult)]

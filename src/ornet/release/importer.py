@@ -9,7 +9,7 @@ checks every file first (`convert.plan_import`); only then is OUT created and fi
   ``data.val_per_class: 5`` and ``eval.protocol: wsolevaluation``, so that ``ornet evaluate RUN``
   gives the wsolevaluation numbers (threshold on a held-out split) and
   ``ornet evaluate RUN --eval.protocol release`` the release's (threshold on test);
-- ``model.safetensors`` + ``model.json`` (`tasks.export`): method ``ornet`` (fine; the network has no
+- ``model.safetensors`` + ``model.json`` (`runs.export`): method ``ornet`` (fine; the network has no
   stage-1 head, ``stage1_head: false``) or ``ornet-coarse``; preprocessing 256 -> 224, ImageNet
   mean / std; localization: the release's rule (protocol ``release``) with the fine file's
   ``best_threshold`` when it holds one, which ``ornet localize`` uses;
@@ -80,9 +80,10 @@ def run_config(plan: ImportPlan):
     """The release preset with the files' architecture; the evaluation defaults of ornet (module docstring)."""
     from ..config.parse import make_parser, parse, to_run_config
     from ..config.presets import preset_path
+    from ..methods import check_config
 
     parser = make_parser("ornet import-release", "")
-    cfg = to_run_config(parser, parse(parser, ["--config", str(preset_path(RELEASE_PRESET))]))
+    cfg = check_config(to_run_config(parser, parse(parser, ["--config", str(preset_path(RELEASE_PRESET))])))
     # The weights come from the files (model.safetensors, checkpoints/), not from torchvision.
     cfg.model = dataclasses.replace(cfg.model, backbone=plan.backbone, evaluator=plan.evaluator,
                                     generator_width=plan.width, backbone_weights="none", evaluator_weights="none")
@@ -103,7 +104,7 @@ def model_json(plan: ImportPlan, cfg, classes: list[str]) -> dict:
         grid = release_thresholds()
         close = [i for i, t in enumerate(grid) if abs(t - threshold) < 1e-9]
         index = close[0] if close else None
-    meta = model_meta(release_cfg, "ornet" if plan.kind == "fine" else "ornet-coarse", classes, threshold, index)
+    meta = model_meta(release_cfg, _ornet().release_export(refined=plan.kind == "fine"), classes, threshold, index)
     if plan.kind == "fine":
         meta["architecture"]["stage1_head"] = False
     meta["imported_from"] = "ORNet release (release.json)"
@@ -115,24 +116,31 @@ def _write(out: Path, plan: ImportPlan, cfg, model, classes: list[str]) -> Impor
     from ..runtime.atomic import write_json_atomic, write_text_atomic
     from ..runtime.outdir import make_out_dir
     from ..runs.export import export_model
-    from ..training.pipeline import checkpoint_path
     from ..runtime.resume import AtomicCheckpointIO
+    from ..runtime.stage_checkpoints import checkpoint_path
 
     result = ImportResult(out, plan)
     make_out_dir(out, "--out")
     write_text_atomic(out / "config.yaml", dump_yaml(cfg))
     export_model(out, model, model_json(plan, cfg, classes))
     result.written += ["config.yaml", "model.safetensors", "model.json"]
-    if plan.kind == "coarse":  # stage 2 starts from these (tasks/pipeline.py: load_state, prefix "model.")
-        for stage, net in (("coarse", model), ("evaluator", model.evaluator)):
-            path = checkpoint_path(out, stage)
-            AtomicCheckpointIO().save_checkpoint(  # atomic; a full disk is one line (DiskFull)
-                {"state_dict": {f"model.{k}": v.contiguous() for k, v in net.state_dict().items()},
-                 "imported_from": "ORNet release (release.json)"}, path)
-            result.written.append(str(path.relative_to(out)))
+    # a coarse import: stage 2 starts from these (methods.load_state, prefix "model.")
+    for stage, net in _ornet().release_checkpoints(model, refined=plan.kind == "fine"):
+        path = checkpoint_path(out, stage)
+        AtomicCheckpointIO().save_checkpoint(  # atomic; a full disk is one line (DiskFull)
+            {"state_dict": {f"model.{k}": v.contiguous() for k, v in net.state_dict().items()},
+             "imported_from": "ORNet release (release.json)"}, path)
+        result.written.append(str(path.relative_to(out)))
     write_json_atomic(out / "release.json", provenance(plan))
     result.written.append("release.json")
     return result
+
+
+def _ornet():
+    """ORNet's registry entry: it names the imported model and the stage checkpoints written."""
+    from ..methods import METHODS
+
+    return METHODS.get("ornet")
 
 
 def provenance(plan: ImportPlan) -> dict:

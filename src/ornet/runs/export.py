@@ -7,8 +7,9 @@ classes, the preprocessing (resize, crop, and the mean / std that images are nor
 the run's input normalisation, the backbone's) and how a map becomes a box (chosen threshold,
 normalisation, box mode, the class gate's exponent ``cam_gate`` for ORNet (0 or absent:
 none; `ORNet.set_cam_gate`), and ``protocol``: ``wsolevaluation``, or ``release`` for the release's
-rule of `ornet.localization.release_rule`; absent means wsolevaluation). `load_model` rebuilds the
-network from these names and loads the tensors with safetensors: nothing is unpickled.
+rule of `ornet.localization.release_rule`; absent means wsolevaluation). `load_exported` rebuilds
+the network from these names (the method that wrote it builds it: `Method.build_network`) and
+loads the tensors with safetensors: nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ import torch
 from torch import nn
 
 from ..errors import OrnetError
+from ..methods import EXPORTS
 from ..runtime.atomic import atomic_path, write_json_atomic
 
 FORMAT = "ornet-model"
 FORMAT_VERSION = 2
 """2: per-network mean / std in `architecture` (1: ImageNet's everywhere; still read)."""
-METHODS = ("ornet", "ornet-coarse", "cam")
 
 
 def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
@@ -37,16 +38,14 @@ def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
     class gate (ORNet's `cam_gate` exponent, chosen with the threshold; 0: none)."""
     from ..normalization import model_normalizations
 
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    if method not in EXPORTS:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(EXPORTS.names())}")
+    entry = EXPORTS.get(method)
     m, e = cfg.model, cfg.eval
     backbone_norm, evaluator_norm = model_normalizations(m)
     arch: dict[str, Any] = {"backbone": m.backbone, "backbone_mean": list(backbone_norm.mean),
                             "backbone_std": list(backbone_norm.std)}
-    if method != "cam":
-        arch.update(evaluator=m.evaluator, generator_width=int(m.generator_width),
-                    generator_encoder=m.generator_encoder,
-                    evaluator_mean=list(evaluator_norm.mean), evaluator_std=list(evaluator_norm.std))
+    arch.update(entry.architecture(m, backbone_norm, evaluator_norm))
     if e.protocol == "release":  # the release's rule: map > t on the raw grid, one box around all
         from ..localization.release_rule import release_thresholds
 
@@ -57,7 +56,7 @@ def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
         loc = {"protocol": "wsolevaluation", "threshold_split": e.threshold_split, "box_mode": e.box_mode,
                "normalize": e.normalize, "cam_curve_interval": float(e.cam_curve_interval),
                "iou_strict": bool(e.iou_strict)}
-    if method != "cam":
+    if entry.class_gate:
         loc["cam_gate"] = float(cam_gate or 0.0)
     return {
         "format": FORMAT,
@@ -114,8 +113,8 @@ def read_meta(info: str | Path) -> dict:
     for key in ("method", "architecture", "num_classes", "classes", "preprocessing", "localization"):
         if key not in meta:
             raise OrnetError(f"{info}: missing key {key!r}")
-    if meta["method"] not in METHODS:
-        raise OrnetError(f"{info}: unknown method {meta['method']!r}; known: {', '.join(METHODS)}")
+    if meta["method"] not in EXPORTS:
+        raise OrnetError(f"{info}: unknown method {meta['method']!r}; known: {', '.join(EXPORTS.names())}")
     gate = meta["localization"].get("cam_gate") if isinstance(meta["localization"], dict) else None
     if gate is not None and (isinstance(gate, bool) or not isinstance(gate, (int, float))
                              or not math.isfinite(gate) or gate < 0):
@@ -125,34 +124,11 @@ def read_meta(info: str | Path) -> dict:
 
 
 def build_model(meta: dict) -> nn.Module:
-    """An untrained network of the architecture `meta` names."""
-    arch, k = meta["architecture"], int(meta["num_classes"])
-    if meta["method"] == "cam":
-        from ..models.cam_network import CAMModel
-
-        return CAMModel(arch["backbone"], k, "none")
-    from ..models.ornet_network import ORNet
-
-    model = ORNet(arch["backbone"], k, evaluator=arch["evaluator"], generator_width=int(arch["generator_width"]),
-                  backbone_weights="none", evaluator_weights="none",
-                  input_norm=_normalization(arch, "backbone"), evaluator_norm=_normalization(arch, "evaluator"),
-                  stage1_head=bool(arch.get("stage1_head", True)),
-                  generator_encoder=arch.get("generator_encoder", "release"))
-    model.set_cam_gate(meta["localization"].get("cam_gate") or 0.0)  # absent before the gate existed
-    return model
+    """An untrained network of the architecture `meta` names (built by the method that wrote it)."""
+    return EXPORTS.get(meta["method"]).build_network(meta)
 
 
-def _normalization(arch: dict, net: str):
-    """A network's normalisation recorded in model.json (format 1 had none: ImageNet's)."""
-    from ..normalization import IMAGENET, Normalization
-
-    mean, std = arch.get(f"{net}_mean"), arch.get(f"{net}_std")
-    if mean is None and std is None:
-        return IMAGENET
-    return Normalization(tuple(mean), tuple(std))
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+def load_exported(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """(model in eval mode, model.json dict) from a run folder or its model files; no pickle."""
     from safetensors.torch import load_model as st_load
 

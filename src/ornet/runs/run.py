@@ -46,11 +46,11 @@ class Run:
 
     def model(self):
         if "model" not in self._cache:
-            from .export import load_model
+            from .export import load_exported
 
             if not (self.root / "model.safetensors").is_file():
                 raise MissingSource(f"{self.root} has no model.safetensors (train or evaluate the run first)")
-            self._cache["model"] = load_model(self.root, device=self.torch_device())
+            self._cache["model"] = load_exported(self.root, device=self.torch_device())
         return self._cache["model"]
 
     def torch_device(self):

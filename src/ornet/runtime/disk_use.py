@@ -1,10 +1,8 @@
 """Disk use of a run: checkpoint sizes known before training, `-last` files that do not pile up.
 
-- **Expected sizes** (`expected_sizes`): each stage's network is built on the `meta` device
-  (no memory, no weights read; on the CPU for a builder that needs real tensors, as timm's
-  split check does) and its tensors counted: `<stage>.ckpt` holds the state dict
-  (parameters and buffers), `<stage>-last.ckpt` also the optimiser state (SGD with momentum:
-  one tensor per trainable parameter; Adam / AdamW: two). `tests/test_disk.py` checks the
+- **Expected sizes** (`training/stage_sizes.py`, `expected_sizes`): each stage's network is
+  built on the `meta` device and its tensors counted into a `StageSize`: `<stage>.ckpt` holds
+  the state dict, `<stage>-last.ckpt` also the optimiser state. `tests/test_disk.py` checks the
   estimate against the files a tiny run writes.
 - **The space check** (`check_space`, at the start of `ornet train`): the most the run folder
   will hold at once, from now on, is compared with the space free on its file system; when
@@ -25,20 +23,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from ..config.schema import RunConfig
 from .diskspace import free_bytes, human, tree_bytes
+from .stage_checkpoints import best_checkpoint_path, checkpoint_path
 
 log = logging.getLogger("ornet")
-
-OPTIMIZER_STATE = {"sgd": 1, "adam": 2, "adamw": 2}
-"""Tensors of optimiser state per trainable parameter (SGD: the momentum buffer, if momentum > 0)."""
 
 
 @dataclass(frozen=True)
@@ -49,41 +42,6 @@ class StageSize:
     """`<stage>-last.ckpt`: the state dict and the optimiser state."""
     best: int = 0
     """`<stage>-best.ckpt` while the stage runs (`<stage>.keep` other than `last`): the state dict."""
-
-
-def _nbytes(tensors) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def _build(build_task, cfg: RunConfig, stage: str, num_classes: int):
-    """The stage's task on the `meta` device; on the CPU where a builder needs real tensors (a timm
-    backbone checks its split with a forward pass)."""
-    names = [str(i) for i in range(num_classes)]
-    try:
-        with torch.device("meta"):
-            return build_task(cfg, stage, num_classes, names)
-    except (RuntimeError, NotImplementedError, ValueError):
-        return build_task(cfg, stage, num_classes, names)
-
-
-def expected_sizes(cfg: RunConfig, stages: list[str], num_classes: int) -> dict[str, StageSize]:
-    """Expected checkpoint bytes per stage (module docstring); tensors only, no file overhead."""
-    from ..training.pipeline import build_task
-
-    blank = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, backbone_weights="none",
-                                                               evaluator_weights="none"))
-    sizes = {}
-    for stage in stages:
-        task = _build(build_task, blank, stage, num_classes)
-        weights = _nbytes(task.state_dict().values())
-        stage_cfg = getattr(cfg, stage)
-        per_param = OPTIMIZER_STATE.get(stage_cfg.optimizer, 2)
-        if stage_cfg.optimizer == "sgd" and not stage_cfg.momentum:
-            per_param = 0
-        trainable = {id(p): p for params, _ in task.param_groups() for p in params if p.requires_grad}
-        best = weights if getattr(stage_cfg, "keep", "last") != "last" else 0
-        sizes[stage] = StageSize(final=weights, last=weights + per_param * _nbytes(trainable.values()), best=best)
-    return sizes
 
 
 def peak_bytes(sizes: dict[str, StageSize], keep_last: bool, present: dict[str, bool] | None = None) -> int:
@@ -101,12 +59,15 @@ def peak_bytes(sizes: dict[str, StageSize], keep_last: bool, present: dict[str, 
     return max(peak, kept)
 
 
-def check_space(cfg: RunConfig, out: Path, stages: list[str], num_classes: int, present: dict[str, bool]) -> str | None:
-    """Warn (and return the warning) when the checkpoints of `stages` will not fit in OUT's free space."""
+def check_space(cfg, out: Path, stages: list[str], present: dict[str, bool],
+                estimate: Callable[[list[str]], dict[str, StageSize]]) -> str | None:
+    """Warn (and return the warning) when the checkpoints of `stages` will not fit in OUT's free space.
+
+    `estimate(stages)`: their expected sizes (`training.stage_sizes.expected_sizes`)."""
     if not stages:
         return None
     try:
-        sizes = expected_sizes(cfg, stages, num_classes)
+        sizes = estimate(stages)
     except Exception as e:  # only a warning depends on it: never stop a run for it
         log.debug("no checkpoint size estimate: %s", e)
         return None
@@ -121,7 +82,8 @@ def check_space(cfg: RunConfig, out: Path, stages: list[str], num_classes: int, 
     return message
 
 
-def tidy_and_check_space(cfg: RunConfig, out: Path, plans: list, num_classes: int, resume: bool) -> None:
+def tidy_and_check_space(cfg, out: Path, plans: list, resume: bool,
+                         estimate: Callable[[list[str]], dict[str, StageSize]]) -> None:
     """Before the stages run (rank 0): remove what a stopped run left that no one will read, then
     warn if the checkpoints to come will not fit (`check_space`).
 
@@ -137,18 +99,16 @@ def tidy_and_check_space(cfg: RunConfig, out: Path, plans: list, num_classes: in
     for p in plans:
         if p.skip:
             drop_last(out, p.stage, keep=cfg.trainer.keep_last_checkpoints)
-    check_space(cfg, out, [p.stage for p in plans if not p.skip], num_classes,
-                {p.stage: p.ckpt_path is not None for p in plans})
+    check_space(cfg, out, [p.stage for p in plans if not p.skip],
+                {p.stage: p.ckpt_path is not None for p in plans}, estimate)
 
 
 def drop_last(out: Path, stage: str, keep: bool) -> None:
     """Delete `<stage>-last.ckpt` of a finished stage, and `<stage>-best.ckpt` (the best epoch's
     weights, already in `<stage>.ckpt`, when `<stage>.keep` picks the best epoch), unless `keep`."""
-    from ..training.pipeline import checkpoint_path
-
     if not keep:
         checkpoint_path(out, stage, last=True).unlink(missing_ok=True)
-        (Path(out) / "checkpoints" / f"{stage}-best.ckpt").unlink(missing_ok=True)
+        best_checkpoint_path(out, stage).unlink(missing_ok=True)
 
 
 def usage(out: Path) -> dict[str, int]:

@@ -1,21 +1,16 @@
-"""Run `cfg.stages` in order, handing each stage's checkpoint explicitly to the next.
-
-    evaluator (stage 0)  ->  checkpoints/evaluator.ckpt
-    coarse    (stage 1)  ->  checkpoints/coarse.ckpt      (init: nothing / model.backbone_weights)
-    refine    (stage 2)  ->  checkpoints/refine.ckpt      (init: ORNet from coarse.ckpt,
-                                                            evaluator from evaluator.ckpt)
-    cam       (baseline) ->  checkpoints/cam.ckpt
+"""The stage runner: a method's stages (`cfg.stages`) in order under Lightning, each stage's
+checkpoint handed explicitly to the next by the method (`ornet.methods`, `Method.initialise`).
 
 `checkpoints/<stage>.ckpt` is written only when a stage has finished: it marks the stage
 complete. `checkpoints/<stage>-last.ckpt` is rewritten after every epoch (with optimiser
 state) so that `resume=True` continues an interrupted stage through Lightning's `ckpt_path`,
-ending where an uninterrupted run would (`tasks/resume.py`). Every checkpoint is written
+ending where an uninterrupted run would (`runtime/resume.py`). Every checkpoint is written
 atomically (`resume.AtomicCheckpointIO`). Reading a checkpoint never unpickles objects
 (`torch.load(weights_only=True)`). A NaN / Inf stops a stage without touching its last
-checkpoint (`tasks/guards.py`); SIGTERM and Ctrl+C save it and stop with exit code 143 / 130
-(`tasks/preemption.py`); a full disk stops the run with one line and leaves the last good
-checkpoint (`diskspace`); a lost DDP process stops the others (`tasks/peers.py`). A finished
-stage keeps `<stage>.ckpt` only (`tasks/disk_use.py`).
+checkpoint (`runtime/guards.py`); SIGTERM and Ctrl+C save it and stop with exit code 143 / 130
+(`runtime/preemption.py`); a full disk stops the run with one line and leaves the last good
+checkpoint (`runtime/diskspace.py`); a lost DDP process stops the others (`runtime/peers.py`). A
+finished stage keeps `<stage>.ckpt` only (`runtime/disk_use.py`).
 """
 
 from __future__ import annotations
@@ -28,34 +23,15 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from ..config.schema import RunConfig, to_dict
-from ..errors import DiskFull, OrnetError, PeerLost, Preempted
-from ..models.names import canonical
-from ..registry import Registry
+from ..config.schema import RunConfig
+from ..errors import DiskFull, PeerLost, Preempted
+from ..methods import STAGES, load_state, method_of
+from ..runtime.stage_checkpoints import checkpoint_path
 
 log = logging.getLogger("ornet")
 
-STAGES: Registry = Registry("stage")
-"""stage name -> LightningModule class (imported lazily)."""
-
-
-def _lazy(module: str, cls: str):
-    def factory(*args, **kwargs):
-        import importlib
-
-        return getattr(importlib.import_module(f"ornet.methods.{module}"), cls)(*args, **kwargs)
-
-    return factory
-
-
-STAGES.register("evaluator")(_lazy("ornet.evaluator_stage", "EvaluatorTask"))
-STAGES.register("coarse")(_lazy("ornet.coarse_stage", "CoarseTask"))
-STAGES.register("refine")(_lazy("ornet.refine_stage", "RefineTask"))
-STAGES.register("cam")(_lazy("cam", "CamTask"))
-
-MAP_STAGES = ("refine", "coarse", "cam")
-"""Stages whose model produces maps, in order of preference for the final evaluation."""
-METHOD_OF_STAGE = {"refine": "ornet", "coarse": "ornet-coarse", "cam": "cam"}
+__all__ = ["STAGES", "StagePlan", "build_task", "build_trainer", "checkpoint_path", "final_model", "final_stage",
+           "global_rank", "load_state", "plan", "quiet_lightning_warnings", "run_stage", "run_stages"]
 
 
 def quiet_lightning_warnings() -> None:
@@ -80,24 +56,6 @@ def global_rank() -> int:
     return _get_rank() or 0
 
 
-def checkpoint_path(out: Path, stage: str, last: bool = False) -> Path:
-    return Path(out) / "checkpoints" / (f"{stage}-last.ckpt" if last else f"{stage}.ckpt")
-
-
-def load_state(path: Path, prefix: str = "model.") -> dict[str, torch.Tensor]:
-    """The network's state dict from a stage checkpoint (keys under `prefix`, prefix removed)."""
-    path = Path(path)
-    if not path.is_file():
-        raise OrnetError(f"checkpoint {path} does not exist")
-    from ..models.weights import safe_torch_load
-
-    ckpt = safe_torch_load(path)  # weights_only=True; a pickled object is refused, naming the file
-    if not isinstance(ckpt, dict):
-        raise OrnetError(f"checkpoint {path} is not a Lightning checkpoint (expected a dict)")
-    state = ckpt["state_dict"] if "state_dict" in ckpt else ckpt
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-
-
 @dataclass
 class StagePlan:
     stage: str
@@ -108,7 +66,7 @@ class StagePlan:
 
 
 def plan(cfg: RunConfig, out: Path, resume: bool) -> list[StagePlan]:
-    """What to do for each stage; checks that the checkpoints a stage depends on will exist."""
+    """What to do for each stage; the method checks that the checkpoints a stage depends on will exist."""
     plans = []
     for stage in cfg.stages:
         p = StagePlan(stage)
@@ -117,19 +75,7 @@ def plan(cfg: RunConfig, out: Path, resume: bool) -> list[StagePlan]:
         elif resume and checkpoint_path(out, stage, last=True).is_file():
             p.ckpt_path = checkpoint_path(out, stage, last=True)
         plans.append(p)
-    if cfg.model.backbone_weights == "evaluator" and canonical(cfg.model.backbone) != canonical(cfg.model.evaluator):
-        raise OrnetError(f"model.backbone_weights=evaluator needs model.evaluator == model.backbone "
-                         f"({cfg.model.evaluator} != {cfg.model.backbone})")
-    if ("coarse" in cfg.stages and cfg.model.backbone_weights == "evaluator"
-            and "evaluator" not in cfg.stages[: cfg.stages.index("coarse")]
-            and not checkpoint_path(out, "evaluator").is_file()):
-        raise OrnetError(f"model.backbone_weights=evaluator needs the stage-0 checkpoint "
-                         f"{checkpoint_path(out, 'evaluator')}: run the evaluator stage first")
-    if "refine" in cfg.stages:
-        done_before = cfg.stages[: cfg.stages.index("refine")]
-        if "coarse" not in done_before and not checkpoint_path(out, "coarse").is_file():
-            raise OrnetError(f"stage refine needs the stage-1 checkpoint {checkpoint_path(out, 'coarse')}: "
-                             "run the coarse stage first (stages: [evaluator, coarse, refine])")
+    method_of(cfg).check_run(cfg, out)
     return plans
 
 
@@ -164,27 +110,8 @@ def build_trainer(cfg: RunConfig, stage: str, out: Path, quiet: bool = False, ca
 
 
 def build_task(cfg: RunConfig, stage: str, num_classes: int, classes: list[str]):
-    return STAGES.get(stage)(to_dict(cfg), num_classes, classes)
-
-
-def _initialise(task, cfg: RunConfig, stage: str, out: Path) -> None:
-    """Hand earlier stages' weights to this stage (explicitly, never read inside a constructor)."""
-    if stage == "coarse" and cfg.model.backbone_weights == "evaluator":
-        task.init_backbone_from(load_state(checkpoint_path(out, "evaluator")))
-        return
-    if stage != "refine":
-        return  # stage 0, stage 1 and CAM start from model.*_weights (loaded by the model builders)
-    evaluator_ckpt = checkpoint_path(out, "evaluator")
-    evaluator_state = load_state(evaluator_ckpt) if evaluator_ckpt.is_file() else None
-    task.init_from(ornet_state=load_state(checkpoint_path(out, "coarse")), evaluator_state=evaluator_state)
-    if evaluator_state is None:
-        from ..models.weights import load_weights
-
-        spec = cfg.model.evaluator_weights
-        log.warning("no %s: the evaluator of stage 2 uses model.evaluator_weights=%s as it is",
-                    evaluator_ckpt, spec)
-        if spec != "none":
-            load_weights(task.model.evaluator, spec, cfg.model.evaluator)
+    """The LightningModule of `stage` (of whichever method has it), from `model.*_weights` only."""
+    return STAGES.get(stage).build_task(cfg, stage, num_classes, classes)
 
 
 def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path | None = None,
@@ -200,9 +127,10 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     stage_cfg = getattr(cfg, stage)
     datamodule.batch_size = stage_cfg.batch_size or cfg.data.batch_size
-    task = build_task(cfg, stage, datamodule.num_classes, datamodule.classes)
+    method = STAGES.get(stage)
+    task = method.build_task(cfg, stage, datamodule.num_classes, datamodule.classes)
     if ckpt_path is None:
-        _initialise(task, cfg, stage, out)
+        method.initialise(task, cfg, stage, out)
     else:
         check_resume_checkpoint(ckpt_path, stage)
     ckpt_dir = Path(out) / "checkpoints"
@@ -212,13 +140,7 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
     # ReproducibleEpochs first: the other callbacks' checkpoints must see its state for this batch.
     callbacks = [ReproducibleEpochs(cfg.trainer.seed, stage), last, LearningRateMonitor(logging_interval="epoch"),
                  Preemption(stage, last_path)]
-    if stage == "refine" and cfg.trainer.snapshot_images > 0:  # the evolution figure's source
-        from ..methods.ornet.map_snapshots import MapSnapshots, snapshot_batch
-
-        images, ids = snapshot_batch(datamodule, cfg.trainer.snapshot_images)
-        norm = datamodule.normalization  # the images' normalisation, undone for display
-        callbacks.append(MapSnapshots(images, Path(out) / "snapshots", image_ids=ids,
-                                      mean=norm.mean, std=norm.std))
+    callbacks += method.callbacks(cfg, stage, datamodule, out)  # e.g. ORNet's map snapshots
     keep = getattr(stage_cfg, "keep", "last")
     datamodule.val_split = "test" if keep == "best_test" else "val"
     best = None
@@ -273,7 +195,10 @@ def run_stages(cfg: RunConfig, datamodule, out: Path, resume: bool = False, quie
     seconds: dict[str, float] = {}
     plans = plan(cfg, out, resume)
     if global_rank() == 0:  # stray temporaries, -last files of complete stages; will the checkpoints fit?
-        tidy_and_check_space(cfg, out, plans, datamodule.num_classes, resume)
+        from .stage_sizes import expected_sizes
+
+        tidy_and_check_space(cfg, out, plans, resume,
+                             estimate=lambda stages: expected_sizes(cfg, stages, datamodule.num_classes))
     resume_hint = f"continue with: ornet train --out {out} --resume"
     peers.report_as("ornet train", resume_hint)
     with preemption.handling(), quiet_writer_threads():
@@ -298,31 +223,10 @@ def run_stages(cfg: RunConfig, datamodule, out: Path, resume: bool = False, quie
 
 
 def final_stage(stages: list[str], out: Path) -> str | None:
-    """The map-producing stage whose model the run evaluates and exports (refine > coarse > cam)."""
-    for stage in MAP_STAGES:
-        if stage in stages and checkpoint_path(out, stage).is_file():
-            return stage
-    return None
+    """The finished map-producing stage whose model the run evaluates and exports (the method's choice)."""
+    return STAGES.get(stages[0]).final_stage(stages, out) if stages else None
 
 
 def final_model(cfg: RunConfig, stage: str, out: Path, num_classes: int) -> torch.nn.Module:
     """The localization model (predict(images, labels) -> maps, logits) of a finished run."""
-    from ..normalization import model_normalizations
-
-    input_norm, evaluator_norm = model_normalizations(cfg.model)
-    if stage == "cam":
-        from ..models.cam_network import CAMModel
-
-        model = CAMModel(cfg.model.backbone, num_classes, "none")
-        model.load_state_dict(load_state(checkpoint_path(out, "cam")))
-        return model.eval()
-    from ..models.ornet_network import ORNet
-
-    m = cfg.model
-    model = ORNet(m.backbone, num_classes, evaluator=m.evaluator, generator_width=m.generator_width,
-                  backbone_weights="none", evaluator_weights="none", input_norm=input_norm,
-                  evaluator_norm=evaluator_norm, generator_encoder=m.generator_encoder)
-    model.load_state_dict(load_state(checkpoint_path(out, stage)))
-    if stage == "coarse" and checkpoint_path(out, "evaluator").is_file():
-        model.evaluator.load_state_dict(load_state(checkpoint_path(out, "evaluator")))
-    return model.eval()
+    return method_of(cfg).final_model(cfg, stage, out, num_classes)

@@ -1,28 +1,25 @@
-"""The method's stage-2 pieces: weighted entropy and area losses, erasing strategies."""
+"""ORNet (ICCV 2021): its registry entry (`OrnetMethod`, torch-free), its three stages
+(`evaluator_stage`, `coarse_stage`, `refine_stage`) and its stage-2 pieces: weighted entropy
+and area losses, erasing strategies (imported on first use, so that reading the registry does
+not import torch).
+"""
 
-from .erasing import (
-    ERASERS,
-    AttentiveEraser,
-    EraseMasks,
-    Eraser,
-    NoEraser,
-    RandomEraser,
-    RectangleEraser,
-    build_eraser,
-)
-from .losses import area_loss, background_loss, entropy_weight, weighted_entropy
+from __future__ import annotations
 
-__all__ = [
-    "ERASERS",
-    "AttentiveEraser",
-    "EraseMasks",
-    "Eraser",
-    "NoEraser",
-    "RandomEraser",
-    "RectangleEraser",
-    "area_loss",
-    "background_loss",
-    "build_eraser",
-    "entropy_weight",
-    "weighted_entropy",
-]
+import importlib
+
+from .ornet_method import OrnetMethod
+
+_LAZY = {
+    **{name: "erasing" for name in ("ERASERS", "AttentiveEraser", "EraseMasks", "Eraser", "NoEraser",
+                                    "RandomEraser", "RectangleEraser", "build_eraser")},
+    **{name: "losses" for name in ("area_loss", "background_loss", "entropy_weight", "weighted_entropy")},
+}
+
+__all__ = ["OrnetMethod", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

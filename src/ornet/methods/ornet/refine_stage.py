@@ -26,9 +26,9 @@ from __future__ import annotations
 import torch
 
 from ...data.sample import Batch
-from .losses import area_loss, background_loss, weighted_entropy
 from ..base import cross_entropy
 from .coarse_stage import OrnetTask
+from .losses import area_loss, background_loss, weighted_entropy
 
 
 class RefineTask(OrnetTask):

@@ -1,4 +1,4 @@
-"""The CAM baseline: a GAP-FC classifier trained with cross entropy (Zhou et al., CVPR 2016).
+"""The CAM baseline's one stage: a GAP-FC classifier trained with cross entropy (Zhou et al., CVPR 2016).
 
 Evaluation uses the CAM of the ground-truth class, min-max normalised per image
 (wsolevaluation's protocol); `CAMModel.predict` does both.
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from ..data.sample import Batch
-from ..errors import OrnetError
-from .base import MapValidation, StageTask, cross_entropy
-from .ornet.evaluator_stage import head_split
+from ...data.sample import Batch
+from ...errors import OrnetError
+from ..base import MapValidation, StageTask, cross_entropy, head_split
+from . import NO_EVALUATOR_WEIGHTS
 
 
 class CamTask(MapValidation, StageTask):
@@ -19,12 +19,11 @@ class CamTask(MapValidation, StageTask):
 
     def __init__(self, cfg: dict, num_classes: int, classes: list[str] | None = None):
         super().__init__(cfg, num_classes, classes)
-        from ..models.cam_network import CAMModel
+        from ...models.cam_network import CAMModel
 
         m = self.model_cfg
         if m.backbone_weights == "evaluator":
-            raise OrnetError("model.backbone_weights=evaluator is for ORNet's stage 1; the CAM baseline "
-                             "takes none, a torchvision weights name or a file")
+            raise OrnetError(NO_EVALUATOR_WEIGHTS)
         self.model = CAMModel(m.backbone, self.num_classes, m.backbone_weights)
         self._init_map_metrics()
 

@@ -1,0 +1,154 @@
+"""ORNet's registry entry (METHOD.md): three stages, each handed the earlier ones' checkpoints.
+
+    evaluator (stage 0)  ->  checkpoints/evaluator.ckpt
+    coarse    (stage 1)  ->  checkpoints/coarse.ckpt   (init: model.backbone_weights, or the
+                                                        stage-0 evaluator with backbone_weights: evaluator)
+    refine    (stage 2)  ->  checkpoints/refine.ckpt   (init: ORNet from coarse.ckpt, its
+                                                        evaluator from evaluator.ckpt)
+
+The final model is refine's (model.json method ``ornet``), or coarse's when refine has not run
+(``ornet-coarse``, with the stage-0 evaluator when its checkpoint exists).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ...errors import ConfigError, OrnetError
+from ...runtime.stage_checkpoints import checkpoint_path
+from ..entry import Method, Stage, load_state
+
+log = logging.getLogger("ornet")
+
+EVALUATOR, COARSE, REFINE = "evaluator", "coarse", "refine"
+
+
+class OrnetMethod(Method):
+    name = "ornet"
+    description = "ORNet (ICCV 2021): evaluator, coarse map, online refinement against the frozen evaluator"
+    stages = (Stage(EVALUATOR, "ornet.evaluator_stage:EvaluatorTask"),
+              Stage(COARSE, "ornet.coarse_stage:CoarseTask", export="ornet-coarse"),
+              Stage(REFINE, "ornet.refine_stage:RefineTask", export="ornet"))
+    class_gate = True
+
+    def check_config(self, cfg) -> None:
+        e = cfg.eval
+        if any(a > 0 for a in e.cam_gate) and e.protocol == "release":
+            raise ConfigError("eval.cam_gate is not part of the release's protocol (eval.protocol: release); "
+                              "set eval.cam_gate: []")
+
+    def check_networks(self, cfg) -> None:
+        """eval.cam_gate needs an evaluator whose head is GAP + Linear: said before a run trains
+        (builds the evaluator once, without weights; nothing when no gate is asked for)."""
+        if not any(a > 0 for a in cfg.eval.cam_gate):
+            return
+        from ...models.backbones import build_classifier
+        from ...models.split import gap_linear
+
+        net = build_classifier(cfg.model.evaluator, 2, "none")
+        if gap_linear(net.head, net.feature_channels) is None:
+            raise ConfigError(f"eval.cam_gate needs an evaluator whose head is GAP + Linear (its CAM is defined); "
+                              f"model.evaluator {cfg.model.evaluator!r} has another head: set eval.cam_gate: []")
+
+    def check_run(self, cfg, out: Path) -> None:
+        from ...models.names import canonical
+
+        stages = cfg.stages
+        if cfg.model.backbone_weights == "evaluator" and canonical(cfg.model.backbone) != canonical(cfg.model.evaluator):
+            raise OrnetError(f"model.backbone_weights=evaluator needs model.evaluator == model.backbone "
+                             f"({cfg.model.evaluator} != {cfg.model.backbone})")
+        if (COARSE in stages and cfg.model.backbone_weights == "evaluator"
+                and EVALUATOR not in stages[: stages.index(COARSE)]
+                and not checkpoint_path(out, EVALUATOR).is_file()):
+            raise OrnetError(f"model.backbone_weights=evaluator needs the stage-0 checkpoint "
+                             f"{checkpoint_path(out, EVALUATOR)}: run the evaluator stage first")
+        if REFINE in stages:
+            done_before = stages[: stages.index(REFINE)]
+            if COARSE not in done_before and not checkpoint_path(out, COARSE).is_file():
+                raise OrnetError(f"stage refine needs the stage-1 checkpoint {checkpoint_path(out, COARSE)}: "
+                                 "run the coarse stage first (stages: [evaluator, coarse, refine])")
+
+    def initialise(self, task, cfg, stage: str, out: Path) -> None:
+        """Earlier stages' weights, handed explicitly (never read inside a constructor)."""
+        if stage == COARSE and cfg.model.backbone_weights == "evaluator":
+            task.init_backbone_from(load_state(checkpoint_path(out, EVALUATOR)))
+            return
+        if stage != REFINE:
+            return  # stages 0 and 1 start from model.*_weights (loaded by the model builders)
+        evaluator_ckpt = checkpoint_path(out, EVALUATOR)
+        evaluator_state = load_state(evaluator_ckpt) if evaluator_ckpt.is_file() else None
+        task.init_from(ornet_state=load_state(checkpoint_path(out, COARSE)), evaluator_state=evaluator_state)
+        if evaluator_state is None:
+            from ...models.weights import load_weights
+
+            spec = cfg.model.evaluator_weights
+            log.warning("no %s: the evaluator of stage 2 uses model.evaluator_weights=%s as it is",
+                        evaluator_ckpt, spec)
+            if spec != "none":
+                load_weights(task.model.evaluator, spec, cfg.model.evaluator)
+
+    def callbacks(self, cfg, stage: str, datamodule, out: Path) -> list:
+        if stage != REFINE or cfg.trainer.snapshot_images <= 0:
+            return []
+        from .map_snapshots import MapSnapshots, snapshot_batch  # the evolution figure's source
+
+        images, ids = snapshot_batch(datamodule, cfg.trainer.snapshot_images)
+        norm = datamodule.normalization  # the images' normalisation, undone for display
+        return [MapSnapshots(images, Path(out) / "snapshots", image_ids=ids, mean=norm.mean, std=norm.std)]
+
+    def final_model(self, cfg, stage: str, out: Path, num_classes: int):
+        from ...models.ornet_network import ORNet
+        from ...normalization import model_normalizations
+
+        m = cfg.model
+        input_norm, evaluator_norm = model_normalizations(m)
+        model = ORNet(m.backbone, num_classes, evaluator=m.evaluator, generator_width=m.generator_width,
+                      backbone_weights="none", evaluator_weights="none", input_norm=input_norm,
+                      evaluator_norm=evaluator_norm, generator_encoder=m.generator_encoder)
+        model.load_state_dict(load_state(checkpoint_path(out, stage)))
+        self.complete(model, stage, out)
+        return model.eval()
+
+    def complete(self, model, stage: str, out: Path) -> None:
+        """Stage 1's model carries an untrained evaluator slot: the stage-0 evaluator, when it exists."""
+        if stage == COARSE and checkpoint_path(out, EVALUATOR).is_file():
+            model.evaluator.load_state_dict(load_state(checkpoint_path(out, EVALUATOR)))
+
+    def architecture(self, model_cfg, backbone_norm, evaluator_norm) -> dict:
+        m = model_cfg
+        return dict(evaluator=m.evaluator, generator_width=int(m.generator_width),
+                    generator_encoder=m.generator_encoder,
+                    evaluator_mean=list(evaluator_norm.mean), evaluator_std=list(evaluator_norm.std))
+
+    def build_network(self, meta: dict):
+        from ...models.ornet_network import ORNet
+
+        arch, k = meta["architecture"], int(meta["num_classes"])
+        model = ORNet(arch["backbone"], k, evaluator=arch["evaluator"], generator_width=int(arch["generator_width"]),
+                      backbone_weights="none", evaluator_weights="none",
+                      input_norm=_normalization(arch, "backbone"), evaluator_norm=_normalization(arch, "evaluator"),
+                      stage1_head=bool(arch.get("stage1_head", True)),
+                      generator_encoder=arch.get("generator_encoder", "release"))
+        model.set_cam_gate(meta["localization"].get("cam_gate") or 0.0)  # absent before the gate existed
+        return model
+
+    def release_export(self, refined: bool) -> str:
+        """For `ornet.release`: model.json's method of an imported network (`refined`: from the
+        release's stage-2 file, else its stage-1 file)."""
+        return self.stage(REFINE if refined else COARSE).export
+
+    def release_checkpoints(self, model, refined: bool) -> list[tuple[str, object]]:
+        """For `ornet.release`: the (stage, network) checkpoints an import writes, so that
+        ``ornet train --stages [refine]`` starts stage 2 from a stage-1 import."""
+        return [] if refined else [(COARSE, model), (EVALUATOR, model.evaluator)]
+
+
+def _normalization(arch: dict, net: str):
+    """A network's normalisation recorded in model.json (format 1 had none: ImageNet's)."""
+    from ...normalization import IMAGENET, Normalization
+
+    mean, std = arch.get(f"{net}_mean"), arch.get(f"{net}_std")
+    if mean is None and std is None:
+        return IMAGENET
+    return Normalization(tuple(mean), tuple(std))
