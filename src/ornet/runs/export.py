@@ -35,7 +35,7 @@ def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
                threshold_index: int | None = None, cam_gate: float | None = None) -> dict:
     """The model.json content for a run config (`RunConfig`) and an evaluation's threshold and
     class gate (ORNet's `cam_gate` exponent, chosen with the threshold; 0: none)."""
-    from ..normalization import model_normalizations
+    from ..models.weights_spec import model_normalizations
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
@@ -144,7 +144,7 @@ def build_model(meta: dict) -> nn.Module:
 
 def _normalization(arch: dict, net: str):
     """A network's normalisation recorded in model.json (format 1 had none: ImageNet's)."""
-    from ..normalization import IMAGENET, Normalization
+    from ..models.normalization import IMAGENET, Normalization
 
     mean, std = arch.get(f"{net}_mean"), arch.get(f"{net}_std")
     if mean is None and std is None:

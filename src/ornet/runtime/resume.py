@@ -123,7 +123,7 @@ class ReproducibleEpochs(Callback):
 
 def check_resume_checkpoint(path: Path, stage: str) -> None:
     """Raise a one-line OrnetError if `path` is not a readable training checkpoint of `stage`."""
-    from ..models.weights import safe_torch_load
+    from .safe_load import safe_torch_load
 
     hint = f"delete it to restart stage {stage} from its beginning"
     try:
