@@ -44,7 +44,7 @@ def measure(stage: str, cfg, steps: int, accelerator: str, precision: str) -> fl
     import torch
 
     from ornet.data.datamodule import WSOLDataModule
-    from ornet.normalization import input_normalization
+    from ornet.models.weights_spec import input_normalization
     from ornet.training.pipeline import build_task, quiet_lightning_warnings
 
     class Clock(L.Callback):

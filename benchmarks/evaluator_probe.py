@@ -28,7 +28,7 @@ def probe(run: Path, data_root: str, split: str) -> dict[str, tuple[float, float
     from ornet.config.schema import RunConfig, from_dict
     from ornet.data.datamodule import WSOLDataModule
     from ornet.models.ornet_network import upsample_mask
-    from ornet.normalization import model_normalizations
+    from ornet.models.weights_spec import model_normalizations
     from ornet.runs.files import read_config
     from ornet.training.pipeline import final_model
 

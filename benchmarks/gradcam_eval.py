@@ -65,7 +65,7 @@ def main() -> int:
     from ornet.data.datamodule import WSOLDataModule
     from ornet.evaluation.core import evaluate
     from ornet.models.evaluator import build_evaluator
-    from ornet.normalization import model_normalizations
+    from ornet.models.weights_spec import model_normalizations
     from ornet.methods.base import run_config
     from ornet.training.pipeline import checkpoint_path, load_state
 

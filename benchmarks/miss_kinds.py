@@ -41,7 +41,7 @@ def split_boxes(run: Path, data_root: str, split: str) -> tuple[object, dict]:
     transform} of `split`."""
     from ornet.config.schema import RunConfig, from_dict
     from ornet.data.datamodule import WSOLDataModule
-    from ornet.normalization import model_normalizations
+    from ornet.models.weights_spec import model_normalizations
     from ornet.runs.files import read_config
 
     cfg = from_dict(RunConfig, read_config(run / "config.yaml"))

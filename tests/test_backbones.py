@@ -143,7 +143,7 @@ def test_load_torchvision_layout_skips_1000_class_head(tmp_path, caplog):
     torch.save(tv.state_dict(), tmp_path / "tv.pth")
     model = build_classifier("resnet18", K)
     head_before = model.head.classifier.weight.clone()
-    with caplog.at_level(logging.INFO, logger="ornet.models.weights"):
+    with caplog.at_level(logging.INFO, logger="ornet.models.state_dicts"):
         report = load_weights(model, str(tmp_path / "tv.pth"), "resnet18")
     assert sorted(report.skipped) == ["head.classifier.bias", "head.classifier.weight"]
     assert "skipped" in caplog.text

@@ -9,15 +9,14 @@ import torch
 
 from ornet.config.schema import ModelConfig, RunConfig, to_dict
 from ornet.errors import ConfigError, OrnetError
-from ornet.models.normalization import Renormalize
+from ornet.models.normalization import IMAGENET, Normalization
 from ornet.models.ornet_network import ORNet
-from ornet.normalization import (
-    IMAGENET,
-    Normalization,
+from ornet.models.renormalize import Renormalize
+from ornet.models.weights_spec import (
     input_normalization,
     model_normalizations,
+    parse_weights,
     resolve_model,
-    weights_normalization,
 )
 
 HALF = Normalization((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
@@ -38,7 +37,7 @@ def _normalise(raw: torch.Tensor, n: Normalization) -> torch.Tensor:
     ("timm/resnet18", "w.safetensors", IMAGENET),
 ])
 def test_weights_normalization(arch, spec, expected):
-    assert weights_normalization(arch, spec) == expected
+    assert parse_weights(spec, arch).normalization == expected
 
 
 def test_resolution_input_is_the_backbone_evaluator_separate_and_overrides_win():
@@ -116,4 +115,4 @@ def test_bad_normalisation_values_are_config_errors(key, value, match):
 
 def test_evaluator_weights_for_another_backbone_are_refused():
     with pytest.raises(OrnetError, match="no offline ImageNet weights for 'vgg16'"):
-        weights_normalization("vgg16", "imagenet")
+        _ = parse_weights("imagenet", "vgg16").normalization

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from ornet.errors import OrnetError
 from ornet.models import build_cam_classifier, build_classifier
 from ornet.models.offline_weights import weights_path
-from ornet.models.weights import check_weights_spec, safe_torch_load
-from ornet.normalization import weights_normalization
+from ornet.models.weights import check_weights, safe_torch_load
+from ornet.models.weights_spec import parse_weights
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +56,7 @@ def test_scikit_image_photos_are_classified_through_the_ornet_network(lite0, pho
     rgb = getattr(data, photo)()  # bundled with scikit-image (no download)
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
     x = F.interpolate(x, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
-    norm = weights_normalization("efficientnet_lite0", "imagenet")
+    norm = parse_weights("imagenet", "efficientnet_lite0").normalization
     assert norm.mean == (0.5, 0.5, 0.5) and norm.std == (0.5, 0.5, 0.5)
     x = (x - torch.tensor(norm.mean).view(1, 3, 1, 1)) / torch.tensor(norm.std).view(1, 3, 1, 1)
     with torch.no_grad():
@@ -85,7 +85,7 @@ def test_a_missing_package_is_one_line_naming_it(monkeypatch):
         build_classifier("efficientnet_lite0", 3, "imagenet")
     assert "\n" not in str(err.value)
     with pytest.raises(OrnetError, match=r"^model.backbone_weights: .*not installed"):
-        check_weights_spec("imagenet", "efficientnet_lite0", "model.backbone_weights")
+        check_weights("imagenet", "efficientnet_lite0", "model.backbone_weights")
 
 
 def test_imagenet_for_a_network_without_offline_weights_names_those_that_have_some():

@@ -200,7 +200,7 @@ def test_trainers_write_checkpoints_atomically(tmp_path):
 
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", b"not a checkpoint"])
 def test_an_unreadable_last_checkpoint_is_named_with_what_to_do(tmp_path, content):
-    from ornet.training.resume_check import check_resume_checkpoint
+    from ornet.runtime.resume import check_resume_checkpoint
 
     path = tmp_path / "coarse-last.ckpt"
     path.write_bytes(content)
@@ -210,7 +210,7 @@ def test_an_unreadable_last_checkpoint_is_named_with_what_to_do(tmp_path, conten
 
 
 def test_a_checkpoint_of_another_stage_is_not_resumed(tmp_path):
-    from ornet.training.resume_check import check_resume_checkpoint
+    from ornet.runtime.resume import check_resume_checkpoint
 
     path = tmp_path / "coarse-last.ckpt"
     torch.save({"hyper_parameters": {"stage": "refine"}, "state_dict": {}, "optimizer_states": []}, path)

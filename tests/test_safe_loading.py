@@ -210,9 +210,9 @@ def test_lightning_resume_itself_loads_weights_only(tmp_path, data, monkeypatch)
     from ornet.data.datamodule import WSOLDataModule
     from ornet.errors import OrnetError
     from ornet.training import pipeline
-    from ornet.training import resume_check
+    from ornet.runtime import resume
 
-    monkeypatch.setattr(resume_check, "check_resume_checkpoint", lambda *a, **k: None, raising=False)
+    monkeypatch.setattr(resume, "check_resume_checkpoint", lambda *a, **k: None, raising=False)
 
     canary = tmp_path / "canary"
     out = tmp_path / "run"

@@ -102,7 +102,7 @@ def _evaluate(cfg, meta, info, loaded, pre, loc, data_cfg, threshold_split, spli
     from ..evaluation.core import write_outputs
 
     start = time.perf_counter()
-    from ..normalization import Normalization
+    from ..models.normalization import Normalization
 
     # images normalised as the run normalised them (model.json: the backbone's mean / std)
     datamodule = WSOLDataModule(cfg.data, normalization=Normalization(tuple(pre["mean"]), tuple(pre["std"])))

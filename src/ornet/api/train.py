@@ -59,7 +59,7 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
             raise OrnetError(f"--out {out} exists and is not empty; pass --resume to continue it, --stages to "
                              "rerun some stages from its checkpoints, or --force to train into it again")
         from ..data.datamodule import WSOLDataModule
-        from ..normalization import input_normalization, resolve_model
+        from ..models.weights_spec import input_normalization, resolve_model
         from ..runtime.stage_checkpoints import checkpoint_path
         from ..training import pipeline
 
@@ -107,7 +107,8 @@ def check_weight_files(cfg, out: Path, force: bool = False, resume: bool = False
     """
     from ..methods import check_networks
     from ..models.backbones import check_network
-    from ..models.weights import check_weights_spec, safe_torch_load
+    from ..models.weights import check_weights, safe_torch_load
+    from ..models.weights_spec import weights_spec
     from ..runtime.stage_checkpoints import checkpoint_path
 
     m = cfg.model
@@ -119,10 +120,9 @@ def check_weight_files(cfg, out: Path, force: bool = False, resume: bool = False
         from ..models.reinit import check_reinit
 
         check_reinit(m.backbone, m.reinit)
-    for key, arch in (("backbone_weights", m.backbone), ("evaluator_weights", m.evaluator)):
-        spec = (getattr(m, key) or "none").strip()
-        if arch and not (key == "backbone_weights" and spec == "evaluator"):
-            check_weights_spec(spec, arch, f"model.{key}")
+    for net in ("backbone", "evaluator"):
+        if getattr(m, net):
+            check_weights(weights_spec(m, net))  # nothing for none / evaluator (the pipeline's checkpoint)
     replaced = {checkpoint_path(out, s, last=last) for s in cfg.stages for last in (False, True)} if force else set()
     if resume:
         replaced |= {checkpoint_path(out, s, last=True) for s in cfg.stages if checkpoint_path(out, s).is_file()}
@@ -162,7 +162,7 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
     from ..training import pipeline
 
     start = time.perf_counter()
-    from ..normalization import input_normalization
+    from ..models.weights_spec import input_normalization
 
     datamodule = datamodule if datamodule is not None else WSOLDataModule(
         cfg.data, normalization=input_normalization(cfg.model))

@@ -20,6 +20,7 @@ from .schema import (
     stage_sections,
 )
 from ..errors import ConfigError
+from ..models.weights_spec import weights_spec
 
 _build = from_dict  # the former name, kept for callers
 
@@ -239,6 +240,7 @@ def validate(cfg: RunConfig) -> None:
     if not 0.0 < cfg.model.generator_bn_momentum <= 1.0:
         raise ConfigError(f"model.generator_bn_momentum must be in (0, 1], got {cfg.model.generator_bn_momentum}")
     for net in ("backbone", "evaluator"):
+        weights_spec(cfg.model, net)  # parsed: a bad weights value is one ConfigError naming the key
         for stat in ("mean", "std"):
             v = getattr(cfg.model, f"{net}_{stat}")
             if v is not None and (len(v) != 3 or (stat == "std" and not all(x > 0 for x in v))):

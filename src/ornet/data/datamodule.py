@@ -6,7 +6,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from ..config.schema import DataConfig
-from ..normalization import IMAGENET, Normalization
+from ..models.normalization import IMAGENET, Normalization
 from .dataset import WSOLDataset
 from .readers import read_index
 from .records import DatasetIndex
@@ -30,7 +30,7 @@ class WSOLDataModule(L.LightningDataModule):
     """Reads the index once (raising the first problem found), then serves DataLoaders.
 
     Images are normalised with `normalization` (default ImageNet's): a run passes its input
-    normalisation, the backbone's (`ornet.normalization.input_normalization`), evaluation the one
+    normalisation, the backbone's (`ornet.models.weights_spec.input_normalization`), evaluation the one
     model.json records. `batch_size` may be overridden per stage by the pipeline (StageConfig.batch_size). Training
     batches come from `train_sampler` (an `EpochSampler`: order and augmentation are functions
     of seed, stage and epoch, so a resumed stage draws what an uninterrupted one would).

@@ -4,7 +4,7 @@ Defaults follow the ORNet release: train = resize to 256x256, random 224 crop, h
 flip; test = resize to 256x256, centre 224 crop. Boxes (`tv_tensors.BoundingBoxes`, XYXY)
 and masks (`tv_tensors.Mask`) move with the image. For wsolevaluation's protocol set
 resize = crop = 224 (a plain resize, no crop). Normalisation: `mean` / `std` of the run's input
-(ornet.normalization; ImageNet's by default).
+(`ornet.models.normalization`; ImageNet's by default).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
-from ..normalization import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (the defaults; re-exported)
+from ..models.normalization import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (the defaults; re-exported)
 
 
 def check_sizes(resize: int, crop: int) -> None:

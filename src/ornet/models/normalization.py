@@ -1,41 +1,64 @@
-"""`Renormalize`: convert a batch from one input normalisation to another (ornet.normalization).
+"""`Normalization`: the mean / std a network's input is normalised with (docs/architecture.md,
+"Normalisation").
 
-x_own = (x * std_in + mean_in - mean_own) / std_own, per channel, i.e. x * scale + shift with
-scale = std_in / std_own and shift = (mean_in - mean_own) / std_own. Used where a network whose
-weights expect another normalisation than the run's input (the evaluator F_e beside a stem of
-other weights) receives the batch: stage 0, stage 2 (before the map is applied: METHOD.md,
-Stage 2, step 3 feeds F_e(convert(I) * upsample(p))) and the evaluator's class predictions.
+Normalisation travels with the weights, as torchvision's weights carry their transforms: each
+network's comes from its parsed weights spec (`models.weights_spec.WeightsSpec.normalization`),
+and `models.weights_spec.model_normalizations` resolves both networks of a run (the config's
+explicit mean / std win). A network whose weights expect another normalisation than the run's
+input converts the batch with `models.renormalize.Renormalize`.
+
+Torch-free (the data pipeline imports it): timm is imported only to read a timm model's default.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
+from dataclasses import dataclass
 
-from ..normalization import IMAGENET, Normalization
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class Renormalize(nn.Module):
-    """B x 3 x H x W normalised with `source` -> the same images normalised with `target`.
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel RGB mean and std of images scaled to [0, 1]: x_norm = (x - mean) / std."""
 
-    The identity (no arithmetic) when both are equal. Its buffers are not saved in state dicts:
-    the conversion is part of the architecture (model.json / config.yaml record both ends).
-    """
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
-    def __init__(self, source: Normalization | None = None, target: Normalization | None = None):
-        super().__init__()
-        self.source = source or IMAGENET
-        self.target = target or IMAGENET
-        self.identity = self.source == self.target
-        src_m, src_s = torch.tensor(self.source.mean), torch.tensor(self.source.std)
-        dst_m, dst_s = torch.tensor(self.target.mean), torch.tensor(self.target.std)
-        self.register_buffer("scale", (src_s / dst_s).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("shift", ((src_m - dst_m) / dst_s).view(1, 3, 1, 1), persistent=False)
+    def __post_init__(self):
+        from ..errors import ConfigError
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.identity:
-            return x
-        return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
+        mean, std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
+        if len(mean) != 3 or len(std) != 3:
+            raise ConfigError(f"a normalisation needs 3 means and 3 stds (RGB), got mean={list(self.mean)}, "
+                              f"std={list(self.std)}")
+        if not all(s > 0 for s in std):
+            raise ConfigError(f"normalisation std must be positive, got {list(std)}")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
 
-    def extra_repr(self) -> str:
-        return "identity" if self.identity else f"{self.source} -> {self.target}"
+    def as_dict(self) -> dict[str, list[float]]:
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+
+IMAGENET = Normalization()
+
+
+def timm_default_normalization(name: str) -> Normalization:
+    """timm's default pretrained config's mean / std of model `name` (no download)."""
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None or cfg.mean is None or cfg.std is None:
+        return IMAGENET
+    return Normalization(tuple(cfg.mean), tuple(cfg.std))
+
+
+def __getattr__(name: str):
+    """TEMPORARY, delete when merging: `Renormalize` moved to `models.renormalize`
+    (methods/ornet/evaluator_stage.py still imports it from here)."""
+    if name == "Renormalize":
+        from .renormalize import Renormalize
+
+        return Renormalize
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

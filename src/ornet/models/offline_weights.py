@@ -2,8 +2,8 @@
 
 Nothing here touches the network: the package's file is located with
 `importlib.util.find_spec` (the package's code is never imported), read with
-`weights.safe_torch_load` (``weights_only=True``) and its keys are mapped onto the timm
-layout of the network; `weights.apply_state_dict` then checks every key and shape.
+`state_dicts.read_state_dict` (``weights_only=True``) and its keys are mapped onto the timm
+layout of the network; `state_dicts.apply_state_dict` then checks every key and shape.
 
 Known:
 
@@ -22,12 +22,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import OrnetError
-from ..normalization import Normalization
 from .names import ALIASES, canonical
+from .normalization import Normalization
+
+if TYPE_CHECKING:  # torch-free to import: `weights_spec` reads the table and its normalisations
+    import torch
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def weights_path(arch: str) -> Path:
 
 def offline_state_dict(arch: str, timm_keys: list[str]) -> tuple[dict[str, torch.Tensor], str]:
     """(state dict in the network's timm layout, source description) of `arch`'s weights."""
-    from .weights import read_state_dict
+    from .state_dicts import read_state_dict
 
     w = offline_weights(arch)
     path = weights_path(arch)

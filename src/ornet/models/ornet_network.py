@@ -13,13 +13,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import OrnetError
-from ..normalization import Normalization
 from .backbones import build_classifier
 from .cam_network import minmax_normalize
 from .evaluator import build_evaluator
 from .generator import BN_MOMENTUM, ActivationMapGenerator, GeneratorOutput
 from .generator_encoder import backbone_encoder
-from .normalization import Renormalize
+from .normalization import Normalization
+from .renormalize import Renormalize
 from .split import class_activation_map, gap_linear
 
 GENERATOR_ENCODERS = ("release", "backbone")
@@ -34,7 +34,7 @@ class ORNet(nn.Module):
     - ``evaluator`` (F_e, optional): a classifier on the (masked) image;
     - ``to_evaluator``: `Renormalize` from the input normalisation (`input_norm`, the stem's:
       what images arrive normalised with) to the evaluator's own (`evaluator_norm`); the
-      identity when they agree. Both default to ImageNet's (ornet.normalization).
+      identity when they agree. Both default to ImageNet's (`models.normalization`).
 
     Maps come out at the stem's resolution, input / 4 (56 x 56 for 224 x 224 images).
 

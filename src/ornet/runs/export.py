@@ -36,7 +36,7 @@ def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
                threshold_index: int | None = None, cam_gate: float | None = None) -> dict:
     """The model.json content for a run config (`RunConfig`) and an evaluation's threshold and
     class gate (ORNet's `cam_gate` exponent, chosen with the threshold; 0: none)."""
-    from ..normalization import model_normalizations
+    from ..models.weights_spec import model_normalizations
 
     if method not in EXPORTS:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(EXPORTS.names())}")

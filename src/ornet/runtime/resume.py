@@ -15,12 +15,13 @@ scheduler and loop counters; three more things are needed:
   through a temporary file in the system temp folder and `shutil.move`, which copies - and
   so can truncate the destination - when that folder is on another file system; here the
   temporary file sits beside the checkpoint and is renamed (`ornet.runtime.atomic`).
-- **a readable checkpoint** (`ornet.training.resume_check`): an unreadable `-last.ckpt` stops
+- **a readable checkpoint** (`check_resume_checkpoint`): an unreadable `-last.ckpt` stops
   with a one-line error naming it instead of a traceback deep in Lightning.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -28,6 +29,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 
+from ..errors import OrnetError
 from .atomic import RecordingWriter, atomic_path
 from .seeding import derive_seed
 
@@ -119,3 +121,18 @@ class ReproducibleEpochs(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.epoch, self.batches = trainer.current_epoch + 1, 0
+
+
+def check_resume_checkpoint(path: Path, stage: str) -> None:
+    """Raise a one-line OrnetError if `path` is not a readable training checkpoint of `stage`."""
+    from .safe_load import safe_torch_load
+
+    hint = f"delete it to restart stage {stage} from its beginning"
+    try:
+        ckpt = safe_torch_load(path)  # weights_only=True; truncated or pickled files are refused
+    except OrnetError as e:
+        raise OrnetError(f"cannot resume: {e}; {hint}") from None
+    saved = ckpt.get("hyper_parameters", {}).get("stage") if isinstance(ckpt, dict) else None
+    if saved != stage or "state_dict" not in ckpt or "optimizer_states" not in ckpt:
+        raise OrnetError(f"cannot resume from {path}: not a stage-{stage} training checkpoint "
+                         f"(stage {saved!r}); {hint}")

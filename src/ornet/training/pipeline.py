@@ -120,8 +120,7 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
     from ..runtime.preemption import Preemption, requested
-    from ..runtime.resume import ReproducibleEpochs
-    from .resume_check import check_resume_checkpoint
+    from ..runtime.resume import ReproducibleEpochs, check_resume_checkpoint
 
     quiet_lightning_warnings()
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
