@@ -53,12 +53,3 @@ def timm_default_normalization(name: str) -> Normalization:
         return IMAGENET
     return Normalization(tuple(cfg.mean), tuple(cfg.std))
 
-
-def __getattr__(name: str):
-    """TEMPORARY, delete when merging: `Renormalize` moved to `models.renormalize`
-    (methods/ornet/evaluator_stage.py still imports it from here)."""
-    if name == "Renormalize":
-        from .renormalize import Renormalize
-
-        return Renormalize
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
