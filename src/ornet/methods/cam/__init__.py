@@ -17,7 +17,9 @@ class CamMethod(Method):
     stages = (Stage("cam", "cam.cam_stage:CamTask", export="cam"),)
 
     def check_run(self, cfg, out) -> None:
-        if cfg.model.backbone_weights == "evaluator":
+        from ...models.weights_spec import weights_spec
+
+        if weights_spec(cfg.model, "backbone").from_evaluator:
             raise OrnetError(NO_EVALUATOR_WEIGHTS)
 
     def final_model(self, cfg, stage, out, num_classes):

@@ -22,7 +22,9 @@ class CamTask(MapValidation, StageTask):
         from ...models.cam_network import CAMModel
 
         m = self.model_cfg
-        if m.backbone_weights == "evaluator":
+        from ...models.weights_spec import weights_spec
+
+        if weights_spec(m, "backbone").from_evaluator:
             raise OrnetError(NO_EVALUATOR_WEIGHTS)
         self.model = CAMModel(m.backbone, self.num_classes, m.backbone_weights)
         self._init_map_metrics()

@@ -14,24 +14,20 @@ from ...data.sample import Batch
 from ...errors import OrnetError
 from ..base import MapValidation, StageTask, cross_entropy
 
-FROM_EVALUATOR = "evaluator"
-"""`model.backbone_weights` value: stage 1 starts from the stage-0 evaluator's weights."""
-
-
 class OrnetTask(MapValidation, StageTask):
     """Shared by stages 1 and 2: an ORNet in `self.model`, maps validated on `val`."""
 
     def __init__(self, cfg: dict, num_classes: int, classes: list[str] | None = None):
         super().__init__(cfg, num_classes, classes)
         from ...models.ornet_network import ORNet
-        from ...normalization import model_normalizations
+        from ...models.weights_spec import model_normalizations, weights_spec
 
         m = self.model_cfg
         input_norm, evaluator_norm = model_normalizations(m)
         # evaluator_weights are not loaded here: stage 0 trains the evaluator, and the pipeline
         # hands its checkpoint to stage 2 explicitly (`init_from`).
         # backbone_weights "evaluator": the pipeline copies the trained evaluator in (`init_backbone_from`).
-        weights = "none" if m.backbone_weights == FROM_EVALUATOR else m.backbone_weights
+        weights = "none" if weights_spec(m, "backbone").from_evaluator else m.backbone_weights
         self.model = ORNet(m.backbone, self.num_classes, evaluator=m.evaluator, generator_width=m.generator_width,
                            backbone_weights=weights, evaluator_weights="none", input_norm=input_norm,
                            evaluator_norm=evaluator_norm, generator_encoder=m.generator_encoder,

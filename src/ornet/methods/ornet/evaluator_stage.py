@@ -16,8 +16,8 @@ class EvaluatorTask(StageTask):
     def __init__(self, cfg: dict, num_classes: int, classes: list[str] | None = None):
         super().__init__(cfg, num_classes, classes)
         from ...models.evaluator import build_evaluator
-        from ...models.normalization import Renormalize
-        from ...normalization import model_normalizations
+        from ...models.renormalize import Renormalize
+        from ...models.weights_spec import model_normalizations
 
         m = self.model_cfg
         self.model = build_evaluator(m.evaluator, self.num_classes, m.evaluator_weights)

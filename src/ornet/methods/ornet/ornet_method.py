@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from ...errors import ConfigError, OrnetError
+from ...models.weights_spec import weights_spec
 from ...runtime.stage_checkpoints import checkpoint_path
 from ..entry import Method, Stage, load_state
 
@@ -55,10 +56,11 @@ class OrnetMethod(Method):
         from ...models.names import canonical
 
         stages = cfg.stages
-        if cfg.model.backbone_weights == "evaluator" and canonical(cfg.model.backbone) != canonical(cfg.model.evaluator):
+        from_evaluator = weights_spec(cfg.model, "backbone").from_evaluator
+        if from_evaluator and canonical(cfg.model.backbone) != canonical(cfg.model.evaluator):
             raise OrnetError(f"model.backbone_weights=evaluator needs model.evaluator == model.backbone "
                              f"({cfg.model.evaluator} != {cfg.model.backbone})")
-        if (COARSE in stages and cfg.model.backbone_weights == "evaluator"
+        if (COARSE in stages and from_evaluator
                 and EVALUATOR not in stages[: stages.index(COARSE)]
                 and not checkpoint_path(out, EVALUATOR).is_file()):
             raise OrnetError(f"model.backbone_weights=evaluator needs the stage-0 checkpoint "
@@ -71,7 +73,7 @@ class OrnetMethod(Method):
 
     def initialise(self, task, cfg, stage: str, out: Path) -> None:
         """Earlier stages' weights, handed explicitly (never read inside a constructor)."""
-        if stage == COARSE and cfg.model.backbone_weights == "evaluator":
+        if stage == COARSE and weights_spec(cfg.model, "backbone").from_evaluator:
             task.init_backbone_from(load_state(checkpoint_path(out, EVALUATOR)))
             return
         if stage != REFINE:
@@ -82,11 +84,11 @@ class OrnetMethod(Method):
         if evaluator_state is None:
             from ...models.weights import load_weights
 
-            spec = cfg.model.evaluator_weights
+            spec = weights_spec(cfg.model, "evaluator")
             log.warning("no %s: the evaluator of stage 2 uses model.evaluator_weights=%s as it is",
                         evaluator_ckpt, spec)
-            if spec != "none":
-                load_weights(task.model.evaluator, spec, cfg.model.evaluator)
+            if spec.pretrained:
+                load_weights(task.model.evaluator, spec)
 
     def callbacks(self, cfg, stage: str, datamodule, out: Path) -> list:
         if stage != REFINE or cfg.trainer.snapshot_images <= 0:
@@ -99,7 +101,7 @@ class OrnetMethod(Method):
 
     def final_model(self, cfg, stage: str, out: Path, num_classes: int):
         from ...models.ornet_network import ORNet
-        from ...normalization import model_normalizations
+        from ...models.weights_spec import model_normalizations
 
         m = cfg.model
         input_norm, evaluator_norm = model_normalizations(m)
@@ -146,7 +148,7 @@ class OrnetMethod(Method):
 
 def _normalization(arch: dict, net: str):
     """A network's normalisation recorded in model.json (format 1 had none: ImageNet's)."""
-    from ...normalization import IMAGENET, Normalization
+    from ...models.normalization import IMAGENET, Normalization
 
     mean, std = arch.get(f"{net}_mean"), arch.get(f"{net}_std")
     if mean is None and std is None:
