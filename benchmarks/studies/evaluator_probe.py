@@ -7,7 +7,7 @@ whose true class gets probability > 0.5, on the evaluator's input I_e times
 
 and the mean min-max-normalised map on the object's and on the background's pixels.
 
-    .venv/bin/python benchmarks/evaluator_probe.py RUN --data-root DIR [--split test]
+    .venv/bin/python benchmarks/studies/evaluator_probe.py RUN --data-root DIR [--split test]
 
 RUN is an `ornet train` folder with config.yaml and `checkpoints/refine.ckpt` (the map and the
 evaluator, loaded as the run's own evaluation does: `tasks.pipeline.final_model`); the
