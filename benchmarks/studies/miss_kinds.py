@@ -39,13 +39,13 @@ TOO_BIG, TOO_SMALL = 1.5, 2 / 3
 def split_boxes(run: Path, data_root: str, split: str) -> tuple[object, dict]:
     """The run's config (data root replaced) and {image_id: GT boxes (N x 4) after the evaluation
     transform} of `split`."""
-    from ornet.config.schema import RunConfig, from_dict
+    import ornet
+
+    # no public names: the samples after the evaluation transform
     from ornet.data.datamodule import WSOLDataModule
     from ornet.normalization import model_normalizations
-    from ornet.runs.files import read_config
 
-    cfg = from_dict(RunConfig, read_config(run / "config.yaml"))
-    cfg.data.root = data_root
+    cfg = ornet.load_config(run / "config.yaml", {"data.root": data_root})
     dm = WSOLDataModule(cfg.data, normalization=model_normalizations(cfg.model)[0])
     images = dm.dataset(split)
     return cfg, {s.image_id: s.boxes.numpy() for s in (images[i] for i in range(len(images)))}
