@@ -40,16 +40,16 @@ STAGES = (("evaluator", "cub_resnet50"), ("coarse", "cub_resnet50"), ("refine", 
 def load_preset(name: str, data: Path, workers: int | None):
     import yaml
 
-    from ornet.methods.base import run_config
+    import ornet
 
     raw = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
-    raw["data"]["root"] = str(data)
+    overrides = {"data.root": str(data)}
     if workers is not None:
-        raw["data"]["num_workers"] = workers
+        overrides["data.num_workers"] = workers
     for key in ("backbone_weights", "evaluator_weights"):  # no download: speed does not depend on them
         if key in raw.get("model", {}):
-            raw["model"][key] = "none"
-    return run_config(raw)
+            overrides[f"model.{key}"] = "none"
+    return ornet.load_config(ROOT / "configs" / f"{name}.yaml", overrides)
 
 
 def measure(stage: str, cfg, steps: int, warmup: int, precision: str, accelerator: str = "gpu",

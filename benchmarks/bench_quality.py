@@ -10,8 +10,8 @@ demo's synthetic set and the realistic sets, over several training seeds.
 Sets (built under --data-root when absent; seeded, byte-reproducible):
 - synth: `ornet synth` with the demo's arguments (`ornet.commands.demo.FULL`), the data `make demo` trains on,
   trained as the demo trains it (FULL's train flags: 128 px, the images' own size);
-- objects, digits: `realistic_sets.py objects|digits DIR --seed 0` (tuxpaint photo cut-outs, cluttered
-  handwritten digits on real photos; needs `apt-get install tuxpaint-stamps-default` and the bench extra).
+- objects, digits: `realistic_sets objects|digits DIR --seed 0` (the package benchmarks/realistic_sets/:
+  tuxpaint photo cut-outs, cluttered handwritten digits on real photos; needs `apt-get install tuxpaint-stamps-default` and the bench extra).
 
 Each (set, method, seed) is one `ornet train` subprocess (timed, OMP_NUM_THREADS=--threads), `--jobs` at
 a time; gradcam evaluates the stage-0 evaluator of the ornet run of the same set and seed
@@ -58,8 +58,8 @@ KEYS = ["gt_known_loc", "top1_loc", "max_box_acc_v2", "pxap", "top1_cls", "secon
 TITLES = ["GT-known Loc", "Top-1 Loc", "MaxBoxAccV2", "PxAP", "Top-1 Cls", "seconds"]
 SET_INFO = {
     "synth": "the demo's synthetic set (`ornet demo`'s `ornet synth` arguments, seed 0)",
-    "objects": "photographic objects: `realistic_sets.py objects DIR --seed 0` (28 classes, 128 px)",
-    "digits": "cluttered digits: `realistic_sets.py digits DIR --seed 0` (10 classes, 96 px)",
+    "objects": "photographic objects: `realistic_sets objects DIR --seed 0` (28 classes, 128 px)",
+    "digits": "cluttered digits: `realistic_sets digits DIR --seed 0` (10 classes, 96 px)",
 }
 
 
@@ -90,7 +90,7 @@ def build_set(name: str, folder: Path, log: Path) -> str:
     if name == "synth":
         cmd = [*ornet_cmd(), "synth", str(folder), *FULL["synth"], "--seed", "0", "--quiet"]
     else:
-        cmd = [sys.executable, str(ROOT / "benchmarks" / "realistic_sets.py"), name, str(folder), "--seed", "0"]
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "realistic_sets"), name, str(folder), "--seed", "0"]
     if not (folder / "images.txt").is_file():
         run(cmd, log)
     shown = cmd[len(ornet_cmd()):] if name == "synth" else cmd[1:]

@@ -29,13 +29,9 @@ WARMUP = 3
 
 
 def load_preset(name: str, data: Path):
-    import yaml
+    import ornet
 
-    from ornet.methods.base import run_config
-
-    cfg = run_config(yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text()))
-    cfg.data.root = str(data)
-    return cfg
+    return ornet.load_config(ROOT / "configs" / f"{name}.yaml", {"data.root": str(data)})
 
 
 def measure(stage: str, cfg, steps: int, accelerator: str, precision: str) -> float:

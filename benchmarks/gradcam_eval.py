@@ -64,9 +64,9 @@ def main() -> int:
     from ornet.config.schema import RunConfig
     from ornet.data.datamodule import WSOLDataModule
     from ornet.evaluation.core import evaluate
+    from ornet.methods.base import run_config
     from ornet.models.evaluator import build_evaluator
     from ornet.models.weights_spec import model_normalizations
-    from ornet.methods.base import run_config
     from ornet.training.pipeline import checkpoint_path, load_state
 
     start = time.perf_counter()

@@ -42,8 +42,8 @@ def check_maps(release: Path, tmp: Path, width: int = 64, k: int = 200) -> dict:
     sys.path.insert(0, str(release))
     from models.unet import UNet  # the release's U-Net
 
-    from ornet.release.importer import import_release
-    from ornet.runs.export import load_exported
+    import ornet
+    from ornet.release.importer import import_release  # no public name
 
     torch.manual_seed(0)
 
@@ -76,7 +76,7 @@ def check_maps(release: Path, tmp: Path, width: int = 64, k: int = 200) -> dict:
     t0 = time.perf_counter()
     result = import_release(tmp / "run", fine=path)
     seconds = time.perf_counter() - t0
-    model, meta = load_exported(tmp / "run")
+    model = ornet.load_model(tmp / "run", device="cpu").model
     x = torch.randn(2, 3, 224, 224, generator=g)
     with torch.no_grad():
         ref_map, ref_logits = fine.att(x), fine.vgg.model(x)

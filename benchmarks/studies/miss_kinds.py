@@ -2,7 +2,7 @@
 localised (IoU >= 0.5) and, among the misses, the share whose box is too big (area > 1.5x the GT
 box's), too small (< 2/3) or of about the right size but elsewhere.
 
-    .venv/bin/python benchmarks/miss_kinds.py RUN [RUN ...] --data-root DIR [--split val]
+    .venv/bin/python benchmarks/studies/miss_kinds.py RUN [RUN ...] --data-root DIR [--split val]
         [--by-background [--leave-out PHOTO ...]] [--best-threshold]
 
 Boxes are compared in the frame the metrics used: predictions.csv's inclusive-pixel boxes against
@@ -10,7 +10,7 @@ the GT boxes after the run's evaluation transform (its config's data section, th
 an image with several GT boxes counts its largest. The figures are quoted in results/quality.md.
 
 - `--by-background`: a second table, the share localised per background photo (the set's
-  `backgrounds.txt`, written by `realistic_sets.py` since format version 2); `--leave-out` adds a
+  `backgrounds.txt`, written by `benchmarks/realistic_sets` since format version 2); `--leave-out` adds a
   column with the share over the images on the other photos.
 - `--split val`: the run's val carve (train photos) instead of its test split; the rows come from
   `ornet.evaluate(RUN, split="val")` (the threshold chosen on val, as the run's own).
@@ -39,13 +39,13 @@ TOO_BIG, TOO_SMALL = 1.5, 2 / 3
 def split_boxes(run: Path, data_root: str, split: str) -> tuple[object, dict]:
     """The run's config (data root replaced) and {image_id: GT boxes (N x 4) after the evaluation
     transform} of `split`."""
-    from ornet.config.schema import RunConfig, from_dict
+    import ornet
+
+    # no public names: the samples after the evaluation transform
     from ornet.data.datamodule import WSOLDataModule
     from ornet.models.weights_spec import model_normalizations
-    from ornet.runs.files import read_config
 
-    cfg = from_dict(RunConfig, read_config(run / "config.yaml"))
-    cfg.data.root = data_root
+    cfg = ornet.load_config(run / "config.yaml", {"data.root": data_root})
     dm = WSOLDataModule(cfg.data, normalization=model_normalizations(cfg.model)[0])
     images = dm.dataset(split)
     return cfg, {s.image_id: s.boxes.numpy() for s in (images[i] for i in range(len(images)))}
@@ -127,7 +127,7 @@ def backgrounds(data_root: str) -> dict[str, str]:
     root = Path(data_root)
     if not (root / "backgrounds.txt").is_file():
         raise SystemExit(f"{root}/backgrounds.txt not found: --by-background needs a set written by "
-                         "realistic_sets.py (format version 2; rebuild the set with --force)")
+                         "benchmarks/realistic_sets (format version 2; rebuild the set with --force)")
     paths = dict(line.split(maxsplit=1) for line in (root / "images.txt").read_text().splitlines() if line.strip())
     out = {}
     for n, line in enumerate((root / "backgrounds.txt").read_text().splitlines(), 1):

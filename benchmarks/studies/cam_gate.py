@@ -2,7 +2,7 @@
 finished runs: the figures of results/quality.md that compare fixed gates with the class gate
 that `configs/demo.yaml` chooses on val (`eval.cam_gate`, docs/method.md, "The class gate").
 
-    .venv/bin/python benchmarks/cam_gate.py RUN [RUN ...] --data-root DIR [--alpha 0.5] [--out DIR]
+    .venv/bin/python benchmarks/studies/cam_gate.py RUN [RUN ...] --data-root DIR [--alpha 0.5] [--out DIR]
 
 For each finished ORNet run (an `ornet train` folder whose evaluator has a GAP + Linear head, e.g.
 `configs/demo.yaml`'s EfficientNet-Lite0) the map becomes minmax(p_a) * minmax(CAM_c) ** alpha,
@@ -19,7 +19,7 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 
 def main(argv: list[str] | None = None) -> int:

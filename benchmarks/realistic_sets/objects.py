@@ -1,4 +1,4 @@
-"""The "objects" set of realistic_sets.py: tuxpaint photo stamps (exact alpha) on real photo crops.
+"""The "objects" set of the realistic sets: tuxpaint photo stamps (exact alpha) on real photo crops.
 
 Classes (`OBJECT_CLASSES`, 28): photographic stamps of mammals, fish and sea animals, insects,
 a reptile, an amphibian and fruit / vegetables from Debian's tuxpaint-stamps-default, chosen so
@@ -27,7 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
-from realistic_sets import background, finish, paste
+
+from .common import background, finish, paste
 
 OBJECT_CLASSES: dict[str, tuple[str, ...]] = {
     "clownfish": ("animals/fish/clownfish.png",),

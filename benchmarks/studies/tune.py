@@ -1,6 +1,6 @@
 """Tuning sweep: many `ornet train` runs in parallel processes, results as JSON lines.
 
-    python benchmarks/tune.py VARIANTS.json --work DIR [--jobs 12] [--deadline 270]
+    python benchmarks/studies/tune.py VARIANTS.json --work DIR [--jobs 12] [--deadline 270]
         [--accelerator cpu|gpu] [--results FILE.jsonl] [--data NAME=DIR ...]
 
 VARIANTS.json is a list of runs, in priority order:

@@ -1,4 +1,4 @@
-"""The "digits" set of realistic_sets.py: real handwritten digits on real photo crops, with clutter.
+"""The "digits" set of the realistic sets: real handwritten digits on real photo crops, with clutter.
 
 Digits: scikit-learn's `load_digits` (1,797 digits of 8 x 8 pixels, grey levels 0-16, the test
 part of the UCI optdigits set, written by 13 people). It has no writer ids, so the split is by
@@ -23,7 +23,8 @@ import colorsys
 
 import cv2
 import numpy as np
-from realistic_sets import background, finish, paste
+
+from .common import background, finish, paste
 
 TRAIN_END = 1348
 """load_digits indices [0, TRAIN_END) give train digits, [TRAIN_END, 1797) test digits."""

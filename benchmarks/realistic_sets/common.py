@@ -1,45 +1,13 @@
-"""Realistic WSOL benchmark sets built from real pixels that Debian and PyPI packages ship.
-
-    python benchmarks/realistic_sets.py objects OUT [--seed 0] [--size 128] [--train-per-class 30]
-        [--test-per-class 10] [--contact-sheet /tmp/objects.png] [--force]
-    python benchmarks/realistic_sets.py digits OUT [--seed 0] [--size 96] [--train-per-class 120]
-        [--test-per-class 40] [--thicken 0] [--contact-sheet /tmp/digits.png] [--force]
-
-- **objects**: photographic cut-outs with exact alpha masks from Debian's `tuxpaint-stamps-default`
-  (`apt-get install -y tuxpaint-stamps-default`; the classes are `OBJECT_CLASSES` in
-  `realistic_objects.py`, bird stamps left out), pasted with random scale, position, flip and
-  colour jitter on random crops of real photos, over 1-4 small pieces of other stamps.
-- **digits**: scikit-learn's 1,797 real handwritten digits (8 x 8) upscaled smoothly, pasted with
-  random size, slant, aspect and ink colour on random photo crops, over random strokes and pieces
-  of other digits (`realistic_digits.py`).
-
-Backgrounds are the photos bundled with scikit-image (`skimage.data`, only files inside the
-package, nothing downloaded) and scikit-learn (`load_sample_images`). Whole photos are split:
-train images only crop `TRAIN_PHOTOS`, test images only `TEST_PHOTOS` (the two stereo motorcycle
-views, nearly one picture, are both train). Both splits mix colour and grey photos; a grey photo
-gets a random colour tint.
-
-Conventions (those of `ornet synth`, docs/synthetic.md): the CUB-200-2011 layout, read with
-`--data.name cub`; `bounding_boxes.txt` holds the tight box of the object's mask as `x y w h` with
-`x + w <= width` (the mask is foreground where the object's alpha / ink after scaling is > 0.5);
-`segmentations/<class>/<file>.png` is that mask as 0 / 255; `backgrounds.txt` (not read by ornet)
-names each image's background photo as `<image_id> <photo>`, for `miss_kinds.py --by-background`
-(format version 2; version 1 sets have the same images without it); images are JPEG quality 95 with 4:4:4
-chroma. The object is pasted last, so distractors never cover it and the mask is exact. Image `i`
-(0-based, images.txt order) is drawn from `numpy.random.default_rng((seed, kind, i))`: the output
-depends only on the arguments (and the package versions). The set is written into a hidden folder
-beside OUT and renamed at the end; `realistic.json` records the arguments and the class sources.
-Needs the `bench` extra (`pip install -e .[bench]`: scikit-image, scikit-learn).
-"""
+"""What both kinds of realistic set share: the bundled photos, background crops, alpha compositing,
+the camera finish, the job plan and the CUB-layout writer (the sets themselves: the package's
+docstring, `realistic_sets/__init__.py`)."""
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -56,6 +24,9 @@ TEST_PHOTOS = ("chelsea", "flower", "rocket", "retina", "immunohistochemistry", 
                "clock")
 FORMAT_VERSION = 2
 KIND_STREAM = {"objects": 11, "digits": 12}
+GENERATOR = "benchmarks/realistic_sets.py"
+"""realistic.json's ``generator`` (the builder's path before it became this package; unchanged, so
+that the same arguments still write the same bytes)."""
 
 Box = tuple[int, int, int, int]
 """x, y, width, height of a mask's tight box in pixels (CUB's bounding_boxes.txt)."""
@@ -192,7 +163,8 @@ def write_set(out: Path, kind: str, class_names: Sequence[str], jobs: Sequence[J
                  "bounding_boxes.txt": rows["boxes"], "backgrounds.txt": rows["backgrounds"]}
         for name, lines in files.items():
             (tmp / name).write_text("\n".join(lines) + "\n")
-        summary = {"generator": f"benchmarks/realistic_sets.py {kind}", "format_version": FORMAT_VERSION,
+        # GENERATOR is the name format versions 1 and 2 record, kept so that a set stays byte-identical
+        summary = {"generator": f"{GENERATOR} {kind}", "format_version": FORMAT_VERSION,
                    "seed": seed, "classes": list(folders), "images": len(jobs),
                    "train": sum(j[1] == "train" for j in jobs), "test": sum(j[1] == "test" for j in jobs),
                    "train_photos": list(TRAIN_PHOTOS), "test_photos": list(TEST_PHOTOS), **meta}
@@ -209,48 +181,3 @@ def write_contact_sheet(root: Path, png: Path, n: int = 36, masks: int = 12) -> 
     from ornet.data.synthetic import contact_sheet
 
     Image.fromarray(contact_sheet(root, n=n, cols=6, zoom=2, masks=masks)).save(png)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("kind", choices=("objects", "digits"))
-    p.add_argument("out", metavar="OUT", help="output folder (absent or empty; --force replaces an earlier set)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=None, help="image side in pixels (objects 128, digits 96)")
-    p.add_argument("--train-per-class", type=int, default=None, help="objects 30, digits 120")
-    p.add_argument("--test-per-class", type=int, default=None, help="objects 10, digits 40")
-    p.add_argument("--thicken", type=float, default=0.0,
-                   help="digits: extra stroke width, in pixels of the 8 x 8 original (0: as written)")
-    p.add_argument("--stamps", default="/usr/share/tuxpaint/stamps", help="objects: tuxpaint stamps folder")
-    p.add_argument("--contact-sheet", default=None, help="also write a preview PNG here")
-    p.add_argument("--force", action="store_true")
-    ns = p.parse_args(argv)
-    defaults = {"objects": (128, 30, 10), "digits": (96, 120, 40)}[ns.kind]
-    size, train, test = (v if v is not None else d for v, d in
-                         zip((ns.size, ns.train_per_class, ns.test_per_class), defaults))
-    if not 32 <= size <= 1024 or train < 1 or test < 1 or ns.seed < 0 or ns.thicken < 0:
-        p.error("need 32 <= --size <= 1024, at least one train and one test image per class, --seed >= 0, "
-                "--thicken >= 0")
-    photos = load_photos()
-    if ns.kind == "objects":
-        from realistic_objects import ObjectRenderer
-
-        renderer = ObjectRenderer(Path(ns.stamps), photos, size)
-    else:
-        from realistic_digits import DigitRenderer
-
-        renderer = DigitRenderer(photos, size, train, test, ns.thicken)
-    jobs = plan(len(renderer.class_names), train, test)
-    meta = {"size": size, "train_per_class": train, "test_per_class": test, **renderer.meta()}
-    summary = write_set(Path(ns.out), ns.kind, renderer.class_names, jobs, renderer, ns.seed, meta, ns.force)
-    print(f"wrote {ns.out}: {summary['images']} images ({summary['train']} train, {summary['test']} test), "
-          f"{len(summary['classes'])} classes, {size} px, in {summary['seconds']} s")
-    if ns.contact_sheet:
-        write_contact_sheet(Path(ns.out), Path(ns.contact_sheet))
-        print(f"wrote {ns.contact_sheet}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    sys.exit(main())

@@ -7,10 +7,10 @@ whose true class gets probability > 0.5, on the evaluator's input I_e times
 
 and the mean min-max-normalised map on the object's and on the background's pixels.
 
-    .venv/bin/python benchmarks/evaluator_probe.py RUN --data-root DIR [--split test]
+    .venv/bin/python benchmarks/studies/evaluator_probe.py RUN --data-root DIR [--split test]
 
 RUN is an `ornet train` folder with config.yaml and `checkpoints/refine.ckpt` (the map and the
-evaluator, loaded as the run's own evaluation does: `tasks.pipeline.final_model`); the
+evaluator, loaded as the run's own evaluation does: `training.pipeline.final_model`); the
 dataset needs masks (the realistic sets and the synthetic set have them). Prints a table.
 """
 
@@ -25,15 +25,15 @@ import torch.nn.functional as F
 
 
 def probe(run: Path, data_root: str, split: str) -> dict[str, tuple[float, float]]:
-    from ornet.config.schema import RunConfig, from_dict
+    import ornet
+
+    # no public names: the stage-2 batches, its mask upsampling and the refine checkpoint's model
     from ornet.data.datamodule import WSOLDataModule
     from ornet.models.ornet_network import upsample_mask
     from ornet.models.weights_spec import model_normalizations
-    from ornet.runs.files import read_config
     from ornet.training.pipeline import final_model
 
-    cfg = from_dict(RunConfig, read_config(run / "config.yaml"))
-    cfg.data.root = data_root
+    cfg = ornet.load_config(run / "config.yaml", {"data.root": data_root})
     dm = WSOLDataModule(cfg.data, normalization=model_normalizations(cfg.model)[0])
     model = final_model(cfg, "refine", run, dm.num_classes)
     mode = cfg.method.mask_upsample
