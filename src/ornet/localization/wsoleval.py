@@ -6,9 +6,10 @@ with boxes (``id,x0,y0,x1,y1`` in original pixels, one line per box) or masks
 (``id,mask_path,ignore_path``, one line per mask, the ignore field of later lines empty);
 ``class_labels.txt`` is not needed here. Score maps: ``<root>/<image_id>.npy`` (wsolevaluation
 saves ``a/b.jpg`` as ``a/b.jpg.npy``; ``a/b.npy`` is accepted too), 224 x 224 float arrays in
-[0, 1]. Ground-truth boxes are scaled to 224 x 224 (``resize_box``); masks are read as grey,
-resized to 224 x 224 with nearest neighbour, and a pixel is foreground when its grey value is
-> 0.5 (any non-zero value, as in wsolevaluation). No torch anywhere on this path.
+[0, 1]. Ground-truth boxes are scaled to 224 x 224 (``scale_boxes``, rule ``wsolevaluation``);
+masks are read as grey, resized to 224 x 224 with nearest neighbour, and a pixel is foreground
+when its grey value is > 0.5 (any non-zero value, as in wsolevaluation). No torch anywhere on
+this path.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from ..data.io import iter_fields, parse_int
 from ..data.records import check_image_id
 from ..errors import DataError
-from .boxes import cam_thresholds, map_levels, resize_box, sweep_best_iou
+from .boxes import cam_thresholds, map_levels, scale_boxes, sweep_best_iou
 from .pxap import pxap_edges, pxap_from_histograms, score_histograms
 from .sweep import count_hits
 from .workers import in_pool
@@ -52,8 +53,8 @@ class Metadata:
 
     def resized_boxes(self, size: int = RESIZE_LENGTH) -> dict[str, np.ndarray]:
         """Ground-truth boxes scaled to ``size`` x ``size`` (int64, N x 4) per image id."""
-        return {i: np.array([resize_box(b, self.image_sizes[i], (size, size)) for b in self.boxes[i]],
-                            dtype=np.int64) for i in self.image_ids}
+        return {i: scale_boxes(self.boxes[i], self.image_sizes[i], (size, size), "wsolevaluation")
+                for i in self.image_ids}
 
 
 def _mask_path(value: str, file: Path, line: int, what: str) -> str:
