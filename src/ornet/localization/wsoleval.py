@@ -8,8 +8,7 @@ with boxes (``id,x0,y0,x1,y1`` in original pixels, one line per box) or masks
 saves ``a/b.jpg`` as ``a/b.jpg.npy``; ``a/b.npy`` is accepted too), 224 x 224 float arrays in
 [0, 1]. Ground-truth boxes are scaled to 224 x 224 (``scale_boxes``, rule ``wsolevaluation``);
 masks are read as grey, resized to 224 x 224 with nearest neighbour, and a pixel is foreground
-when its grey value is > 0.5 (any non-zero value, as in wsolevaluation). No torch anywhere on
-this path.
+when its grey value is > 0.5 (any non-zero value, as in wsolevaluation). No torch on this path.
 """
 
 from __future__ import annotations
