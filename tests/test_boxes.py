@@ -16,7 +16,7 @@ from ornet.localization.boxes import (
     cam_thresholds,
     level_boxes,
     map_levels,
-    resize_box,
+    scale_boxes,
     scoremap_to_uint8,
     sweep_best_iou,
     sweep_boxes,
@@ -47,9 +47,31 @@ def test_iou_shape_identity_disjoint_and_zero_boxes():
     assert box_iou([[0, 0, 1, 1]], [[5, 5, 6, 6]])[0, 0] == 0.0
 
 
-def test_resize_box_golden_value_sizes_are_width_height():
-    assert resize_box((1, 2, 4, 3), (10, 20), (35, 10)) == (3, 1, 14, 1)
-    assert resize_box((1, 2, 1, 2), (3, 3), (3, 3)) == (1, 2, 1, 2)
+def test_scale_boxes_wsolevaluation_golden_value_sizes_are_width_height():
+    assert scale_boxes((1, 2, 4, 3), (10, 20), (35, 10), "wsolevaluation").tolist() == [[3, 1, 14, 1]]
+    assert scale_boxes((1, 2, 1, 2), (3, 3), (3, 3), "wsolevaluation").tolist() == [[1, 2, 1, 2]]
+
+
+def test_scale_boxes_each_rule_by_hand_up_and_down():
+    """Inclusive pixels: a box covers [x0, x1 + 1); hand-computed values for the three rules."""
+    up = [[2, 1, 5, 3]]  # on 8 x 4 -> 16 x 12: x2, y3
+    assert scale_boxes(up, (8, 4), (16, 12), "pixels").tolist() == [[4.0, 3.0, 11.0, 11.0]]
+    assert scale_boxes(up, (8, 4), (16, 12), "cover").tolist() == [[4, 3, 11, 11]]
+    assert scale_boxes(up, (8, 4), (16, 12), "wsolevaluation").tolist() == [[4, 3, 10, 9]]
+    down = [[4, 3, 11, 11]]  # on 16 x 16 -> 8 x 4: x1/2, y1/4
+    assert scale_boxes(down, (16, 16), (8, 4), "pixels").tolist() == [[2.0, 0.75, 5.0, 2.0]]
+    assert scale_boxes(down, (16, 16), (8, 4), "cover").tolist() == [[2, 0, 5, 2]]
+    assert scale_boxes(down, (16, 16), (8, 4), "wsolevaluation").tolist() == [[2, 0, 5, 2]]
+    mixed = (1, 2, 4, 3)  # 10 x 20 -> 35 x 10 (the docstring's example)
+    assert scale_boxes(mixed, (10, 20), (35, 10), "pixels").tolist() == [[3.5, 1.0, 16.5, 1.0]]
+    assert scale_boxes(mixed, (10, 20), (35, 10), "cover").tolist() == [[3, 1, 17, 1]]
+    # cover clips to the target image; pixels and wsolevaluation do not clip
+    assert scale_boxes([0, 0, 15, 15], (10, 10), (20, 20), "cover").tolist() == [[0, 0, 19, 19]]
+    assert scale_boxes([0, 0, 15, 15], (10, 10), (20, 20), "pixels").tolist() == [[0.0, 0.0, 31.0, 31.0]]
+    assert scale_boxes([], (10, 10), (20, 20), "cover").shape == (0, 4)
+    assert scale_boxes([[0, 0, 9, 9]], (10, 10), (20, 20), "cover").dtype == np.int64
+    with pytest.raises(ValueError, match="unknown box scaling 'nearest'"):
+        scale_boxes(up, (8, 4), (16, 12), "nearest")
 
 
 @pytest.mark.parametrize("scoremap, expected", [

@@ -1,4 +1,4 @@
-"""The comparison page (`viz.compare.compare_page`): metrics side by side, one row per test image,
+"""The comparison page (`reports.compare.compare_page`): metrics side by side, one row per test image,
 every link resolving; bad input named; a real-browser check when Chromium is installed."""
 
 from __future__ import annotations

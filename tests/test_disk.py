@@ -24,9 +24,9 @@ import torch
 
 from conftest import write_cub_tree
 from ornet.cli import main
-from ornet.runtime.diskspace import disk_full_error, free_bytes, human, is_disk_full
 from ornet.errors import DiskFull
 from ornet.runtime.atomic import atomic_path, stale_temporaries, write_npy_atomic, write_text_atomic
+from ornet.runtime.diskspace import disk_full_error, free_bytes, human, is_disk_full
 
 MB = 1_000_000
 
@@ -139,8 +139,8 @@ def test_real_full_disk_for_each_kind_of_writer(small_disk):
 def test_real_full_disk_in_the_logs_and_the_lock(small_disk):
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from ornet.runtime.runlock import run_lock
     from ornet.runtime.logs import AtomicCSVLogger, quiet_writer_threads
+    from ornet.runtime.runlock import run_lock
 
     disk = small_disk.make(1 * MB)
     csv_logger = AtomicCSVLogger(save_dir=str(disk / "logs"), name="coarse", version="")

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import write_cub_tree
 from ornet.cli import main as cli
-from ornet.runs.files import parse_curves, read_predictions
 from ornet.reports.render import sample_indices
+from ornet.runs.files import parse_curves, read_predictions
 
 ALL_FILES = ["evolution.png", "failures.png", "grid.png", "histogram.png", "overlay_00.png", "overlay_01.png",
              "overlay_02.png", "overlay_03.png", "threshold_curve.png"]

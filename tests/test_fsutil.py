@@ -101,9 +101,9 @@ def test_writers_of_run_files_use_umask_permissions(tmp_path, umask):
     import numpy as np
     import torch
 
-    from ornet.runs.export import export_model
     from ornet.reports.render import save_png
     from ornet.reports.run_report import write_report
+    from ornet.runs.export import export_model
 
     umask(0o022)
     export_model(tmp_path, torch.nn.Linear(2, 2), {"method": "cam"})

@@ -12,7 +12,7 @@ import pytest
 from ornet.cli import main as cli
 from ornet.commands.localize import output_names
 from ornet.inference.inputs import expand_inputs
-from ornet.inference.preprocess import scale_box
+from ornet.localization.boxes import scale_boxes
 from ornet.runtime.progress_lines import Progress
 
 SIZES = [(120, 80), (64, 200), (97, 97)]  # (width, height)
@@ -55,9 +55,51 @@ def _images(folder: Path, broken: bool = False) -> Path:
 
 
 def test_scale_box_maps_crop_pixels_to_original_pixels():
+    def scale_box(box, crop, width, height):
+        return scale_boxes(box, (crop, crop), (width, height), "cover").tolist()[0]
+
     assert scale_box((0, 0, 63, 63), 64, 120, 80) == [0, 0, 119, 79]
     assert scale_box((16, 16, 31, 47), 64, 128, 32) == [32, 8, 63, 23]
     assert scale_box((0, 0, 0, 0), 64, 640, 64) == [0, 0, 9, 0]
+
+
+def test_localize_files_gives_boxes_in_the_photos_pixels(tmp_path):
+    """A stub network with a known 8 x 8 map: the box, found on the input, in each photo's pixels."""
+    import torch
+    from PIL import Image
+
+    from ornet.inference.localizer import Localizer
+
+    class Stub(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def predict(self, x, labels=None):
+            maps = torch.zeros(len(x), 1, 8, 8)
+            maps[:, :, 2:4, 4:6] = 1.0  # rows 2-3, columns 4-5 of the 8 x 8 input
+            return maps, torch.tensor([[0.0, 2.0, 1.0]]).repeat(len(x), 1)
+
+    meta = {"preprocessing": {"crop": 8, "mean": [0.5] * 3, "std": [0.5] * 3}, "classes": ["a", "b", "c"],
+            "localization": {"threshold": 0.5, "box_mode": "all"}}
+    loc = Localizer(Stub(), meta)
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (16, 24)).save(tmp_path / "in" / "tall.png")   # width 16, height 24: x2, y3
+    Image.new("RGB", (4, 4)).save(tmp_path / "in" / "small.png")    # x1/2, y1/2
+    (tmp_path / "in" / "zz.jpg").write_bytes(b"not an image")
+    results = list(loc.localize_files(tmp_path / "in", batch_size=2))
+    assert [r.path.name for r in results] == ["small.png", "tall.png", "zz.jpg"]
+    small, tall, bad = results
+    # On the input, mode `all`: columns 4-5, rows 2-3, written x1 = 5 + 1, y1 = 3 + 1 (boundingRect).
+    # tall: floor(4 * 2) = 8, floor(2 * 3) = 6, ceil(7 * 2) - 1 = 13, ceil(5 * 3) - 1 = 14
+    assert tall.boxes.tolist() == [[8, 6, 13, 14]] and (tall.width, tall.height) == (16, 24)
+    # small: floor(4 / 2) = 2, floor(2 / 2) = 1, ceil(7 / 2) - 1 = 3, ceil(5 / 2) - 1 = 2
+    assert small.boxes.tolist() == [[2, 1, 3, 2]]
+    assert tall.class_name == "b" and tall.class_index == 1 and tall.error is None
+    assert tall.image_map.shape == (24, 16) and tall.scoremap.shape == (8, 8) and tall.raw_map.shape == (8, 8)
+    assert tall.display.shape == (24, 16, 3)
+    assert bad.error and bad.boxes is None
+    assert [r.boxes.tolist() for r in loc.localize_files([str(tmp_path / "in" / "tall.png")])] == [[[8, 6, 13, 14]]]
 
 
 def test_expand_inputs_files_folders_globs_dedup_and_errors(tmp_path):

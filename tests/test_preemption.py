@@ -19,8 +19,8 @@ import torch
 from conftest import write_cub_tree
 from ornet.cli import main
 from ornet.errors import Interrupted, OrnetError, Preempted
-from ornet.runtime.atomic import stale_temporaries
 from ornet.runtime import preemption
+from ornet.runtime.atomic import stale_temporaries
 
 TINY = ["--model.backbone", "mobilenet_v3_small", "--model.evaluator", "mobilenet_v3_small",
         "--model.generator_width", "8", "--data.resize", "40", "--data.crop", "32", "--data.batch_size", "4",
@@ -189,8 +189,8 @@ def test_the_checkpoint_writer_killed_mid_write_leaves_the_previous_checkpoint(t
 
 def test_trainers_write_checkpoints_atomically(tmp_path):
     from ornet.config.schema import RunConfig
-    from ornet.training.pipeline import build_trainer
     from ornet.runtime.resume import AtomicCheckpointIO
+    from ornet.training.pipeline import build_trainer
 
     cfg = RunConfig()
     cfg.trainer.accelerator, cfg.trainer.devices = "cpu", 1

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import torch
 
-from ornet.runtime.progress_lines import Progress
 from ornet.runtime.progress_bars import EpochLines, progress_callbacks
+from ornet.runtime.progress_lines import Progress
 
 
 class _Tty(io.StringIO):

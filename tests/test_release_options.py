@@ -121,8 +121,8 @@ def test_reinit_gives_layer4_and_fc_fresh_values_and_keeps_the_rest():
 
 def test_coarse_stage_applies_reinit_after_the_backbone_weights(tmp_path):
     from ornet.config.schema import RunConfig, to_dict
-    from ornet.models.backbones import build_classifier
     from ornet.methods.ornet.coarse_stage import CoarseTask
+    from ornet.models.backbones import build_classifier
 
     torch.manual_seed(0)
     weights = build_classifier("resnet18", 3)

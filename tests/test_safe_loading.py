@@ -209,8 +209,8 @@ def test_lightning_resume_itself_loads_weights_only(tmp_path, data, monkeypatch)
     from ornet.config.parse import make_parser, parse, to_run_config
     from ornet.data.datamodule import WSOLDataModule
     from ornet.errors import OrnetError
-    from ornet.training import pipeline
     from ornet.runtime import resume
+    from ornet.training import pipeline
 
     monkeypatch.setattr(resume, "check_resume_checkpoint", lambda *a, **k: None, raising=False)
 

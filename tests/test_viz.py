@@ -176,8 +176,8 @@ def test_map_snapshots_writes_files_and_restores_modes(tmp_path):
     torch = pytest.importorskip("torch")
     import lightning as L
 
-    from ornet.runs.snapshots import load_snapshots
     from ornet.methods.ornet.map_snapshots import MapSnapshots
+    from ornet.runs.snapshots import load_snapshots
 
     class Tiny(torch.nn.Module):
         def __init__(self):

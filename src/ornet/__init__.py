@@ -26,6 +26,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "load_model": ("ornet.inference.loading", "load_model"),
     "Localizer": ("ornet.inference.localizer", "Localizer"),
     "Prediction": ("ornet.inference.localizer", "Prediction"),
+    "FilePrediction": ("ornet.inference.on_files", "FilePrediction"),
     # configs, data, training, evaluation
     "RunConfig": ("ornet.config.schema", "RunConfig"),
     "load_config": ("ornet.api.config", "load_config"),
@@ -56,7 +57,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 
 __all__ = [  # the same names as _EXPORTS, spelled out for static tools (tests check they agree)
     "__version__",
-    "load_model", "Localizer", "Prediction",
+    "load_model", "Localizer", "Prediction", "FilePrediction",
     "RunConfig", "load_config", "read_dataset", "make_synthetic", "train", "evaluate", "EvalResult",
     "BoxAccuracySweep", "PxAP", "SweepResult", "choose_threshold", "summarize", "boxes_from_map",
     "evaluate_scoremaps",
@@ -88,6 +89,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from .evaluation.core import EvalResult
     from .inference.loading import load_model
     from .inference.localizer import Localizer, Prediction
+    from .inference.on_files import FilePrediction
     from .localization.boxes import boxes_from_map
     from .localization.metrics import BoxAccuracySweep, PxAP
     from .localization.sweep import SweepResult, choose_threshold, summarize

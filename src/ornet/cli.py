@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = importlib.import_module(f"ornet.commands.{COMMANDS[name][0]}")
     prog = f"ornet {name}"
-    from .runtime.diskspace import disk_full_error, is_disk_full
     from .errors import OrnetError
+    from .runtime.diskspace import disk_full_error, is_disk_full
 
     try:
         try:

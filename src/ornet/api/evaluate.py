@@ -18,7 +18,14 @@ import os
 import time
 from pathlib import Path
 
-from ..config.schema import DataConfig, EvalConfig, RunConfig, TrainerConfig, apply_protocol, from_dict
+from ..config.schema import (
+    DataConfig,
+    EvalConfig,
+    RunConfig,
+    TrainerConfig,
+    apply_protocol,
+    from_dict,
+)
 from ..errors import OrnetError
 from ..runtime.outdir import check_out_dir, make_out_dir, nonempty, removed_if_failed
 from .quiet import lightning_banners
@@ -46,8 +53,8 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
     Returns None on processes of rank > 0 (only rank 0 writes).
     """
     from ..config.parse import validate
-    from ..runs.files import read_config
     from ..runs.export import read_meta
+    from ..runs.files import read_config
     from ..training.pipeline import global_rank
 
     info, run_dir, loaded = _source(model)

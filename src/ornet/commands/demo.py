@@ -1,12 +1,14 @@
 """`ornet demo`: synthetic data -> ORNet and the CAM baseline -> one comparison table.
 
-It composes the same commands a user would run (`synth`, `train`), so what the demo shows is
-exactly what the commands do. The two trainings are independent: with `--jobs 2` (the default
-when at least two cores are free) they run at the same time as two `ornet train` processes, each
-with half the cores (one thread each on a 2-core laptop, about 1.2-1.3x the throughput of one
-2-thread process); their output is relayed line by line, prefixed with the method, and kept in
-OUT/<method>.log. With `--jobs 1` they run one after the other in this process. The thread
-count changes floating-point reductions, so the two modes give slightly different numbers.
+It runs what a user would run, and echoes each step as the command line that does it: the
+synthetic set (`ornet.make_synthetic`, with `ornet synth`'s flags), two trainings, then the
+comparison page (`reports.compare.compare_page`). The two trainings are independent: with
+`--jobs 2` (the default when at least two cores are free) they run at the same time as two
+`ornet train` processes, each with half the cores (one thread each on a 2-core laptop, about
+1.2-1.3x the throughput of one 2-thread process); their output is relayed line by line, prefixed
+with the method, and kept in OUT/<method>.log. With `--jobs 1` they run one after the other in
+this process (the `train` command's `main`, which calls `ornet.train`). The thread count changes
+floating-point reductions, so the two modes give slightly different numbers.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import threading
 import time
 from pathlib import Path
 
-from .args import UsageParser
+from ..config.presets import preset_path
 from ..errors import OrnetError
 from ..runtime.atomic import write_json_atomic
 from ..runtime.outdir import check_out_dir, make_out_dir
-from ..config.presets import preset_path
+from .args import UsageParser
 
 # (synth options, extra train overrides) for the full run and for the smoke check.
 # The synthetic images are 128 px, so the demo trains the presets at that size (their 192 px is for
@@ -70,12 +72,32 @@ def available_cores() -> int:
 
 
 def _run(command: str, argv: list[str]) -> None:
-    from ..cli import main as cli_main
-
+    """One step in this process, echoed as the command line that does the same: `synth` through
+    `ornet.make_synthetic`, `train` through the train command (`ornet.train`, then its summary)."""
     print(f"$ ornet {command} {' '.join(argv)}", flush=True)
-    code = cli_main([command, *argv])
-    if code != 0:
-        raise OrnetError(f"`ornet {command}` failed with exit code {code} (see the message above)")
+    try:
+        if command == "synth":
+            _synth(argv)
+        else:
+            from . import train
+
+            train.main(argv, f"ornet {command}")
+    except OrnetError as e:
+        raise OrnetError(f"`ornet {command}` failed: {e}") from None
+
+
+def _synth(argv: list[str]) -> None:
+    """`ornet synth ARGV` as an API call: the flags parsed by the command's parser, its line printed."""
+    from ..api.data import make_synthetic
+    from ..runtime.outdir import check_out_dir
+    from .synth import build_parser, summary_line
+
+    a = build_parser("ornet synth").parse_args(argv)
+    check_out_dir(a.out, "OUT")
+    s = make_synthetic(a.out, classes=a.classes, train=a.train, test=a.test, size=a.size, seed=a.seed,
+                       second_object=a.second_object, body_cue=a.body_cue, workers=a.workers, force=a.force,
+                       quiet=a.quiet)
+    print(summary_line(s, a.size, a.out))
 
 
 def _train_in_parallel(trainings: dict[str, list[str]], out: Path, threads: int, quiet: bool) -> dict[str, float]:

@@ -56,11 +56,11 @@ def _given(argv: list[str], prefix: str) -> list[str]:
 def main(argv: list[str], prog: str) -> int:
     from ..api.evaluate import evaluate
     from ..runs.export import resolve
-    from .train import _setup_logging
+    from .console import setup_logging
 
     parser = build_parser(prog)
     ns = parse(parser, argv)
-    _setup_logging(ns.quiet)  # --quiet also silences Lightning's banners
+    setup_logging(ns.quiet)  # --quiet also silences Lightning's banners
     info, _ = resolve(ns.model)
     # The dataset: the run's config.yaml data section, then any --data.* flag on top.
     flags = ns.data.as_dict() if hasattr(ns.data, "as_dict") else dict(vars(ns.data))

@@ -11,9 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
-from .args import UsageParser
 from ..errors import OrnetError
 from ..runtime.atomic import write_text_atomic
+from .args import UsageParser
 
 
 def _number(kind: type, lo: float, hi: float, closed: bool = True):

@@ -8,7 +8,7 @@ KIND: overlay, evolution, histogram, failures, threshold-curve, grid or all; whi
 reads, and the images it draws on, are in `ornet.reports.render` (and docs/figures.md). PNGs go to
 RUN_DIR/figures (or --out); writing there also refreshes RUN_DIR/report.html. With KIND=all a
 figure whose source is missing (no snapshots in a CAM run, say) is skipped with a note; naming
-that KIND alone is an error (exit 2). The drawing is `viz.render.render()`.
+that KIND alone is an error (exit 2). The drawing is `reports.render.render()`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from .args import UsageParser
 from ..errors import OrnetError
 from ..reports.render import DEFAULT_N, FIGURE_FILE, KINDS, render
+from .args import UsageParser
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:

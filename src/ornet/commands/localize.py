@@ -19,8 +19,8 @@ Preprocessing (a decision, docs/figures.md): the WHOLE image is resized to crop 
 seen; the map is resized to crop x crop, normalised and thresholded exactly as in evaluation
 (``localization.boxes``), and the boxes are scaled back to the original width and height.
 Evaluation instead resizes to resize x resize and centre-crops (the benchmark protocol). The
-model, its preprocessing and the boxes are `ornet.load_model` and `Localizer.predict`
-(``inference/``); this module finds the inputs, decodes them ahead and writes the outputs.
+model, the loop over the inputs and the boxes are `ornet.load_model` and
+`Localizer.localize_files` (``inference/``); this module parses, writes the outputs and prints.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .args import UsageParser
-from ..errors import DataError, OrnetError
+from ..errors import OrnetError
+from ..inference.inputs import expand_inputs
 from ..runtime.atomic import atomic_path, write_npy_atomic
-from ..inference.inputs import Loaded, expand_inputs, prefetch
 from ..runtime.outdir import check_out_dir, make_out_dir, nonempty
+from .args import UsageParser
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -164,57 +164,39 @@ def _save_image(image, path: Path) -> None:
 
 def localize_paths(loc, paths: list[Path], out: Path, threshold: float, box_mode: str, batch_size: int,
                    save_maps: bool = False, quiet: bool = False, release: bool = False) -> dict:
-    """Run the `Localizer` over `paths` in batches; write overlays (and maps); return boxes.json's dict.
+    """`Localizer.localize_files` over `paths`; write overlays (and maps); return boxes.json's dict.
 
     `release`: the boxes came by the ORNet release's rule (`Localizer.box_rule`), said in boxes.json.
     """
-    import torch
     from PIL import Image
 
-    from ..runtime.progress_lines import Progress
+    from ..localization.boxes import scale_boxes
     from ..viz.draw import annotate
 
     crop, normalize = loc.crop, loc.normalize
-    names = output_names(paths)
+    names = dict(zip(paths, output_names(paths)))
     images, errors = [], []
     map_size = None
-    with Progress(len(paths), "localize", quiet=quiet) as progress:
-        for start, loaded in prefetch(paths, batch_size, loc.transform):
-            ok = [(i, item) for i, item in enumerate(loaded) if not isinstance(item, DataError)]
-            for i, item in enumerate(loaded):
-                if isinstance(item, DataError):
-                    path = paths[start + i]
-                    errors.append({"file": str(path), "error": item.what})
-                    progress.write(f"skipped {path}: {item.what}")
-            if ok:
-                pred = loc.predict(torch.stack([item.tensor for _, item in ok]), threshold=threshold,
-                                   box_mode=box_mode, sizes=[(item.height, item.width) for _, item in ok])
-                map_size = [int(pred.maps.shape[-2]), int(pred.maps.shape[-1])]
-                probs = pred.probs.cpu() if pred.logits is not None else None
-                for j, (i, item) in enumerate(ok):
-                    k = start + i
-                    entry = _entry(paths[k], names[k], item, pred.boxes[j], probs[j] if probs is not None else None,
-                                   loc.classes, threshold, box_mode, map_size)
-                    disp = item.display
-                    dh, dw = disp.shape[:2]
-                    boxes_disp = [[b[0] * dw / item.width, b[1] * dh / item.height,
-                                   (b[2] + 1) * dw / item.width - 1, (b[3] + 1) * dh / item.height - 1]
-                                  for b in entry["boxes"]]
-                    panel = annotate(disp, pred.scoremaps[j], pred_boxes=boxes_disp or None,
-                                     thickness=max(2, round(max(dh, dw) / 250)))
-                    _save_image(Image.fromarray(panel), out / entry["overlay"])
-                    if save_maps:
-                        full = pred.image_maps[j]
-                        _save_image(Image.fromarray((full * 255 + 0.5).astype(np.uint8), mode="L"),
-                                    out / entry["map_png"])
-                        write_npy_atomic(out / entry["map_npy"], pred.maps[j, 0].cpu().numpy().astype(np.float32))
-                    else:
-                        entry.pop("map_png")
-                        entry.pop("map_npy")
-                    images.append(entry)
-            progress.update(len(loaded))
-        progress.close(f"{len(images)} images localized, {len(errors)} unreadable "
-                       f"in {_elapsed(progress):.1f} s")
+    for r in loc.localize_files(paths, threshold=threshold, box_mode=box_mode, batch_size=batch_size,
+                                progress=not quiet):
+        if r.error is not None:
+            errors.append({"file": str(r.path), "error": r.error})
+            continue
+        map_size = [int(n) for n in r.raw_map.shape]
+        entry = _entry(r, names[r.path], threshold, box_mode, map_size)
+        disp = r.display
+        dh, dw = disp.shape[:2]
+        boxes_disp = scale_boxes(r.boxes, (r.width, r.height), (dw, dh), "pixels")
+        panel = annotate(disp, r.scoremap, pred_boxes=boxes_disp if len(boxes_disp) else None,
+                         thickness=max(2, round(max(dh, dw) / 250)))
+        _save_image(Image.fromarray(panel), out / entry["overlay"])
+        if save_maps:
+            _save_image(Image.fromarray((r.image_map * 255 + 0.5).astype(np.uint8), mode="L"), out / entry["map_png"])
+            write_npy_atomic(out / entry["map_npy"], r.raw_map)
+        else:
+            entry.pop("map_png")
+            entry.pop("map_npy")
+        images.append(entry)
     return {
         "method": loc.method,
         "threshold": threshold,
@@ -231,19 +213,12 @@ def localize_paths(loc, paths: list[Path], out: Path, threshold: float, box_mode
     }
 
 
-def _elapsed(progress) -> float:
-    import time
-
-    return time.perf_counter() - progress.start
-
-
-def _entry(path: Path, name: str, item: Loaded, boxes: np.ndarray, probs, classes: list[str], threshold: float,
-           box_mode: str, map_size) -> dict:
+def _entry(r, name: str, threshold: float, box_mode: str, map_size) -> dict:
     entry: dict = {
-        "file": str(path),
-        "width": item.width,
-        "height": item.height,
-        "boxes": boxes.tolist(),
+        "file": str(r.path),
+        "width": r.width,
+        "height": r.height,
+        "boxes": r.boxes.tolist(),
         "class": None,
         "class_index": None,
         "probability": None,
@@ -255,10 +230,10 @@ def _entry(path: Path, name: str, item: Loaded, boxes: np.ndarray, probs, classe
         "map_png": f"maps/{name}.png",
         "map_npy": f"maps/{name}.npy",
     }
-    if probs is not None:
-        top = probs.topk(min(5, probs.numel()))
+    if r.probs is not None:
+        top = r.probs.topk(min(5, r.probs.numel()))
         idx = [int(i) for i in top.indices]
-        name_of = (lambda i: classes[i] if i < len(classes) else str(i))  # noqa: E731
+        name_of = (lambda i: r.classes[i] if i < len(r.classes) else str(i))  # noqa: E731
         entry.update(class_index=idx[0], probability=round(float(top.values[0]), 6), **{"class": name_of(idx[0])})
         entry["top5"] = [{"class": name_of(i), "probability": round(float(v), 6)} for i, v in zip(idx, top.values)]
     return entry

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import UsageParser
 from ..errors import OrnetError
+from .args import UsageParser
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -36,6 +36,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+def summary_line(s, size: int, out) -> str:
+    """The line `ornet synth` (and `ornet demo`) prints for a `SynthSummary`."""
+    return (f"wrote {s.images} images ({s.train} train, {s.test} test, {s.two_objects} with two objects), "
+            f"{s.classes} classes, {size} px, to {out} in {s.seconds:.1f} s")
+
+
 def main(argv: list[str], prog: str = "ornet synth") -> int:
     try:
         args = build_parser(prog).parse_args(argv)
@@ -50,8 +56,7 @@ def main(argv: list[str], prog: str = "ornet synth") -> int:
     cfg = SynthConfig(classes=args.classes, train=args.train, test=args.test, size=args.size,
                       seed=args.seed, second_object=args.second_object, body_cue=args.body_cue)
     s = generate(cfg, args.out, workers=args.workers, force=args.force, quiet=args.quiet)
-    print(f"wrote {s.images} images ({s.train} train, {s.test} test, {s.two_objects} with two objects), "
-          f"{s.classes} classes, {cfg.size} px, to {args.out} in {s.seconds:.1f} s")
+    print(summary_line(s, cfg.size, args.out))
     if args.contact_sheet:
         from PIL import Image
 

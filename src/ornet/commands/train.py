@@ -10,11 +10,11 @@ curves.json, model.safetensors and model.json (docs/training.md, "The run folder
 
 from __future__ import annotations
 
-import logging
 import shlex
 from pathlib import Path
 
 from ..config.parse import make_parser, parse, to_run_config
+from .console import setup_logging
 
 DESCRIPTION = ("Train the stages of a config's method (wsol_method; `ornet methods` lists them and their "
                "stages), then evaluate on the test split (threshold chosen on val) and export the model. "
@@ -61,41 +61,12 @@ def main(argv: list[str], prog: str) -> int:
     cfg = to_run_config(parser, ns)
     out = Path(ns.out)
     quiet = bool(ns.quiet)
-    _setup_logging(quiet)
+    setup_logging(quiet)
     metrics = train(cfg, out, resume=resume, force=bool(ns.force), stages=cfg.stages if rerun else None, quiet=quiet,
                     command=f"{prog} {shlex.join(argv_given)}")
     if metrics is not None and not quiet:
         _print_summary(metrics, out)
     return 0
-
-
-class _StderrHandler(logging.StreamHandler):
-    """Writes to `sys.stderr` as it is at each message (not the stream of the first run in this process)."""
-
-    @property
-    def stream(self):
-        import sys
-
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
-
-
-def _setup_logging(quiet: bool) -> None:
-    from ..api.quiet import LIGHTNING_LOGGERS
-
-    logging.getLogger("ornet").setLevel(logging.WARNING if quiet else logging.INFO)
-    if not logging.getLogger("ornet").handlers:
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logging.getLogger("ornet").addHandler(handler)
-    if quiet:
-        import lightning.pytorch  # noqa: F401  (its import sets its loggers to INFO: import it before setting them)
-
-        for name in LIGHTNING_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _print_summary(metrics: dict, out: Path) -> None:

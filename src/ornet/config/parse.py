@@ -11,16 +11,15 @@ import dataclasses
 import difflib
 import math
 
+from ..errors import ConfigError
+from ..models.weights_spec import weights_spec
 from .schema import (
     DataConfig,
     RunConfig,
     apply_protocol,
-    dump_yaml,
     from_dict,
     stage_sections,
 )
-from ..errors import ConfigError
-from ..models.weights_spec import weights_spec
 
 _build = from_dict  # the former name, kept for callers
 

@@ -27,13 +27,13 @@ from torch.utils.data import DataLoader
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from .class_gate import choose_gate
 from ..config.schema import EvalConfig, RunConfig
 from ..errors import OrnetError
-from ..runtime.atomic import write_npy_atomic
 from ..localization.boxes import MODES, box_iou, level_boxes, map_levels, truncate_boxes
 from ..localization.metrics import BoxAccuracySweep, PxAP, prepare_maps
 from ..localization.sweep import SweepResult, choose_threshold, summarize
+from ..runtime.atomic import write_npy_atomic
+from .class_gate import choose_gate
 
 ROW_FIELDS = ("image_id", "label", "pred", "score", "x0", "y0", "x1", "y1", "iou", "correct")
 """predictions.csv columns: true and top-1 predicted class index, the predicted class's softmax

@@ -18,7 +18,12 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from ..errors import OrnetError
-from ..localization.release_rule import ReleaseResult, image_scores, release_ground_truth, release_thresholds
+from ..localization.release_rule import (
+    ReleaseResult,
+    image_scores,
+    release_ground_truth,
+    release_thresholds,
+)
 
 _STATES = ("index", "label", "pred", "score", "top1", "top5", "iou", "boxes")
 
@@ -105,8 +110,8 @@ class ReleasePass(L.LightningModule):
 def evaluate_release(model: torch.nn.Module, datamodule, cfg, split: str = "test", quiet: bool = False,
                      scoremap_dir: str | Path | None = None):
     """`ornet.evaluation.core.EvalResult` of `model` on `split` under the release's protocol."""
-    from .core import EvalResult, _SplitData, _trainer
     from ..training.pipeline import quiet_lightning_warnings
+    from .core import EvalResult, _SplitData, _trainer
 
     quiet_lightning_warnings()
     if not getattr(datamodule.index, "has_boxes", True):

@@ -9,7 +9,7 @@ Maps -> boxes exactly as evaluation does (`localization.metrics.prepare_maps`, t
 `localization.boxes.boxes_from_map`): the raw map (B x 1 x h x w) is resized bilinearly to the
 network input, min-max normalised per image (``normalize="minmax"``; ``"none"`` keeps it),
 thresholded, and the boxes of the box mode (all / largest / multi) are scaled to each original
-image (`preprocess.scale_box`). Files and lists of images go through `Preprocess` (the whole
+image (`localization.boxes.scale_boxes`, rule ``cover``). Files and lists of images go through `Preprocess` (the whole
 image resized to crop x crop); a tensor is taken as already preprocessed (`Localizer.transform`),
 and its boxes are in its own pixels unless ``sizes`` gives the originals.
 """
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import OrnetError
-from .preprocess import Preprocess, image_size, scale_box, to_uint8
+from .preprocess import Preprocess, image_size, to_uint8
 
 
 def eval_maps(raw: torch.Tensor, size: int | tuple[int, int], normalize: str) -> np.ndarray:
@@ -174,7 +174,7 @@ class Localizer:
         the model has a class gate (`ORNet.set_cam_gate`): then its CAM of these classes.
         sizes: (height, width) of the originals of a tensor batch, to scale its boxes to.
         """
-        from ..localization.boxes import MODES, boxes_from_map
+        from ..localization.boxes import MODES, boxes_from_map, scale_boxes
 
         threshold = self.threshold if threshold is None else float(threshold)
         if threshold is None:
@@ -208,12 +208,21 @@ class Localizer:
             else:
                 found = np.asarray(boxes_from_map(m, threshold, box_mode, relative=self.normalize == "minmax"))
                 found = [b for b in found.reshape(-1, 4).tolist() if any(b)]  # [0, 0, 0, 0]: nothing above
-            boxes.append(np.asarray([scale_box(b, input_size, w, h) for b in found], dtype=np.int64).reshape(-1, 4))
+            boxes.append(scale_boxes(found, input_size[::-1], (w, h), "cover"))
         return Prediction(maps=maps, scoremaps=scoremaps, boxes=boxes,
                           logits=None if logits is None else logits.float(), sizes=[(int(h), int(w)) for h, w in sizes],
                           threshold=threshold, box_mode=box_mode, normalize=self.normalize, classes=self.classes)
 
     __call__ = predict
+
+    def localize_files(self, inputs, **options):
+        """Image files, folders (recursive) or globs -> one `on_files.FilePrediction` per image, in
+        batches, boxes in each photo's pixels; unreadable files come back with their error.
+        Options: threshold, box_mode, batch_size (16), exclude (a folder), progress (False).
+        See `on_files.localize_files`."""
+        from .on_files import localize_files
+
+        return localize_files(self, inputs, **options)
 
 
 def _release_boxes(raw: np.ndarray, threshold: float, input_size: tuple[int, int]) -> list[list[int]]:

@@ -1,14 +1,14 @@
-"""Inference preprocessing: the WHOLE image resized to crop x crop, and boxes scaled back.
+"""Inference preprocessing: the WHOLE image resized to crop x crop.
 
 A decision (docs/figures.md): for your own images the whole image is resized to crop x crop
 (model.json ``preprocessing.crop``), with no centre crop, so that objects near the border are
-seen; boxes found on that input are scaled back to the original width and height. Evaluation
+seen; boxes found on that input are scaled back to the original width and height
+(`localization.boxes.scale_boxes`, rule ``cover``). Evaluation
 instead resizes to resize x resize and centre-crops (the benchmark protocol, `data.transforms`).
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 
@@ -65,19 +65,3 @@ def image_size(image) -> tuple[int, int]:
         return int(image.shape[-2]), int(image.shape[-1])
     return int(image.size[1]), int(image.size[0])
 
-
-def scale_box(box, crop: int | tuple[int, int], width: int, height: int) -> list[int]:
-    """An inclusive-pixel box on the network input -> inclusive pixels of the original image.
-
-    crop: the input's side (or its (height, width)). Pixel column ``x`` of the input covers
-    ``[x, x + 1) * width / crop`` of the original, so ``x0 -> floor(x0 * sx)`` and
-    ``x1 -> ceil((x1 + 1) * sx) - 1``, clipped to the image.
-    """
-    crop_h, crop_w = (crop, crop) if isinstance(crop, int) else (int(crop[0]), int(crop[1]))
-    x0, y0, x1, y1 = (int(v) for v in box)
-    sx, sy = width / crop_w, height / crop_h
-    ox0 = min(max(math.floor(x0 * sx), 0), width - 1)
-    oy0 = min(max(math.floor(y0 * sy), 0), height - 1)
-    ox1 = min(max(math.ceil((x1 + 1) * sx - 1e-9) - 1, ox0), width - 1)
-    oy1 = min(max(math.ceil((y1 + 1) * sy - 1e-9) - 1, oy0), height - 1)
-    return [ox0, oy0, ox1, oy1]

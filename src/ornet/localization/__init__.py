@@ -15,7 +15,7 @@ from .boxes import (
     cam_thresholds,
     level_boxes,
     map_levels,
-    resize_box,
+    scale_boxes,
     scoremap_to_uint8,
     sweep_best_iou,
     truncate_boxes,
@@ -26,7 +26,7 @@ from .sweep import SweepResult, choose_threshold, count_hits, summarize
 _TORCH_NAMES = ("BoxAccuracySweep", "PxAP")
 
 __all__ = [
-    "MODES", "box_iou", "boxes_from_map", "cam_thresholds", "level_boxes", "map_levels", "resize_box",
+    "MODES", "box_iou", "boxes_from_map", "cam_thresholds", "level_boxes", "map_levels", "scale_boxes",
     "scoremap_to_uint8", "sweep_best_iou", "truncate_boxes", "pxap_edges", "pxap_from_histograms",
     "score_histograms", "SweepResult", "choose_threshold", "count_hits", "summarize", *_TORCH_NAMES,
 ]

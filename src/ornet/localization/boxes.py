@@ -84,17 +84,40 @@ def truncate_boxes(boxes) -> np.ndarray:
     return out
 
 
-def resize_box(box: Sequence[float], image_size: Sequence[float], resize_size: Sequence[float]) -> tuple[int, ...]:
-    """Scale ``box`` (x0, y0, x1, y1) from ``image_size`` to ``resize_size``, both (width, height).
+SCALINGS: tuple[str, ...] = ("pixels", "cover", "wsolevaluation")
 
-    Each coordinate is ``coord * new / old`` in float64 (in that order) and truncated to int, as
-    in wsolevaluation (e.g. (1, 2, 4, 3) from (10, 20) to (35, 10) -> (3, 1, 14, 1)).
+
+def scale_boxes(boxes, from_size: Sequence[float], to_size: Sequence[float], rule: str = "pixels") -> np.ndarray:
+    """The package's one box rescaling: ``N x 4`` XYXY boxes (or one box) on an image of
+    ``from_size`` -> on that image resized to ``to_size`` (sizes (width, height); up or down).
+    Boxes are inclusive pixels: ``x0 .. x1`` are the columns covered, ``[x0, x1 + 1)`` of the
+    continuous image. ``rule`` says how the scaled box is written (``s = new / old`` per axis):
+    - ``pixels`` (float64, for drawing): ``x0 * new / old`` and ``(x1 + 1) * new / old - 1``,
+      neither rounded nor clipped (`viz.draw` rounds when it draws);
+    - ``cover`` (int64, predictions back to the photo): the target pixels the scaled span
+      touches, ``floor(x0 * s)`` and ``ceil((x1 + 1) * s) - 1`` (1e-9 of slack: an exact edge
+      does not spill over), clipped to the target image with ``x1 >= x0``; inputs truncated to int;
+    - ``wsolevaluation`` (int64, ground-truth boxes): each coordinate as a point, ``c * new / old``
+      truncated by `truncate_boxes` (wsolevaluation's ``resize_bbox``; not clipped).
+    Each rule keeps its callers' arithmetic; e.g. (1, 2, 4, 3) from (10, 20) to (35, 10) gives
+    (3.5, 1, 16.5, 1), [3, 1, 17, 1] and [3, 1, 14, 1].
     """
-    x0, y0, x1, y1 = map(float, box)
-    w, h = map(float, image_size)
-    new_w, new_h = map(float, resize_size)
-    return tuple(int(c) for c in truncate_boxes(
-        [x0 * new_w / w, y0 * new_h / h, x1 * new_w / w, y1 * new_h / h])[0])
+    if rule not in SCALINGS:
+        raise ValueError(f"unknown box scaling {rule!r}; rules: {', '.join(SCALINGS)}")
+    (w, h), (new_w, new_h) = from_size, to_size
+    if rule == "cover":  # s computed first, as `inference` always did
+        b = np.asarray(boxes).reshape(-1, 4).astype(np.int64)
+        sx, sy = int(new_w) / int(w), int(new_h) / int(h)
+        x0 = np.minimum(np.maximum(np.floor(b[:, 0] * sx), 0), new_w - 1)
+        y0 = np.minimum(np.maximum(np.floor(b[:, 1] * sy), 0), new_h - 1)
+        x1 = np.minimum(np.maximum(np.ceil((b[:, 2] + 1) * sx - 1e-9) - 1, x0), new_w - 1)
+        y1 = np.minimum(np.maximum(np.ceil((b[:, 3] + 1) * sy - 1e-9) - 1, y0), new_h - 1)
+        return np.column_stack([x0, y0, x1, y1]).astype(np.int64)
+    b, end = np.asarray(boxes, dtype=np.float64).reshape(-1, 4), 1 if rule == "pixels" else 0
+    (w, h), (new_w, new_h) = (float(w), float(h)), (float(new_w), float(new_h))  # c * new / old, in that order
+    out = np.column_stack([b[:, 0] * new_w / w, b[:, 1] * new_h / h,  # pixels: the span's end x1 + 1, minus 1
+                           (b[:, 2] + end) * new_w / w - end, (b[:, 3] + end) * new_h / h - end])
+    return out if rule == "pixels" else truncate_boxes(out)
 
 
 def cam_thresholds(interval: float) -> np.ndarray:

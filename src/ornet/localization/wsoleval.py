@@ -6,10 +6,10 @@ with boxes (``id,x0,y0,x1,y1`` in original pixels, one line per box) or masks
 (``id,mask_path,ignore_path``, one line per mask, the ignore field of later lines empty);
 ``class_labels.txt`` is not needed here. Score maps: ``<root>/<image_id>.npy`` (wsolevaluation
 saves ``a/b.jpg`` as ``a/b.jpg.npy``; ``a/b.npy`` is accepted too), 224 x 224 float arrays in
-[0, 1]. Ground-truth boxes are scaled to 224 x 224 (``resize_box``); masks are read as grey,
-resized to 224 x 224 with nearest neighbour, and a pixel is foreground when its grey value is
-> 0.5 (any non-zero value, as in wsolevaluation). No torch anywhere on this path. The readers of these files are `wsoleval_io`; the scoring pool
-is `workers`.
+[0, 1]. Ground-truth boxes are scaled to 224 x 224 (``scale_boxes``, rule ``wsolevaluation``);
+masks are read as grey, resized to 224 x 224 with nearest neighbour, and a pixel is foreground
+when its grey value is > 0.5 (any non-zero value, as in wsolevaluation). No torch on this path.
+The readers of these files are `wsoleval_io`; the scoring pool is `workers`.
 """
 
 from __future__ import annotations

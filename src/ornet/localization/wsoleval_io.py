@@ -19,7 +19,7 @@ import numpy as np
 from ..data.io import iter_fields, parse_int
 from ..data.records import check_image_id
 from ..errors import DataError
-from .boxes import resize_box
+from .boxes import scale_boxes
 
 RESIZE_LENGTH = 224
 
@@ -41,8 +41,8 @@ class Metadata:
 
     def resized_boxes(self, size: int = RESIZE_LENGTH) -> dict[str, np.ndarray]:
         """Ground-truth boxes scaled to ``size`` x ``size`` (int64, N x 4) per image id."""
-        return {i: np.array([resize_box(b, self.image_sizes[i], (size, size)) for b in self.boxes[i]],
-                            dtype=np.int64) for i in self.image_ids}
+        return {i: scale_boxes(self.boxes[i], self.image_sizes[i], (size, size), "wsolevaluation")
+                for i in self.image_ids}
 
 
 def _mask_path(value: str, file: Path, line: int, what: str) -> str:

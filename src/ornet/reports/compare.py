@@ -131,12 +131,12 @@ def compare_page(runs: Mapping[str, str | os.PathLike], out_html: str | os.PathL
     Every run needs metrics.json, predictions.csv and its exported model; a missing or broken
     file is an OrnetError naming it, raised before anything is written.
     """
-    from ..runtime.outdir import check_out_file, make_out_dir
     from ..runs.files import read_predictions
-    from ..runs.run import Run
+    from ..runtime.outdir import check_out_file, make_out_dir
     from ..viz.figures import overlay
     from .render import _enlarge, draw_records, sample_indices
     from .render import save_png as _save_png
+    from .run_model import ModelRun
 
     if not runs:
         raise OrnetError("compare_page needs at least one run")
@@ -147,13 +147,13 @@ def compare_page(runs: Mapping[str, str | os.PathLike], out_html: str | os.PathL
     slugs = {name: _slug(name) for name in runs}
     if len(set(slugs.values())) < len(slugs) or "image" in slugs.values():
         raise OrnetError(f"run names must give distinct file names other than 'image': {list(runs)}")
-    loaded: dict[str, Run] = {}
+    loaded: dict[str, ModelRun] = {}
     for name, folder in runs.items():
         root = Path(folder)
         for need in ("metrics.json", "predictions.csv", "model.safetensors", "model.json", "config.yaml"):
             if not (root / need).is_file():
                 raise OrnetError(f"{root / need} does not exist: {name} is not a finished run folder")
-        loaded[name] = Run(root, device=device, batch_size=batch_size)
+        loaded[name] = ModelRun(root, device=device, batch_size=batch_size)
     metrics = {name: run.metrics() for name, run in loaded.items()}
     preds = {name: read_predictions(run.root / "predictions.csv") for name, run in loaded.items()}
     first = next(iter(loaded.values()))

@@ -5,7 +5,7 @@
 | kind            | reads                                                                   |
 | --------------- | ----------------------------------------------------------------------- |
 | threshold-curve | curves.json                                                             |
-| evolution       | snapshots/ (written during stage 2 by `viz.snapshots.MapSnapshots`)     |
+| evolution       | snapshots/ (written during stage 2 by `methods.ornet.map_snapshots`)   |
 | overlay, grid,  | the model (model.safetensors + model.json) re-run on the run's dataset  |
 | histogram       | (config.yaml's data section; --data.* overrides), evaluated split       |
 | failures        | predictions.csv (lowest IoU) + the model on those images               |
@@ -13,7 +13,8 @@
 Images go through the evaluation transform (resize, centre crop), so boxes and maps are those
 the metrics saw; predicted boxes come from predictions.csv when it lists the image. A figure
 whose source is missing raises `runs.files.MissingSource`, or is skipped with ``strict=False``.
-Used by `ornet figures` and, after train / evaluate, by `viz.publish`.
+Used by `ornet figures` and, after train / evaluate, by `reports.publish`. The run
+and its model are a `reports.run_model.ModelRun`; the drawing is `viz.figures` (arrays in).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from ..errors import OrnetError
 from ..runs.files import MissingSource, PredictionRow, read_json, read_predictions
-from ..runs.run import Run
+from .run_model import ModelRun
 
 KINDS = ("threshold-curve", "evolution", "overlay", "histogram", "failures", "grid")
 FIGURE_FILE = re.compile(r"^(threshold_curve|evolution|histogram|failures|grid|overlay_\d+)\.png$")
@@ -57,7 +58,7 @@ def sample_indices(count: int, n: int, seed: int = SAMPLE_SEED) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(count, size=n, replace=False).tolist())
 
 
-def draw_records(run: Run, records: Sequence, predictions: dict[str, PredictionRow] | None = None) -> Drawn:
+def draw_records(run: ModelRun, records: Sequence, predictions: dict[str, PredictionRow] | None = None) -> Drawn:
     """Evaluate the model on `records` (evaluation transform) and collect maps and boxes."""
     import torch
 
@@ -114,23 +115,19 @@ OVERLAY_MIN_SIDE = 320
 def _enlarge(image: np.ndarray, boxes: Sequence, size: int) -> tuple[np.ndarray, list]:
     """Upscale a small image (longer side < size) before drawing, so that lines stay crisp;
     boxes (inclusive pixels) scale with it."""
+    from ..localization.boxes import scale_boxes
     from ..viz.draw import fit
 
     h, w = image.shape[:2]
     if max(h, w) >= size:
         return image, list(boxes)
     big = fit(image, size)
-    sy, sx = big.shape[0] / h, big.shape[1] / w
-    scaled = []
-    for b in boxes:
-        b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-        scaled.append(np.column_stack([b[:, 0] * sx, b[:, 1] * sy, (b[:, 2] + 1) * sx - 1, (b[:, 3] + 1) * sy - 1]))
-    return big, scaled
+    return big, [scale_boxes(b, (w, h), (big.shape[1], big.shape[0]), "pixels") for b in boxes]
 
 
 # --- one function per figure: arrays from the run -> {file name: image} -------------------------
 
-def fig_threshold_curve(run: Run, n: int | None) -> dict[str, np.ndarray]:
+def fig_threshold_curve(run: ModelRun, n: int | None) -> dict[str, np.ndarray]:
     from ..runs.files import parse_curves
     from ..viz.figures import threshold_curve
 
@@ -147,7 +144,7 @@ def fig_threshold_curve(run: Run, n: int | None) -> dict[str, np.ndarray]:
     return {"threshold_curve.png": threshold_curve(thresholds, curves, chosen, note=note, title=title)}
 
 
-def fig_evolution(run: Run, n: int | None) -> dict[str, np.ndarray]:
+def fig_evolution(run: ModelRun, n: int | None) -> dict[str, np.ndarray]:
     from ..runs.snapshots import load_snapshots
     from ..viz.figures import evolution_grid
 
@@ -160,7 +157,7 @@ def fig_evolution(run: Run, n: int | None) -> dict[str, np.ndarray]:
     return {"evolution.png": evolution_grid(list(snap.images[:rows]), columns)}
 
 
-def fig_overlay(run: Run, n: int | None) -> dict[str, np.ndarray]:
+def fig_overlay(run: ModelRun, n: int | None) -> dict[str, np.ndarray]:
     from ..viz.figures import overlay
 
     records = run.records()
@@ -175,7 +172,7 @@ def fig_overlay(run: Run, n: int | None) -> dict[str, np.ndarray]:
     return out
 
 
-def fig_histogram(run: Run, n: int | None) -> dict[str, np.ndarray]:
+def fig_histogram(run: ModelRun, n: int | None) -> dict[str, np.ndarray]:
     from ..viz.figures import histogram
 
     records = run.records()
@@ -186,7 +183,7 @@ def fig_histogram(run: Run, n: int | None) -> dict[str, np.ndarray]:
     return {"histogram.png": histogram(d.raw_maps, [_short(i) for i in d.ids], title=title)}
 
 
-def fig_failures(run: Run, n: int | None) -> dict[str, np.ndarray]:
+def fig_failures(run: ModelRun, n: int | None) -> dict[str, np.ndarray]:
     from ..viz.figures import failures
 
     preds = read_predictions(run.root / "predictions.csv")
@@ -203,7 +200,7 @@ def fig_failures(run: Run, n: int | None) -> dict[str, np.ndarray]:
                                      labels=[_short(i, 40) for i in d.ids])}
 
 
-def fig_grid(run: Run, n: int | None) -> dict[str, np.ndarray]:
+def fig_grid(run: ModelRun, n: int | None) -> dict[str, np.ndarray]:
     from ..viz.figures import grid
 
     records = run.records()
@@ -216,7 +213,7 @@ FIGURES = {"threshold-curve": fig_threshold_curve, "evolution": fig_evolution, "
            "histogram": fig_histogram, "failures": fig_failures, "grid": fig_grid}
 
 
-def _predictions_or_none(run: Run) -> dict[str, PredictionRow] | None:
+def _predictions_or_none(run: ModelRun) -> dict[str, PredictionRow] | None:
     try:
         return read_predictions(run.root / "predictions.csv")
     except MissingSource:
@@ -238,7 +235,7 @@ def render(run_dir: str | os.PathLike, kinds: Sequence[str] = KINDS, out: str | 
     """Draw `kinds` for a run; returns (written files, {kind: why skipped}).
 
     strict: a missing source raises (MissingSource, exit 2); otherwise that kind is skipped.
-    run_options: data_root, data_name, split, device, batch_size (see `Run`).
+    run_options: data_root, data_name, split, device, batch_size (see `ModelRun`).
     """
     root = Path(run_dir)
     if not root.is_dir():
@@ -252,7 +249,7 @@ def render(run_dir: str | os.PathLike, kinds: Sequence[str] = KINDS, out: str | 
     from ..runtime.outdir import check_out_dir
 
     check_out_dir(target, "--out")  # before any figure is drawn
-    run = Run(root, **run_options)
+    run = ModelRun(root, **run_options)
     written, skipped = [], {}
     for kind in kinds:
         try:

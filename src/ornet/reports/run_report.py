@@ -20,8 +20,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import OrnetError
-from ..runtime.atomic import write_text_atomic
 from ..runs.files import read_json_object
+from ..runtime.atomic import write_text_atomic
 
 # metrics.json key -> label; percentages 0-100 (ARCHITECTURE.md, metrics.json).
 METRICS: list[tuple[str, str]] = [

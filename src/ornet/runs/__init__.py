@@ -1,4 +1,4 @@
-"""A run folder and the files in it, read back (the writers are `tasks/` and `evaluation.py`).
+"""A run folder and the files in it, read back (the writers are `training/` and `evaluation/`).
 
 A run folder (``ornet train --out OUT``; ``ornet evaluate`` writes the same result files into
 its ``--out``) holds ``config.yaml`` (the resolved `RunConfig`), ``metrics.json``,
@@ -7,6 +7,8 @@ its ``--out``) holds ``config.yaml`` (the resolved `RunConfig`), ``metrics.json`
 ``figures/`` and ``report.html`` (docs/training.md, "The run folder").
 
 - ``files``: the readers of config.yaml, metrics.json / curves.json, predictions.csv (torch-free);
-- ``snapshots``: the reader of ``snapshots/`` (torch-free; the writer is ``viz.snapshots``);
-- ``run``: `Run`, a run folder with its config, metrics, model and dataset loaded on first use.
+- ``snapshots``: the reader of ``snapshots/`` (torch-free; the writer is
+  ``methods.ornet.map_snapshots``);
+- ``run``: `Run`, a run folder with its config, metrics and dataset loaded on first use (the
+  model is loaded above, by `reports.run_model.ModelRun`: runs import nothing of inference).
 """

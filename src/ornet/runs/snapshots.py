@@ -1,6 +1,6 @@
 """Reading a run's ``snapshots/`` folder (the evolution figure's source; torch-free).
 
-The writer is `viz.snapshots.MapSnapshots` (stage 2, after every epoch): ``images.npz`` holds
+The writer is `methods.ornet.map_snapshots.MapSnapshots` (stage 2, after every epoch): ``images.npz`` holds
 ``images`` (N x H x W x 3 uint8 RGB) and optionally ``image_ids``; ``epoch_NNN.npz`` holds
 ``maps`` (N x h x w uint8, map x 255) after NNN epochs (000: before refinement);
 ``refine_epoch_NNN.npz`` (float maps in [0, 1]) is read too. Nothing is unpickled.

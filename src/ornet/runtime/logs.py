@@ -30,8 +30,8 @@ from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from .diskspace import is_disk_full
 from .atomic import atomic_path, write_text_atomic
+from .diskspace import is_disk_full
 
 
 class AtomicExperimentWriter(ExperimentWriter):

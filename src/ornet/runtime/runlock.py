@@ -49,8 +49,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .diskspace import disk_full_error, is_disk_full
 from ..errors import OrnetError, RunLocked
+from .diskspace import disk_full_error, is_disk_full
 
 LOCK_NAME = ".ornet.lock"
 """The lock file inside the folder (hidden; removed on release)."""

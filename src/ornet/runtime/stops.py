@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from .diskspace import disk_full_error, is_disk_full
 from ..errors import DiskFull, Interrupted, Preempted, TrainingDiverged
+from .diskspace import disk_full_error, is_disk_full
 
 
 def epoch_of(path: Path) -> str:

@@ -14,6 +14,7 @@ from ...data.sample import Batch
 from ...errors import OrnetError
 from ..base import MapValidation, StageTask, cross_entropy
 
+
 class OrnetTask(MapValidation, StageTask):
     """Shared by stages 1 and 2: an ORNet in `self.model`, maps validated on `val`."""
 
