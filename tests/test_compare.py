@@ -36,8 +36,7 @@ def make_cam_run(root: Path, data_root: Path) -> Path:
     """A CAM run folder with an untrained tiny CAM model, other metrics and its own boxes."""
     import torch
 
-    from ornet.config.parse import dump_yaml
-    from ornet.config.schema import RunConfig
+    from ornet.config.schema import RunConfig, dump_yaml
     from ornet.data.readers import read_index
     from ornet.models.cam_network import CAMModel
     from ornet.runs.export import export_model, model_meta

@@ -22,8 +22,7 @@ if not torch.distributed.is_available() or not torch.distributed.is_gloo_availab
 
 
 def _model_dir(tmp: Path, data: Path) -> Path:
-    from ornet.config.parse import dump_yaml
-    from ornet.config.schema import RunConfig
+    from ornet.config.schema import RunConfig, dump_yaml
     from ornet.models.ornet_network import ORNet
     from ornet.runs.export import export_model, model_meta
 

@@ -23,8 +23,7 @@ def make_run(root: Path, data_root: Path, snapshots: bool = True) -> Path:
     """A run folder as `ornet train` leaves it, with an untrained tiny model (speed, not quality)."""
     import torch
 
-    from ornet.config.parse import dump_yaml
-    from ornet.config.schema import RunConfig
+    from ornet.config.schema import RunConfig, dump_yaml
     from ornet.data.readers import read_index
     from ornet.models.ornet_network import ORNet
     from ornet.runs.export import export_model, model_meta

@@ -18,8 +18,7 @@ from ornet.cli import main
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """An exported (untrained) ORNet with a run config pointing at a tiny dataset."""
-    from ornet.config.parse import dump_yaml
-    from ornet.config.schema import RunConfig
+    from ornet.config.schema import RunConfig, dump_yaml
     from ornet.models.ornet_network import ORNet
     from ornet.runs.export import export_model, model_meta
 

@@ -146,7 +146,8 @@ def test_load_weights_refuses_a_poisoned_torchvision_cache(tmp_path, monkeypatch
 
 def _run_folder(tmp_path: Path, data: Path, stages: str) -> Path:
     """A run folder whose config.yaml lists `stages` (what `--resume` / `--stages` continue)."""
-    from ornet.config.parse import dump_yaml, make_parser, parse, to_run_config
+    from ornet.config.parse import make_parser, parse, to_run_config
+    from ornet.config.schema import dump_yaml
 
     out = tmp_path / "run"
     (out / "checkpoints").mkdir(parents=True)

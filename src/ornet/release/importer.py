@@ -112,7 +112,7 @@ def model_json(plan: ImportPlan, cfg, classes: list[str]) -> dict:
 
 
 def _write(out: Path, plan: ImportPlan, cfg, model, classes: list[str]) -> ImportResult:
-    from ..config.parse import dump_yaml
+    from ..config.schema import dump_yaml
     from ..runs.export import export_model
     from ..runtime.atomic import write_json_atomic, write_text_atomic
     from ..runtime.outdir import make_out_dir
