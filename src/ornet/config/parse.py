@@ -20,6 +20,7 @@ from .schema import (
     dump_yaml,
     from_dict,
 )
+from .protocol_settings import protocol_settings
 from ..errors import ConfigError
 
 _build = from_dict  # the former name, kept for callers
@@ -261,8 +262,9 @@ def validate(cfg: RunConfig) -> None:
     if not (math.isfinite(e.cam_gate_margin) and e.cam_gate_margin >= 0):
         raise ConfigError(f"eval.cam_gate_margin must be a number of points >= 0, got {e.cam_gate_margin}")
     gated = any(a > 0 for a in e.cam_gate) and "cam" not in cfg.stages  # a CAM run has no ORNet map: unused
-    if gated and e.protocol == "release":
-        raise ConfigError("eval.cam_gate is not part of the release's protocol (eval.protocol: release); "
+    protocol = protocol_settings(e.protocol)
+    if gated and not protocol.cam_gate:
+        raise ConfigError(f"eval.cam_gate is not part of {protocol.title} (eval.protocol: {e.protocol}); "
                           "set eval.cam_gate: []")
 
 
