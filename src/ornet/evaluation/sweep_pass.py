@@ -20,10 +20,10 @@ from torchmetrics.utilities import dim_zero_cat
 
 from ..config.schema import EvalConfig
 from ..errors import OrnetError
-from ..runtime.atomic import write_npy_atomic
 from ..localization.boxes import MODES, box_iou, level_boxes, map_levels, truncate_boxes
 from ..localization.metrics import BoxAccuracySweep, PxAP, prepare_maps
 from ..localization.sweep import SweepResult
+from ..runtime.atomic import write_npy_atomic
 from .split_runner import SplitData
 
 
