@@ -1,5 +1,5 @@
 """Grad-CAM (the `grad-cam` package, pytorch-grad-cam) on the evaluator of a finished ORNet run,
-scored exactly like ORNet and CAM (threshold chosen on val, applied to test; ornet.evaluation.core).
+scored exactly like ORNet and CAM (threshold chosen on val, applied to test; ornet.evaluation.protocols).
 
     .venv/bin/python benchmarks/gradcam_eval.py RUN --out DIR [--target-layer PATH]
 
@@ -63,7 +63,7 @@ def main() -> int:
 
     from ornet.config.schema import RunConfig
     from ornet.data.datamodule import WSOLDataModule
-    from ornet.evaluation.core import evaluate
+    from ornet.evaluation.protocols import evaluate_split
     from ornet.methods.base import run_config
     from ornet.models.evaluator import build_evaluator
     from ornet.models.weights_spec import model_normalizations
@@ -80,7 +80,7 @@ def main() -> int:
     target = classifier.rest.get_submodule(layer)
     if isinstance(target, torch.nn.Sequential):
         target = target[-1]
-    result = evaluate(GradCAMLocalizer(classifier, target), dm, cfg, split="test", quiet=True)
+    result = evaluate_split(GradCAMLocalizer(classifier, target), dm, cfg, split="test", quiet=True)
     metrics = {**result.metrics, "method": f"gradcam ({cfg.model.evaluator}.{layer})",
                "source_run": str(args.run), "seconds_eval": round(time.perf_counter() - start, 2)}
     args.out.mkdir(parents=True, exist_ok=True)

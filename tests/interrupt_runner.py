@@ -110,7 +110,8 @@ def serve() -> None:
 
     import ornet.commands.train  # noqa: F401  (everything a run imports, once, before forking)
     import ornet.data.datamodule  # noqa: F401
-    import ornet.evaluation.core  # noqa: F401
+    import ornet.evaluation.protocols  # noqa: F401
+    import ornet.evaluation.sweep_pass  # noqa: F401
     import ornet.methods.ornet.coarse_stage  # noqa: F401
     import ornet.methods.ornet.evaluator_stage  # noqa: F401
     import ornet.methods.ornet.refine_stage  # noqa: F401

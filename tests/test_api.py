@@ -112,6 +112,15 @@ def test_train_wrote_a_run_and_evaluate_reproduces_its_numbers(api_run, tmp_path
         ornet.evaluate(api_run, eval={"box_mod": "multi"})
 
 
+def test_the_protocol_that_chose_the_threshold_reuses_it_without_a_val_split(api_run):
+    """A wsolevaluation run evaluated on data without val: model.json's threshold, said as `model`."""
+    stored = json.loads((api_run / "model.json").read_text())["localization"]
+    assert stored["protocol"] == "wsolevaluation" and stored["threshold_index"] is not None
+    m = ornet.evaluate(api_run, data={"val_per_class": 0}, quiet=True).metrics
+    assert (m["protocol"], m["threshold_split"]) == ("wsolevaluation", "model")
+    assert (m["threshold_index"], m["threshold"]) == (stored["threshold_index"], stored["threshold"])
+
+
 def test_predict_gives_the_boxes_and_classes_of_ornet_localize(api_run, tmp_path):
     paths = _test_images(api_run)
     proc = _cli("localize", str(api_run), *map(str, paths), "--out", str(tmp_path / "loc"), "--quiet",

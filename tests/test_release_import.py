@@ -264,3 +264,28 @@ def test_evaluate_and_figures_work_on_an_imported_run(fine_run, tmp_path):
     assert cli(["figures", "overlay", str(run), "--data.root", str(data), "--device", "cpu", "--n", "2",
                 "--out", str(tmp_path / "figs")]) == 0
     assert sorted(p.name for p in (tmp_path / "figs").glob("*.png")) == ["overlay_00.png", "overlay_01.png"]
+
+
+def test_wsolevaluation_never_reuses_the_release_threshold_of_an_imported_run(fine_run, tmp_path, capsys):
+    """model.json holds the release grid's threshold (index 8: 0.45, chosen on test). Without a val
+    split, wsolevaluation must not apply index 8 of its own 0.01 list (0.08) as `threshold_split:
+    model`: one line says which split to pass, and that split works."""
+    import ornet
+
+    run, _, _ = fine_run
+    data = write_cub_tree(tmp_path / "cub", classes=3, per_class=5, size=(80, 64), masks=False)
+    common = ["--data.root", str(data), "--data.num_workers", "0", "--data.val_per_class", "0", "--quiet"]
+    capsys.readouterr()
+    assert cli(["evaluate", str(run), "--out", str(tmp_path / "wsol"), "--eval.protocol", "wsolevaluation",
+                *common]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if "threshold" in line]
+    assert len(lines) == 1 and "--eval.threshold_split test" in lines[0], lines
+    assert "chosen under eval.protocol release" in lines[0]
+    assert not (tmp_path / "wsol" / "metrics.json").exists()
+    with pytest.raises(OrnetError, match="chosen under eval.protocol release .*--eval.threshold_split test"):
+        ornet.evaluate(run, data={"root": str(data), "num_workers": 0, "val_per_class": 0},
+                       eval={"protocol": "wsolevaluation"}, quiet=True)
+    assert cli(["evaluate", str(run), "--out", str(tmp_path / "test"), "--eval.protocol", "wsolevaluation",
+                "--eval.threshold_split", "test", *common]) == 0
+    m = json.loads((tmp_path / "test" / "metrics.json").read_text())
+    assert (m["protocol"], m["threshold_split"], m["split"]) == ("wsolevaluation", "test", "test")

@@ -1,7 +1,7 @@
 """The release's scoring (`eval.protocol: release`): golden values on hand-made maps.
 
 Every expected number below is worked out by hand from the release's rules
-(localization/release.py docstring; Sierkinhane/ORNet train_2nd_step.py, utils/func_utils.py,
+(localization/release_rule.py docstring; Sierkinhane/ORNet train_2nd_step.py, utils/func_utils.py,
 dataset/cub.py), never by calling the code under test on another input.
 """
 
@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from conftest import write_cub_tree
+from ornet.evaluation.release_protocol import ReleaseResult
 from ornet.localization.release_rule import (
-    ReleaseResult,
     image_scores,
     release_boxes,
     release_ground_truth,
@@ -161,7 +161,8 @@ def test_evaluate_with_protocol_release_on_a_dataset(tmp_path):
     """Ground truth from the records (unclipped), thresholds on the raw map, threshold chosen on test."""
     from ornet.config.schema import RunConfig, apply_protocol
     from ornet.data.datamodule import WSOLDataModule
-    from ornet.evaluation.core import evaluate, write_outputs
+    from ornet.evaluation.outputs import write_outputs
+    from ornet.evaluation.protocols import evaluate_split
 
     root = write_cub_tree(tmp_path / "cub", classes=3, per_class=3, size=(80, 64), masks=False)
     cfg = RunConfig()
@@ -172,7 +173,7 @@ def test_evaluate_with_protocol_release_on_a_dataset(tmp_path):
     apply_protocol(cfg)
     assert cfg.eval.threshold_split == "test"
     dm = WSOLDataModule(cfg.data)
-    result = evaluate(ConstantMaps(), dm, cfg, split="test", quiet=True)
+    result = evaluate_split(ConstantMaps(), dm, cfg, split="test", quiet=True)
     m = result.metrics
     # For t < 0.6 every cell is above: box (0, 0, 28, 28) on the 32 x 32 input; from 0.6 on none: (0, 0, 32, 32).
     want_hits = np.zeros(19)

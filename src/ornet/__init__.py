@@ -34,7 +34,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "make_synthetic": ("ornet.api.data", "make_synthetic"),
     "train": ("ornet.api.train", "train"),
     "evaluate": ("ornet.api.evaluate", "evaluate"),
-    "EvalResult": ("ornet.evaluation.core", "EvalResult"),
+    "EvalResult": ("ornet.evaluation.outputs", "EvalResult"),
     # metrics (wsolevaluation's conventions, docs/metrics.md)
     "BoxAccuracySweep": ("ornet.localization.metrics", "BoxAccuracySweep"),
     "PxAP": ("ornet.localization.metrics", "PxAP"),
@@ -86,7 +86,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from .api.train import train
     from .config.schema import RunConfig
     from .errors import ConfigError, DataError, OrnetError
-    from .evaluation.core import EvalResult
+    from .evaluation.outputs import EvalResult
     from .inference.loading import load_model
     from .inference.localizer import Localizer, Prediction
     from .inference.on_files import FilePrediction

@@ -27,6 +27,7 @@ from ..config.schema import (
     from_dict,
 )
 from ..errors import OrnetError
+from ..evaluation.protocols import DEFAULT_PROTOCOL, protocol_of, stored_protocol
 from ..runtime.outdir import check_out_dir, make_out_dir, nonempty, removed_if_failed
 from .quiet import lightning_banners
 
@@ -77,8 +78,8 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
     threshold_split = threshold_split or eval_cfg.threshold_split
     if threshold_split not in ("val", "test", "model"):
         raise OrnetError(f"threshold_split must be val, test or model, got {threshold_split!r}")
-    if threshold_split == "model":
-        _check_model_threshold(eval_cfg, loc, info if info is not None else loaded.source)
+    if threshold_split == "model":  # only under the protocol that chose it
+        protocol_of(eval_cfg).check_model_threshold(loc, info if info is not None else loaded.source)
     eval_cfg.threshold_split = "test" if threshold_split == "test" else "val"
     trainer_cfg = trainer if isinstance(trainer, TrainerConfig) else from_dict(TrainerConfig, dict(trainer or {}))
     cfg = apply_protocol(RunConfig(data=data_cfg, eval=eval_cfg, trainer=trainer_cfg))
@@ -105,8 +106,8 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
 def _evaluate(cfg, meta, info, loaded, pre, loc, data_cfg, threshold_split, split, out, save_scoremaps, quiet):
     """The pass itself, once the inputs are checked (and the output folder locked)."""
     from ..data.datamodule import WSOLDataModule
-    from ..evaluation.core import evaluate as run_protocol
-    from ..evaluation.core import write_outputs
+    from ..evaluation.outputs import write_outputs
+    from ..evaluation.protocols import evaluate_split
 
     start = time.perf_counter()
     from ..models.normalization import Normalization
@@ -117,16 +118,15 @@ def _evaluate(cfg, meta, info, loaded, pre, loc, data_cfg, threshold_split, spli
         raise OrnetError(f"the model has {meta['num_classes']} classes but dataset {data_cfg.root} has "
                          f"{datamodule.num_classes}")
     network = _network(info, loaded)
-    fallback = loc.get("threshold_index")
     if threshold_split == "model":
-        if fallback is None:
+        if loc.get("threshold_index") is None:
             raise OrnetError(f"{info or 'the model'} stores no threshold; use --threshold-split val or test")
         datamodule.index.splits["val"] = []  # use the stored threshold, never re-choose it
     from ..training.pipeline import global_rank
 
     with lightning_banners(quiet):
-        result = run_protocol(network, datamodule, cfg, split=split, quiet=quiet, scoremap_dir=save_scoremaps,
-                              fallback_threshold_index=fallback)
+        result = evaluate_split(network, datamodule, cfg, split=split, quiet=quiet, scoremap_dir=save_scoremaps,
+                                stored=loc)  # its threshold: reused by the protocol that chose it, without val
     if global_rank() != 0:
         return None
     result.metrics.update(method=meta["method"], model=str(info if info is not None else loaded.source),
@@ -153,28 +153,17 @@ def _eval_config(saved: dict | None, loc: dict, overrides: dict | EvalConfig | N
         base = {"box_mode": loc["box_mode"], "cam_curve_interval": float(loc["cam_curve_interval"]),
                 "normalize": loc["normalize"], "iou_strict": bool(loc["iou_strict"]),
                 "threshold_split": loc.get("threshold_split") or "val",
-                "protocol": loc.get("protocol", "wsolevaluation")}
+                "protocol": stored_protocol(loc).name}
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(EvalConfig.__dataclass_fields__))
     if unknown:
         raise OrnetError(f"unknown eval key {unknown[0]!r}; keys: {', '.join(EvalConfig.__dataclass_fields__)}")
-    if "protocol" in overrides and overrides["protocol"] != base.get("protocol", "wsolevaluation"):
+    if "protocol" in overrides and overrides["protocol"] != base.get("protocol", DEFAULT_PROTOCOL):
         base = {}  # another protocol: its own defaults (EvalConfig), not the run's settings for the other one
     base.update(overrides)
     if base.get("threshold_split") not in ("val", "test"):
         base["threshold_split"] = "val"
     return from_dict(EvalConfig, base)
-
-
-def _check_model_threshold(eval_cfg: EvalConfig, loc: dict, info) -> None:
-    """--threshold-split model reuses model.json's threshold: only under the protocol that chose it."""
-    stored = loc.get("protocol", "wsolevaluation")
-    if eval_cfg.protocol == "release":
-        raise OrnetError("eval.protocol release chooses the threshold on the evaluated split itself; "
-                         "--threshold-split model is for the wsolevaluation protocol")
-    if stored != eval_cfg.protocol:
-        raise OrnetError(f"{info}: its threshold was chosen under eval.protocol {stored}, not "
-                         f"{eval_cfg.protocol}; use --threshold-split val or test")
 
 
 def _source(model):

@@ -156,7 +156,8 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
     import yaml
 
     from ..data.datamodule import WSOLDataModule
-    from ..evaluation.core import evaluate, write_outputs
+    from ..evaluation.outputs import write_outputs
+    from ..evaluation.protocols import evaluate_split
     from ..methods import method_of
     from ..runs.export import export_model, model_meta
     from ..training import pipeline
@@ -185,7 +186,7 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
     method = entry.stage(stage).export
     t0 = time.perf_counter()
     try:
-        result = evaluate(model, datamodule, cfg, split="test", quiet=quiet)
+        result = evaluate_split(model, datamodule, cfg, split="test", quiet=quiet)
     except PeerLost as e:
         raise peers.with_hint(e, hint) from None
     if pipeline.global_rank() != 0:

@@ -87,7 +87,6 @@ def main(argv: list[str], prog: str) -> int:
 
 
 def _protocol_note(metrics: dict) -> str:
-    if metrics.get("protocol") != "release":
-        return ""
-    return (f", ORNet release protocol; the release prints Top-1 Loc error {metrics['top1_loc_error']:.2f}"
-            f" as 'Top1 Loc'")
+    from ..evaluation.protocols import protocol_of_metrics
+
+    return protocol_of_metrics(metrics).command_note(metrics)

@@ -72,7 +72,9 @@ def main(argv: list[str], prog: str) -> int:
 def _print_summary(metrics: dict, out: Path) -> None:
     keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")
     parts = [f"{k} {metrics[k]:.2f}" for k in keys if isinstance(metrics.get(k), (int, float))]
-    protocol = " under the ORNet release's protocol" if metrics.get("protocol") == "release" else ""
+    from ..evaluation.protocols import protocol_of_metrics
+
+    protocol = protocol_of_metrics(metrics).train_note(metrics)
     from ..evaluation.class_gate import gate_note
     from ..runtime.disk_use import describe
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ..errors import ConfigError
+from .protocol_settings import protocol_settings
 
 
 @dataclass
@@ -171,9 +172,10 @@ class EvalConfig:
     cam_gate_margin: float = 3.0
     """GT-known points by which a gate must beat the ungated map on that split to be chosen."""
     protocol: Literal["wsolevaluation", "release"] = "wsolevaluation"
-    """wsolevaluation: the settings above. release: the ORNet release's own scoring
-    (localization/release.py): thresholds 0.05..0.95 on the raw map, one box around all pixels
-    above, IoU without +1, IoU > 0.5, unclipped ground truth, threshold chosen on test."""
+    """An entry of `ornet.evaluation.protocols.PROTOCOLS` (what it fixes here: `config.protocol_settings`).
+    wsolevaluation: the settings above. release: the ORNet release's own scoring: thresholds
+    0.05..0.95 on the raw map, one box around all pixels above, IoU without +1, IoU > 0.5,
+    unclipped ground truth, threshold chosen on test."""
 
 
 @dataclass
@@ -233,14 +235,12 @@ def stage_sections() -> list[str]:
 
 
 def apply_protocol(cfg: RunConfig) -> RunConfig:
-    """Settings an evaluation protocol fixes, made visible in the resolved config (in place).
-
-    ``eval.protocol: release`` chooses the threshold on the test split (the release's
-    ``test_multi_threshold``), so ``eval.threshold_split`` becomes ``test``; the other release
-    rules are not expressible as EvalConfig fields and live in ``localization/release.py``.
-    """
-    if cfg.eval.protocol == "release":
-        cfg.eval.threshold_split = "test"
+    """Settings an evaluation protocol fixes, made visible in the resolved config (in place):
+    ``eval.protocol: release`` chooses the threshold on the test split, so ``eval.threshold_split``
+    becomes ``test``; its other rules are not EvalConfig fields and live in its protocol entry."""
+    fixed = protocol_settings(cfg.eval.protocol).threshold_split
+    if fixed is not None:
+        cfg.eval.threshold_split = fixed
     return cfg
 
 

@@ -1,144 +1,158 @@
-"""A localization model scored with the release's protocol (`eval.protocol: release`).
+"""The ORNet release's protocol (`eval.protocol: release`; docs/reproducing.md).
 
-The geometry and counting are `ornet.localization.release_rule` (numpy); this module runs the model
-over a split through a Lightning `Trainer` (like `ornet.evaluation.core`) and keeps, per image, the
-best IoU at each of the release's thresholds, whether its class is top-1 / top-5 and the box,
-gathered across processes under DDP. The threshold is chosen on the evaluated split itself, as
-the release does, and `metrics.json` says so (`threshold_split`, `protocol_note`).
+Its geometry is `ornet.localization.release_rule` (thresholds 0.05..0.95 on the raw map, one
+box around all cells above x the stride, IoU on continuous coordinates without +1, correct when
+IoU > 0.5, ground truth of the centre crop unclipped). This module holds the protocol's entry
+(`Release`) and its counting (`ReleaseResult`: GT-known / Top-k Loc per threshold, the
+threshold chosen on the evaluated split itself as the release does, metrics.json and
+curves.json); the pass over a dataset is `release_pass.evaluate_release`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
-import lightning as L
 import numpy as np
-import torch
-from torchmetrics import Metric
-from torchmetrics.utilities import dim_zero_cat
 
-from ..errors import OrnetError
-from ..localization.release_rule import (
-    ReleaseResult,
-    image_scores,
-    release_ground_truth,
-    release_thresholds,
-)
+from ..localization.release_rule import IOU_LEVEL, release_boxes, release_thresholds
+from .protocols import Protocol, register_protocol
 
-_STATES = ("index", "label", "pred", "score", "top1", "top5", "iou", "boxes")
+NAME = "release"
+PROTOCOL_NOTE = ("ORNet release (train_2nd_step.py): thresholds 0.05..0.95 on the raw map, one box around all "
+                 "cells above, x stride, IoU without +1, correct when IoU > 0.5, ground truth of the centre "
+                 "crop not clipped; the threshold is chosen on the evaluated split itself")
 
 
-class _PerImage(Metric):
-    """Per-image release scores, concatenated across processes."""
+@register_protocol
+class Release(Protocol):
+    name = NAME
+    summary = ("the ORNet release's scoring: thresholds 0.05..0.95 on the raw map, one box around all cells "
+               "above, IoU without +1, IoU > 0.5, threshold chosen on the evaluated (test) split")
+    reuses_stored_threshold = False
+    iou_plus_one = False
+    metric_keys = frozenset({"protocol", "top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc",
+                             "top1_loc_error", "top5_loc_error", "threshold", "threshold_index", "threshold_split",
+                             "box_mode", "iou_strict", "normalize", "thresholds", "num_images", "protocol_note",
+                             "split"})
 
-    full_state_update = False
+    def thresholds(self, eval_cfg) -> np.ndarray:
+        return release_thresholds()
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        for name in _STATES:
-            self.add_state(name, [], dist_reduce_fx="cat")
+    def iou_strict(self, eval_cfg) -> bool:
+        return True
 
-    def update(self, **values: torch.Tensor) -> None:
-        for name in _STATES:
-            getattr(self, name).append(values[name].to(self.device))
+    def box_rule(self, box_mode: str) -> str:
+        """``release`` in box mode ``all`` (raw map > threshold, one box around those cells x the
+        stride; no cell above: no box), else the evaluation rule."""
+        return "release" if box_mode == "all" else "evaluation"
 
-    def compute(self) -> dict[str, np.ndarray]:
-        return {name: dim_zero_cat(getattr(self, name)).cpu().numpy() for name in _STATES}
+    def map_boxes(self, raw_map, scoremap, threshold, box_mode, input_size, relative) -> list[list[int]]:
+        if self.box_rule(box_mode) != "release":
+            return super().map_boxes(raw_map, scoremap, threshold, box_mode, input_size, relative)
+        raw = raw_map.detach().cpu().numpy() if hasattr(raw_map, "detach") else np.asarray(raw_map)
+        if not (raw > threshold).any():
+            return []
+        return [[int(round(v)) for v in release_boxes(raw, [threshold], input_size)[0]]]
 
+    def model_localization(self, eval_cfg) -> dict:
+        """The release's rule: map > t on the raw grid, one box around all; the grid's step as interval."""
+        steps = np.diff(self.thresholds(eval_cfg))
+        return {"protocol": self.name, "threshold_split": self.settings.threshold_split, "box_mode": "all",
+                "normalize": "none", "cam_curve_interval": float(round(steps[0], 6)), "iou_strict": True}
 
-class ReleasePass(L.LightningModule):
-    """One pass of a model with ``predict(images, labels) -> (maps, logits)`` over a split.
+    def evaluate(self, model, datamodule, cfg, split, quiet, scoremap_dir, stored):
+        """The threshold is chosen on `split` itself; a stored one is never reused."""
+        from .release_pass import evaluate_release
 
-    Maps stay at the network's resolution (B x 1 x h x w, in [0, 1]); the ground truth is
-    rebuilt from each record's original boxes and size (unclipped, `release_ground_truth`).
-    """
+        return evaluate_release(model, datamodule, cfg, split, quiet=quiet, scoremap_dir=scoremap_dir)
 
-    def __init__(self, model: torch.nn.Module, records, resize: int, crop: int,
-                 thresholds: np.ndarray, scoremap_dir: Path | None = None):
-        super().__init__()
-        self.model = model
-        self.records = list(records)
-        self.positions = {r.image_id: i for i, r in enumerate(self.records)}
-        self.resize, self.crop = int(resize), int(crop)
-        self.thresholds = thresholds
-        self.scores = _PerImage()
-        self.scoremap_dir = scoremap_dir
-        self.result: dict[str, np.ndarray] | None = None
+    def command_note(self, metrics) -> str:
+        return (f", ORNet release protocol; the release prints Top-1 Loc error {metrics['top1_loc_error']:.2f}"
+                f" as 'Top1 Loc'")
 
-    def test_step(self, batch, batch_idx: int) -> None:
-        maps, logits = self.model.predict(batch.images, batch.labels)
-        maps, logits = maps.float(), logits.float()
-        if maps.ndim != 4 or maps.shape[1] != 1:
-            raise OrnetError(f"eval.protocol release needs B x 1 x h x w maps, got {tuple(maps.shape)}")
-        size = tuple(batch.images.shape[-2:])
-        raw = maps[:, 0].detach().cpu().numpy()
-        if not np.isfinite(raw).all() or raw.min() < 0 or raw.max() > 1:
-            raise OrnetError("eval.protocol release thresholds the map as it is: maps must be finite and in [0, 1]")
-        boxes, ious, index = [], [], []
-        for m, image_id, (height, width) in zip(raw, batch.image_ids, batch.orig_sizes.tolist()):
-            pos = self.positions[image_id]
-            gt = release_ground_truth(self.records[pos].boxes, width, height, self.resize, self.crop)
-            b, iou = image_scores(m, gt, size, self.thresholds)
-            boxes.append(b)
-            ious.append(iou)
-            index.append(pos)
-        labels = batch.labels.to(logits.device)
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        probs = logits.softmax(dim=1)
-        score, pred = probs.max(dim=1)
-        self.scores.update(index=torch.tensor(index, dtype=torch.long),
-                           label=labels.cpu(), pred=pred.cpu(), score=score.cpu(),
-                           top1=(top[:, 0] == labels).cpu(), top5=(top == labels[:, None]).any(dim=1).cpu(),
-                           iou=torch.from_numpy(np.stack(ious)),
-                           boxes=torch.from_numpy(np.stack(boxes).astype(np.float32)))
-        if self.scoremap_dir is not None:
-            self._save(maps, size, batch.image_ids)
+    def train_note(self, metrics) -> str:
+        return " under the ORNet release's protocol"
 
-    def _save(self, maps: torch.Tensor, size, image_ids) -> None:
-        """wsolevaluation's layout: <dir>/<image_id>.npy, the map resized to the input, not normalised."""
-        from ..localization.metrics import prepare_maps
-
-        for m, image_id in zip(prepare_maps(maps, size, "none"), image_ids):
-            path = self.scoremap_dir / f"{image_id}.npy"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, m.astype(np.float32))
-
-    def on_test_epoch_end(self) -> None:
-        self.result = self.scores.compute() if self.scores.update_called else None
+    def report_lines(self, metrics) -> list[str]:
+        return ["Scored with the ORNet release's protocol (thresholds 0.05-0.95 on the raw map, one box "
+                "around all cells above, IoU > 0.5 without the +1 convention, unclipped ground truth). "
+                "Accuracies are shown; the release prints the Top-1 / Top-5 Loc error (100 - accuracy) "
+                "as 'Top1 Loc' / 'Top5 Loc'."]
 
 
-def evaluate_release(model: torch.nn.Module, datamodule, cfg, split: str = "test", quiet: bool = False,
-                     scoremap_dir: str | Path | None = None):
-    """`ornet.evaluation.core.EvalResult` of `model` on `split` under the release's protocol."""
-    from ..training.pipeline import quiet_lightning_warnings
-    from .core import EvalResult, _SplitData, _trainer
+@dataclass
+class ReleaseResult:
+    """Per-image results at every threshold (N images, T thresholds); counts derive from them."""
 
-    quiet_lightning_warnings()
-    if not getattr(datamodule.index, "has_boxes", True):
-        raise OrnetError("eval.protocol release scores boxes, and this dataset has none; "
-                         "use eval.protocol wsolevaluation (classification only)")
-    model.eval()
-    ds = datamodule.dataset(split, train_transform=False)
-    d = datamodule.cfg
-    thresholds = release_thresholds()
-    module = ReleasePass(model, ds.records, d.resize, d.crop, thresholds,
-                         None if scoremap_dir is None else Path(scoremap_dir))
-    trainer = _trainer(cfg, quiet)
-    trainer.test(module, datamodule=_SplitData(ds, d.eval_batch_size, d.num_workers), verbose=False)
-    if module.result is None or len(module.result["index"]) == 0:
-        raise OrnetError(f"the {split} split gave no image to evaluate (check trainer.limit_test_batches)")
-    r = module.result
-    order = np.argsort(r["index"], kind="stable")
-    r = {k: v[order] for k, v in r.items()}
-    result = ReleaseResult(thresholds=thresholds, iou=r["iou"], top1=r["top1"].astype(bool), top5=r["top5"].astype(bool))
-    index = result.choose()
-    metrics = result.summarize(index, split=split)
-    metrics["split"] = split
-    rows = []
-    for j in range(result.num_images):
-        iou = float(r["iou"][j, index])
-        x0, y0, x1, y1 = (round(float(v), 4) for v in r["boxes"][j, index])
-        rows.append({"image_id": ds.records[int(r["index"][j])].image_id, "label": int(r["label"][j]),
-                     "pred": int(r["pred"][j]), "score": round(float(r["score"][j]), 6),
-                     "x0": x0, "y0": y0, "x1": x1, "y1": y1, "iou": round(iou, 6), "correct": int(iou > 0.5)})
-    return EvalResult(metrics=metrics, rows=rows, curves=result.curves(index, split))
+    thresholds: np.ndarray
+    iou: np.ndarray
+    """N x T float32 best IoU."""
+    top1: np.ndarray
+    """N bool: the true class is the evaluator's top-1."""
+    top5: np.ndarray
+    """N bool: the true class is in the evaluator's top 5 (top K when K < 5)."""
+
+    @property
+    def num_images(self) -> int:
+        return int(len(self.iou))
+
+    def correct(self) -> np.ndarray:
+        """N x T bool: IoU > 0.5."""
+        return self.iou > np.float32(IOU_LEVEL)
+
+    def accuracy(self, counts: str = "gt_known") -> np.ndarray:
+        """T percentages: GT-known (``gt_known``), ``top1`` or ``top5`` Loc at each threshold."""
+        if self.num_images == 0:
+            raise ValueError("no image was scored")
+        hit = self.correct()
+        if counts == "top1":
+            hit = hit & self.top1[:, None]
+        elif counts == "top5":
+            hit = hit & self.top5[:, None]
+        elif counts != "gt_known":
+            raise ValueError(f"unknown counts {counts!r}; known: gt_known, top1, top5")
+        return hit.sum(axis=0) * 100.0 / self.num_images
+
+    def choose(self) -> int:
+        """The first threshold with the highest GT-known Loc (the release's ``>`` update rule)."""
+        return int(np.argmax(self.accuracy("gt_known")))
+
+    def summarize(self, index: int | None = None, split: str | None = None) -> dict:
+        """metrics.json keys (percentages 0-100) at threshold `index` (default: chosen here)."""
+        i = self.choose() if index is None else int(index)
+        top1_loc = float(self.accuracy("top1")[i])
+        top5_loc = float(self.accuracy("top5")[i])
+        return {
+            "protocol": NAME,
+            "top1_cls": float(self.top1.mean() * 100.0),
+            "top5_cls": float(self.top5.mean() * 100.0),
+            "top1_loc": top1_loc,
+            "top5_loc": top5_loc,
+            "gt_known_loc": float(self.accuracy("gt_known")[i]),
+            "top1_loc_error": 100.0 - top1_loc,
+            "top5_loc_error": 100.0 - top5_loc,
+            "threshold": float(self.thresholds[i]),
+            "threshold_index": i,
+            "threshold_split": split,
+            "box_mode": "all",
+            "iou_strict": True,
+            "normalize": "none",
+            "thresholds": [round(float(t), 6) for t in self.thresholds],
+            "num_images": self.num_images,
+            "protocol_note": PROTOCOL_NOTE,
+        }
+
+    def curves(self, index: int, split: str | None = None) -> dict:
+        """curves.json in the layout `ornet figures threshold-curve` reads (one IoU level, 50)."""
+        return {
+            "protocol": NAME,
+            "split": split,
+            "thresholds": [round(float(t), 6) for t in self.thresholds],
+            "chosen_index": int(index),
+            "chosen_threshold": float(self.thresholds[index]),
+            "box_mode": "all",
+            "iou_thresholds": [50],
+            "iou_strict": True,
+            "accuracy": {"50": [round(float(v), 4) for v in self.accuracy("gt_known")]},
+            "num_images": self.num_images,
+        }

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import OrnetError
+from ..evaluation.protocols import PROTOCOLS, stored_protocol
 from .preprocess import Preprocess, image_size, to_uint8
 
 
@@ -117,9 +118,9 @@ class Localizer:
         self.threshold: float | None = threshold if threshold is not None else loc.get("threshold")
         self.box_mode: str = loc.get("box_mode") or "largest"
         self.normalize: str = loc.get("normalize") or "minmax"
-        self.protocol: str = loc.get("protocol") or "wsolevaluation"
-        """release: a model scored by the ORNet release's rule (model.json), whose box mode `all`
-        boxes the raw map's cells above the threshold (`box_rule`)."""
+        self.protocol: str = stored_protocol(loc).name
+        """The evaluation protocol model.json names (`ornet.evaluation.protocols`); it says how a map
+        becomes boxes (`box_rule`): the release's boxes the raw map's cells above the threshold in box mode `all`."""
         if self.box_mode not in MODES:
             raise OrnetError(f"unknown box mode {self.box_mode!r}; modes: {', '.join(MODES)}")
         self.transform = Preprocess(int(pre["crop"]), pre["mean"], pre["std"])
@@ -151,8 +152,8 @@ class Localizer:
         """How `predict` makes boxes in `box_mode`: ``evaluation`` (the map resized to the input,
         normalised, thresholded: `localization.boxes`) or, for a release-protocol model in box
         mode ``all``, ``release`` (raw map > threshold, one box around those cells x the stride:
-        `localization.release.release_boxes`; no cell above: no box)."""
-        return "release" if self.protocol == "release" and (box_mode or self.box_mode) == "all" else "evaluation"
+        `localization.release_rule.release_boxes`; no cell above: no box). The protocol's entry decides."""
+        return PROTOCOLS.get(self.protocol).box_rule(box_mode or self.box_mode)
 
     def preprocess(self, images) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """A list of PIL images / paths (or one) -> (B x 3 x crop x crop batch, [(height, width)])."""
@@ -174,7 +175,7 @@ class Localizer:
         the model has a class gate (`ORNet.set_cam_gate`): then its CAM of these classes.
         sizes: (height, width) of the originals of a tensor batch, to scale its boxes to.
         """
-        from ..localization.boxes import MODES, boxes_from_map, scale_boxes
+        from ..localization.boxes import MODES, scale_boxes
 
         threshold = self.threshold if threshold is None else float(threshold)
         if threshold is None:
@@ -200,14 +201,10 @@ class Localizer:
         maps = maps.float()
         input_size = (int(x.shape[-2]), int(x.shape[-1]))
         scoremaps = eval_maps(maps, input_size, self.normalize)
-        release = self.box_rule(box_mode) == "release"
+        protocol = PROTOCOLS.get(self.protocol)  # how its maps become boxes
         boxes = []
         for j, (m, (h, w)) in enumerate(zip(scoremaps, sizes)):
-            if release:
-                found = _release_boxes(maps[j, 0].cpu().numpy(), threshold, input_size)
-            else:
-                found = np.asarray(boxes_from_map(m, threshold, box_mode, relative=self.normalize == "minmax"))
-                found = [b for b in found.reshape(-1, 4).tolist() if any(b)]  # [0, 0, 0, 0]: nothing above
+            found = protocol.map_boxes(maps[j, 0], m, threshold, box_mode, input_size, relative=self.normalize == "minmax")
             boxes.append(scale_boxes(found, input_size[::-1], (w, h), "cover"))
         return Prediction(maps=maps, scoremaps=scoremaps, boxes=boxes,
                           logits=None if logits is None else logits.float(), sizes=[(int(h), int(w)) for h, w in sizes],
@@ -224,11 +221,3 @@ class Localizer:
 
         return localize_files(self, inputs, **options)
 
-
-def _release_boxes(raw: np.ndarray, threshold: float, input_size: tuple[int, int]) -> list[list[int]]:
-    """The ORNet release's box of one raw map at `threshold` (input pixels), or none."""
-    from ..localization.release_rule import release_boxes
-
-    if not (raw > threshold).any():
-        return []
-    return [[int(round(v)) for v in release_boxes(raw, [threshold], input_size)[0]]]

@@ -1,4 +1,7 @@
-"""The ORNet release's own scoring, numpy only (`eval.protocol: release`; docs/reproducing.md).
+"""The ORNet release's box and IoU geometry, numpy only (docs/reproducing.md).
+
+Used by the release's evaluation protocol (`ornet.evaluation.release_protocol`, which also
+holds the counting below: GT-known / Top-k Loc and the threshold's choice, and what it writes).
 
 Facts from Sierkinhane/ORNet: ``train_2nd_step.py`` (``test_multi_threshold``),
 ``utils/func_utils.py`` (``find_bbox``, ``intersect``) and ``dataset/cub.py`` (ground truth).
@@ -32,15 +35,11 @@ release's two ``torch.where`` calls count as correct; here it is IoU 0.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 NUM_THRESHOLD = 20
 IOU_LEVEL = 0.5
-PROTOCOL_NOTE = ("ORNet release (train_2nd_step.py): thresholds 0.05..0.95 on the raw map, one box around all "
-                 "cells above, x stride, IoU without +1, correct when IoU > 0.5, ground truth of the centre "
-                 "crop not clipped; the threshold is chosen on the evaluated split itself")
 
 
 def release_thresholds(num: int = NUM_THRESHOLD) -> np.ndarray:
@@ -102,81 +101,3 @@ def image_scores(scoremap: np.ndarray, gt: np.ndarray, image_size: Sequence[int]
     """(boxes T x 4, best IoU T float32) of one raw map against its unclipped ground truth."""
     boxes = release_boxes(scoremap, thresholds, image_size)
     return boxes, release_iou(boxes, gt).max(axis=1)
-
-
-@dataclass
-class ReleaseResult:
-    """Per-image results at every threshold (N images, T thresholds); counts derive from them."""
-
-    thresholds: np.ndarray
-    iou: np.ndarray
-    """N x T float32 best IoU."""
-    top1: np.ndarray
-    """N bool: the true class is the evaluator's top-1."""
-    top5: np.ndarray
-    """N bool: the true class is in the evaluator's top 5 (top K when K < 5)."""
-
-    @property
-    def num_images(self) -> int:
-        return int(len(self.iou))
-
-    def correct(self) -> np.ndarray:
-        """N x T bool: IoU > 0.5."""
-        return self.iou > np.float32(IOU_LEVEL)
-
-    def accuracy(self, counts: str = "gt_known") -> np.ndarray:
-        """T percentages: GT-known (``gt_known``), ``top1`` or ``top5`` Loc at each threshold."""
-        if self.num_images == 0:
-            raise ValueError("no image was scored")
-        hit = self.correct()
-        if counts == "top1":
-            hit = hit & self.top1[:, None]
-        elif counts == "top5":
-            hit = hit & self.top5[:, None]
-        elif counts != "gt_known":
-            raise ValueError(f"unknown counts {counts!r}; known: gt_known, top1, top5")
-        return hit.sum(axis=0) * 100.0 / self.num_images
-
-    def choose(self) -> int:
-        """The first threshold with the highest GT-known Loc (the release's ``>`` update rule)."""
-        return int(np.argmax(self.accuracy("gt_known")))
-
-    def summarize(self, index: int | None = None, split: str | None = None) -> dict:
-        """metrics.json keys (percentages 0-100) at threshold `index` (default: chosen here)."""
-        i = self.choose() if index is None else int(index)
-        top1_loc = float(self.accuracy("top1")[i])
-        top5_loc = float(self.accuracy("top5")[i])
-        return {
-            "protocol": "release",
-            "top1_cls": float(self.top1.mean() * 100.0),
-            "top5_cls": float(self.top5.mean() * 100.0),
-            "top1_loc": top1_loc,
-            "top5_loc": top5_loc,
-            "gt_known_loc": float(self.accuracy("gt_known")[i]),
-            "top1_loc_error": 100.0 - top1_loc,
-            "top5_loc_error": 100.0 - top5_loc,
-            "threshold": float(self.thresholds[i]),
-            "threshold_index": i,
-            "threshold_split": split,
-            "box_mode": "all",
-            "iou_strict": True,
-            "normalize": "none",
-            "thresholds": [round(float(t), 6) for t in self.thresholds],
-            "num_images": self.num_images,
-            "protocol_note": PROTOCOL_NOTE,
-        }
-
-    def curves(self, index: int, split: str | None = None) -> dict:
-        """curves.json in the layout `ornet figures threshold-curve` reads (one IoU level, 50)."""
-        return {
-            "protocol": "release",
-            "split": split,
-            "thresholds": [round(float(t), 6) for t in self.thresholds],
-            "chosen_index": int(index),
-            "chosen_threshold": float(self.thresholds[index]),
-            "box_mode": "all",
-            "iou_thresholds": [50],
-            "iou_strict": True,
-            "accuracy": {"50": [round(float(v), 4) for v in self.accuracy("gt_known")]},
-            "num_images": self.num_images,
-        }

@@ -94,14 +94,14 @@ def run_config(plan: ImportPlan):
 
 def model_json(plan: ImportPlan, cfg, classes: list[str]) -> dict:
     """model.json: the release's map-to-box rule and threshold (for `ornet localize`)."""
-    from ..localization.release_rule import release_thresholds
+    from ..evaluation.protocols import protocol_of
     from ..runs.export import model_meta
 
     release_cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, protocol="release", threshold_split="test"))
     threshold = plan.threshold
     index = None
     if threshold is not None:
-        grid = release_thresholds()
+        grid = protocol_of(release_cfg.eval).thresholds(release_cfg.eval)  # the release's 0.05 .. 0.95
         close = [i for i, t in enumerate(grid) if abs(t - threshold) < 1e-9]
         index = close[0] if close else None
     meta = model_meta(release_cfg, _ornet().release_export(refined=plan.kind == "fine"), classes, threshold, index)

@@ -124,12 +124,9 @@ def _setting(key: str, metrics: Mapping, config: Mapping | None, path) -> object
 
 def protocol_lines(metrics: Mapping) -> list[str]:
     """What a reader must know before comparing the numbers: the protocol and where the threshold came from."""
-    lines = []
-    if metrics.get("protocol") == "release":
-        lines.append("Scored with the ORNet release's protocol (thresholds 0.05-0.95 on the raw map, one box "
-                     "around all cells above, IoU > 0.5 without the +1 convention, unclipped ground truth). "
-                     "Accuracies are shown; the release prints the Top-1 / Top-5 Loc error (100 - accuracy) "
-                     "as 'Top1 Loc' / 'Top5 Loc'.")
+    from ..evaluation.protocols import protocol_of_metrics
+
+    lines = list(protocol_of_metrics(metrics).report_lines(metrics))
     split = metrics.get("threshold_split")
     if split is not None and split == metrics.get("split"):
         lines.append(f"The map threshold was chosen on the evaluated {split} split itself (the paper's "

@@ -6,10 +6,10 @@ for a network without the stage-1 head, as imported from the release's stage-2 f
 classes, the preprocessing (resize, crop, and the mean / std that images are normalised with:
 the run's input normalisation, the backbone's) and how a map becomes a box (chosen threshold,
 normalisation, box mode, the class gate's exponent ``cam_gate`` for ORNet (0 or absent:
-none; `ORNet.set_cam_gate`), and ``protocol``: ``wsolevaluation``, or ``release`` for the release's
-rule of `ornet.localization.release_rule`; absent means wsolevaluation). `load_exported` rebuilds
-the network from these names (the method that wrote it builds it: `Method.build_network`) and
-loads the tensors with safetensors: nothing is unpickled.
+none; `ORNet.set_cam_gate`), and ``protocol``: an entry of `ornet.evaluation.protocols.PROTOCOLS`,
+which writes these settings; absent means wsolevaluation). `load_exported` rebuilds the network
+from these names (the method that wrote it builds it: `Method.build_network`) and loads the
+tensors with safetensors: nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -46,16 +45,9 @@ def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
     arch: dict[str, Any] = {"backbone": m.backbone, "backbone_mean": list(backbone_norm.mean),
                             "backbone_std": list(backbone_norm.std)}
     arch.update(entry.architecture(m, backbone_norm, evaluator_norm))
-    if e.protocol == "release":  # the release's rule: map > t on the raw grid, one box around all
-        from ..localization.release_rule import release_thresholds
+    from ..evaluation.protocols import protocol_of
 
-        steps = np.diff(release_thresholds())
-        loc = {"protocol": "release", "threshold_split": "test", "box_mode": "all", "normalize": "none",
-               "cam_curve_interval": float(round(steps[0], 6)), "iou_strict": True}
-    else:
-        loc = {"protocol": "wsolevaluation", "threshold_split": e.threshold_split, "box_mode": e.box_mode,
-               "normalize": e.normalize, "cam_curve_interval": float(e.cam_curve_interval),
-               "iou_strict": bool(e.iou_strict)}
+    loc = protocol_of(e).model_localization(e)  # how the protocol makes boxes (e.g. the release's rule)
     if entry.class_gate:
         loc["cam_gate"] = float(cam_gate or 0.0)
     return {

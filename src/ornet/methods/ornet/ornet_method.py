@@ -34,9 +34,12 @@ class OrnetMethod(Method):
     class_gate = True
 
     def check_config(self, cfg) -> None:
+        from ...config.protocol_settings import protocol_settings
+
         e = cfg.eval
-        if any(a > 0 for a in e.cam_gate) and e.protocol == "release":
-            raise ConfigError("eval.cam_gate is not part of the release's protocol (eval.protocol: release); "
+        protocol = protocol_settings(e.protocol)  # what the protocol allows (the evaluation registry's row)
+        if any(a > 0 for a in e.cam_gate) and not protocol.cam_gate:
+            raise ConfigError(f"eval.cam_gate is not part of {protocol.title} (eval.protocol: {e.protocol}); "
                               "set eval.cam_gate: []")
 
     def check_networks(self, cfg) -> None:

@@ -1,44 +1,30 @@
-"""Evaluate a localization model over a split: the shared metrics, the threshold, per-image rows.
+"""The wsolevaluation pass: a model's maps over one split, swept over every threshold.
 
-Used by `ornet train` (after the last stage) and `ornet evaluate`. Protocol (METHOD.md,
-"Evaluation protocol and metrics"; wsolevaluation): the map threshold is chosen on the held-out
-`val` split by GT-known Loc, then applied to the test split; `eval.threshold_split: test` chooses
-it on the test split itself (the paper's practice) and the outputs say so.
-
-Passes run through a Lightning `Trainer` with `cfg.trainer`'s accelerator, devices, strategy and
-precision. Under DDP every process sees a disjoint share of the split (no padding duplicates),
-the metric states are summed across processes and the per-image rows gathered, so the numbers
-equal a single-process run's. Only rank 0 should write files (`write_outputs`).
+`LocalizationPass` feeds `localization.metrics.BoxAccuracySweep` (box accuracy per threshold, box
+mode and IoU level, streamed: no map is kept), `PxAP` where the split has masks, top-1 / top-5
+classification, and, at a given threshold, the per-image rows of predictions.csv. Metric states
+are summed (rows gathered) across processes under DDP (`split_runner`). `run_pass` runs it once;
+`curves` is curves.json of a pass. The protocol that uses it is `wsol_protocol.WsolEvaluation`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from ..config.schema import EvalConfig, RunConfig
+from ..config.schema import EvalConfig
 from ..errors import OrnetError
 from ..localization.boxes import MODES, box_iou, level_boxes, map_levels, truncate_boxes
 from ..localization.metrics import BoxAccuracySweep, PxAP, prepare_maps
-from ..localization.sweep import SweepResult, choose_threshold, summarize
+from ..localization.sweep import SweepResult
 from ..runtime.atomic import write_npy_atomic
-from .class_gate import choose_gate
-
-ROW_FIELDS = ("image_id", "label", "pred", "score", "x0", "y0", "x1", "y1", "iou", "correct")
-"""predictions.csv columns: true and top-1 predicted class index, the predicted class's softmax
-score, the box at the chosen threshold (inclusive pixels of the evaluated crop), its best IoU
-with a ground-truth box and whether that IoU passes the GT-known level."""
+from .split_runner import SplitData
 
 
 @dataclass
@@ -48,15 +34,6 @@ class PassResult:
     pxap: float | None = None
     rows: list[dict] | None = None
     classification: dict | None = None
-
-
-@dataclass
-class EvalResult:
-    """What an evaluation produced; `write_outputs` turns it into files."""
-
-    metrics: dict
-    rows: list[dict] = field(default_factory=list)
-    curves: dict = field(default_factory=dict)
 
 
 class _Rows(Metric):
@@ -177,37 +154,6 @@ class LocalizationPass(L.LightningModule):
         self.result = PassResult(split="", sweep=sweep, pxap=pxap, rows=rows)
 
 
-class _SplitData(L.LightningDataModule):
-    """An evaluation loader over one split; under DDP each process gets a disjoint share."""
-
-    def __init__(self, dataset, batch_size: int, num_workers: int):
-        super().__init__()
-        self.ds, self.batch_size, self.num_workers = dataset, batch_size, num_workers
-
-    def test_dataloader(self) -> DataLoader:
-        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-
-        from ..data.sample import collate
-
-        sampler = None
-        if self.trainer is not None and self.trainer.world_size > 1:
-            sampler = UnrepeatedDistributedSampler(self.ds, num_replicas=self.trainer.world_size,
-                                                   rank=self.trainer.global_rank, shuffle=False)
-        return DataLoader(self.ds, batch_size=self.batch_size, shuffle=False, sampler=sampler,
-                          num_workers=self.num_workers, collate_fn=collate)
-
-
-def _trainer(cfg: RunConfig, quiet: bool) -> L.Trainer:
-    from ..runtime.peers import strategy
-
-    t = cfg.trainer
-    return L.Trainer(accelerator=t.accelerator, devices=t.devices, strategy=strategy(t.strategy), precision=t.precision,
-                     logger=False, enable_checkpointing=False, enable_model_summary=False,
-                     enable_progress_bar=t.progress and not quiet and sys.stderr.isatty(),  # no \r in logs
-                     use_distributed_sampler=False,
-                     limit_test_batches=t.limit_test_batches, deterministic=t.deterministic)
-
-
 def run_pass(trainer: L.Trainer, model: torch.nn.Module, datamodule, split: str, eval_cfg: EvalConfig,
              threshold_index: int | None = None, scoremap_dir: Path | None = None) -> PassResult:
     ds = datamodule.dataset(split, train_transform=False)
@@ -215,7 +161,7 @@ def run_pass(trainer: L.Trainer, model: torch.nn.Module, datamodule, split: str,
     with_boxes = bool(getattr(datamodule.index, "has_boxes", True))
     module = LocalizationPass(model, eval_cfg, [r.image_id for r in ds.records], with_masks,
                               threshold_index, scoremap_dir, with_boxes=with_boxes)
-    data = _SplitData(ds, datamodule.cfg.eval_batch_size, datamodule.cfg.num_workers)
+    data = SplitData(ds, datamodule.cfg.eval_batch_size, datamodule.cfg.num_workers)
     try:
         trainer.test(module, datamodule=data, verbose=False)
     except Exception as e:
@@ -267,80 +213,3 @@ def curves(result: PassResult, threshold_index: int) -> dict:
                                     for iou in s.iou_thresholds} for mode in MODES},
         "num_images": int(s.num_images),
     }
-
-
-def evaluate(model: torch.nn.Module, datamodule, cfg: RunConfig, split: str = "test", quiet: bool = False,
-             scoremap_dir: str | Path | None = None, fallback_threshold_index: int | None = None) -> EvalResult:
-    """Choose the threshold (cfg.eval.threshold_split), evaluate `split`, return metrics, rows, curves.
-
-    ``cfg.eval.protocol == "release"`` hands over to `ornet.evaluation.release_protocol.evaluate_release`
-    (the release's thresholds, geometry and IoU rule; threshold chosen on `split` itself).
-
-    With threshold_split `val` and an empty val split, `fallback_threshold_index` (e.g. the one a
-    trained model carries) is used and `threshold_split` reads `model`; without it it is an error.
-    """
-    from ..training.pipeline import quiet_lightning_warnings
-
-    quiet_lightning_warnings()
-    e = cfg.eval
-    if e.protocol == "release":  # the release's own scoring (threshold on the evaluated split)
-        from .release_protocol import evaluate_release
-
-        return evaluate_release(model, datamodule, cfg, split, quiet=quiet, scoremap_dir=scoremap_dir)
-    model.eval()
-    trainer = _trainer(cfg, quiet)
-    scoremap_dir = None if scoremap_dir is None else Path(scoremap_dir)
-    if not getattr(datamodule.index, "has_boxes", True):
-        # No boxes (the re-id sets): box metrics are skipped and the output says so.
-        only = run_pass(trainer, model, datamodule, split, e, scoremap_dir=scoremap_dir)
-        metrics = {**only.classification, "split": split, "threshold": None, "threshold_split": None,
-                   "box_metrics": "skipped: the dataset has no boxes"}
-        return EvalResult(metrics=metrics, rows=[], curves={})
-    chooser: PassResult | None = None
-    threshold_split = e.threshold_split
-    index: int | None = None
-    with_val = bool(datamodule.index.splits.get("val"))
-    # the class gate is chosen where the threshold is (none without val: the model's own)
-    gate_split = split if e.threshold_split != "val" else "val" if with_val else None
-    gate = choose_gate(model, e.cam_gate, e.cam_gate_margin, gate_split,
-                       lambda where: run_pass(trainer, model, datamodule, where, e))
-    if e.threshold_split == "val" and split != "val":
-        if with_val:
-            chooser = gate.passes.get(gate.alpha) or run_pass(trainer, model, datamodule, "val", e)
-            index = choose_threshold(chooser.sweep)
-        elif fallback_threshold_index is not None:
-            index, threshold_split = int(fallback_threshold_index), "model"
-        else:
-            raise OrnetError("eval.threshold_split is val but the val split is empty: set data.val_per_class > 0, "
-                             "or eval.threshold_split=test to choose the threshold on the test split (and say so)")
-    elif e.threshold_split == "val":
-        threshold_split = "val"
-    test = run_pass(trainer, model, datamodule, split, e, threshold_index=index, scoremap_dir=scoremap_dir)
-    if index is None:  # chosen on the evaluated split itself: a second pass for the per-image rows
-        chooser = test
-        index = choose_threshold(test.sweep)
-        test = run_pass(trainer, model, datamodule, split, e, threshold_index=index)
-    metrics = summarize(test.sweep, index, threshold_split=threshold_split, pxap=test.pxap)
-    metrics.update(split=split, protocol="wsolevaluation", **gate.metrics())
-    for key, value in list(metrics.items()):
-        if isinstance(value, float) and not math.isfinite(value):
-            metrics[key] = None
-    curve = curves(chooser if chooser is not None else test, index)
-    if threshold_split == "model":
-        curve["split"] = "model"
-    return EvalResult(metrics=metrics, rows=test.rows or [], curves=curve)
-
-
-def write_outputs(out: str | Path, result: EvalResult) -> None:
-    """metrics.json, predictions.csv and curves.json in `out`, each written atomically."""
-    from ..runtime.atomic import write_json_atomic, write_text_atomic
-
-    out = Path(out)
-    write_json_atomic(out / "metrics.json", result.metrics)
-    if result.curves:  # none without boxes
-        write_json_atomic(out / "curves.json", result.curves)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(result.rows)
-    write_text_atomic(out / "predictions.csv", buf.getvalue())
