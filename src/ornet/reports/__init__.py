@@ -1,1 +1,10 @@
-"""TODO"""
+"""What needs a run and its model to draw: the layer above runs and inference that loads them,
+with `viz` (pure drawing) doing the pictures.
+
+- ``run_model``: `ModelRun`, a `runs.Run` plus its exported model (through
+  `inference.load_model`), the device and the map-to-box settings;
+- ``render``: a run folder's figures, one function per kind (``ornet figures``);
+- ``run_report``: report.html;
+- ``compare``: `compare_page`, the comparison page of several runs (the demo's index.html);
+- ``publish``: figures + report after ``train`` / ``evaluate``.
+"""
