@@ -41,8 +41,11 @@ class DataConfig:
     """DataLoader worker processes."""
     val_per_class: int = 5
     """Images per class carved from train into the held-out validation split (threshold selection)."""
+    tune_per_class: int = 0
+    """Training images per class carved into a ``tune`` split to choose settings on (benchmarks and
+    `benchmarks/studies/tune.py`; never val or test images, a class keeps one training image). 0: none."""
     split_seed: int = 0
-    """Seed of the train/val carve."""
+    """Seed of the train/val carve (and of the train/tune carve, on a stream of its own)."""
     clip_boxes: bool = False
     """Clip boxes that leave the image instead of reporting them as an error."""
     options: dict[str, Any] = field(default_factory=dict)

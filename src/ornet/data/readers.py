@@ -10,6 +10,7 @@ import numpy as np
 from ..config.schema import DataConfig
 from ..errors import DataError, OrnetError
 from ..registry import Registry
+from ..runtime.seeding import derive_seed
 from .records import DatasetIndex, Record
 
 READERS: Registry = Registry("dataset")
@@ -29,7 +30,10 @@ def _load_readers() -> None:
 
 
 def read_index(cfg: DataConfig) -> DatasetIndex:
-    """Read the dataset `cfg.name` at `cfg.root`; problems are collected in the index."""
+    """Read the dataset `cfg.name` at `cfg.root`; problems are collected in the index.
+
+    With ``cfg.tune_per_class > 0`` a ``tune`` split is carved from what the reader left in
+    train (`carve_tune`); with 0 (the default) the index is exactly the reader's."""
     _load_readers()
     reader = READERS.get(cfg.name)
     if cfg.root is None:
@@ -39,7 +43,31 @@ def read_index(cfg: DataConfig) -> DatasetIndex:
         raise DataError("dataset root does not exist or is not a folder", file=str(root))
     if cfg.val_per_class < 0:
         raise OrnetError(f"data.val_per_class must be >= 0, got {cfg.val_per_class}")
-    return reader(cfg)
+    if cfg.tune_per_class < 0:
+        raise OrnetError(f"data.tune_per_class must be >= 0, got {cfg.tune_per_class}")
+    index = reader(cfg)
+    if cfg.tune_per_class > 0:
+        carve_tune(index, cfg.tune_per_class, cfg.split_seed)
+    return index
+
+
+def carve_tune(index: DatasetIndex, per_class: int, split_seed: int) -> DatasetIndex:
+    """Move `per_class` training images of each class into a ``tune`` split (in place).
+
+    The split to choose settings on (benchmarks, `benchmarks/studies/tune.py`) without reading
+    test: carved from train after the reader carved ``val`` (the threshold's images) and test
+    out of it, so it never holds either, and val stays what it is without a tune split. Seeded
+    by ``data.split_seed`` on a stream of its own (`carve_val`'s rule: a class keeps at least
+    one training image). A tune split left empty (every class has a single training image) is a
+    problem of the index.
+    """
+    train, tune = carve_val(index.splits.get("train", []), index.num_classes, per_class,
+                            derive_seed("tune", split_seed))
+    index.splits["train"], index.splits["tune"] = train, tune
+    if not tune:
+        index.problems.append(DataError(f"data.tune_per_class is {per_class} but no class has a training image to "
+                                        "spare for the tune split", file=str(index.root)))
+    return index
 
 
 def carve_val(train: list[Record], num_classes: int, per_class: int, seed: int) -> tuple[list[Record], list[Record]]:

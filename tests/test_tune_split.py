@@ -1,0 +1,113 @@
+"""The tuning split (`data.tune_per_class`): carved from train, never val or test, seeded, off by default."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import write_cub_tree
+from ornet.cli import main
+from ornet.config.schema import DataConfig
+from ornet.data.readers import carve_tune, read_index
+from ornet.data.records import DatasetIndex, Record
+from ornet.errors import ConfigError, OrnetError
+
+# The splits of `write_cub_tree` (3 classes x 6 images, every 3rd to test) with val_per_class 1, as the
+# readers gave them before the tune split existed (recorded at 16c053c): tune_per_class 0 must keep them.
+BEFORE = {
+    0: {"train": ["001/001", "001/002", "001/004", "002/001", "002/002", "002/005", "003/001", "003/002", "003/005"],
+        "val": ["001/005", "002/004", "003/004"]},
+    3: {"train": ["001/001", "001/002", "001/004", "002/002", "002/004", "002/005", "003/002", "003/004", "003/005"],
+        "val": ["001/005", "002/001", "003/001"]},
+}
+TEST = ["001/000", "001/003", "002/000", "002/003", "003/000", "003/003"]
+
+
+def _ids(records: list[Record]) -> list[str]:
+    return [f"{r.image_id[:3]}/{r.image_id[-7:-4]}" for r in records]
+
+
+def _index(root: Path, **fields) -> DatasetIndex:
+    index = read_index(DataConfig(root=str(root), **{"val_per_class": 1, **fields}))
+    assert index.problems == []
+    return index
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_tune_per_class_0_leaves_every_split_as_before(cub_tree, seed):
+    index = _index(cub_tree, split_seed=seed)
+    assert DataConfig().tune_per_class == 0
+    assert list(index.splits) == ["train", "val", "test"]
+    assert {k: _ids(v) for k, v in index.splits.items()} == {**BEFORE[seed], "test": TEST}
+
+
+def test_counts_per_class_and_disjoint_splits(cub_tree):
+    # per class: 6 images = 2 test + 4 train; val takes 1, tune 2 of the 3 left, 1 stays in train
+    index = _index(cub_tree, tune_per_class=2)
+    count = {s: [sum(r.label == c for r in recs) for c in range(3)] for s, recs in index.splits.items()}
+    assert count == {"train": [1, 1, 1], "val": [1, 1, 1], "test": [2, 2, 2], "tune": [2, 2, 2]}
+    ids = {s: set(_ids(recs)) for s, recs in index.splits.items()}
+    assert sum(map(len, ids.values())) == 18 and set.union(*ids.values()) == set(BEFORE[0]["train"] + BEFORE[0]["val"] + TEST)
+    for a in ids:
+        for b in ids:
+            assert a == b or not ids[a] & ids[b], (a, b)
+    # val and test are untouched; tune and train share out the old train split
+    assert _ids(index.splits["val"]) == BEFORE[0]["val"] and _ids(index.splits["test"]) == TEST
+    assert sorted(_ids(index.splits["train"]) + _ids(index.splits["tune"])) == BEFORE[0]["train"]
+
+
+def test_a_class_keeps_one_training_image(cub_tree):
+    index = _index(cub_tree, tune_per_class=5)  # 3 training images per class after val: 2 to spare
+    assert [sum(r.label == c for r in index.splits["train"]) for c in range(3)] == [1, 1, 1]
+    assert len(index.splits["tune"]) == 6
+    recs = [Record(f"{c}/{i}", None, c) for c in range(2) for i in range(3 if c == 0 else 1)]
+    small = carve_tune(DatasetIndex("t", Path("."), ["a", "b"], {"train": recs}), 4, 0)
+    assert sorted(r.label for r in small.splits["train"]) == [0, 1]  # class 1 (one image) gives none
+    assert sorted(r.label for r in small.splits["tune"]) == [0, 0] and small.problems == []
+
+
+def test_too_few_images_for_any_tune_image_is_a_problem(tmp_path):
+    root = write_cub_tree(tmp_path / "cub", per_class=3)  # 2 training images per class, val takes 1
+    index = read_index(DataConfig(root=str(root), val_per_class=1, tune_per_class=1))
+    assert index.splits["tune"] == [] and len(index.splits["train"]) == 3
+    assert len(index.problems) == 1 and "tune_per_class is 1 but no class" in str(index.problems[0])
+
+
+def test_tune_split_is_seeded_by_split_seed(cub_tree):
+    a, b = _index(cub_tree, tune_per_class=1), _index(cub_tree, tune_per_class=1)
+    assert _ids(a.splits["tune"]) == _ids(b.splits["tune"]) and _ids(a.splits["train"]) == _ids(b.splits["train"])
+    others = [_ids(_index(cub_tree, tune_per_class=1, split_seed=s).splits["tune"]) for s in range(1, 6)]
+    assert any(o != _ids(a.splits["tune"]) for o in others)
+    # its own stream: the tune images are not simply the next draw of the val carve
+    for s in (0, 3):
+        tuned = _index(cub_tree, tune_per_class=1, split_seed=s)
+        assert _ids(tuned.splits["val"]) == BEFORE[s]["val"]
+
+
+def test_negative_tune_per_class_is_refused(cub_tree, capsys):
+    with pytest.raises(OrnetError, match="data.tune_per_class must be >= 0, got -1"):
+        read_index(DataConfig(root=str(cub_tree), tune_per_class=-1))
+    import ornet
+
+    with pytest.raises(ConfigError, match="data.tune_per_class must be >= 0, got -2"):
+        ornet.load_config("demo", {"data.tune_per_class": -2, "data.root": str(cub_tree)})
+    assert main(["check-data", "--data.root", str(cub_tree), "--data.tune_per_class", "-1", "--no-decode"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data.tune_per_class must be >= 0" in err[0]
+
+
+def test_check_data_reports_the_tune_split(cub_tree, capsys):
+    code = main(["check-data", "--data.root", str(cub_tree), "--data.val_per_class", "1",
+                 "--data.tune_per_class", "2", "--json", "--no-decode"])
+    out = capsys.readouterr().out
+    assert code == 0
+    splits = json.loads(out)["splits"]
+    assert {s: splits[s]["images"] for s in splits} == {"train": 3, "val": 3, "test": 6, "tune": 6}
+    assert splits["tune"]["classes"] == 3 and splits["tune"]["masks"] == 6
+
+
+def test_a_missing_tune_split_names_the_option(cub_tree):
+    with pytest.raises(OrnetError, match=r"no split 'tune'.*--data.tune_per_class N"):
+        _index(cub_tree).split("tune")
