@@ -111,3 +111,45 @@ def test_check_data_reports_the_tune_split(cub_tree, capsys):
 def test_a_missing_tune_split_names_the_option(cub_tree):
     with pytest.raises(OrnetError, match=r"no split 'tune'.*--data.tune_per_class N"):
         _index(cub_tree).split("tune")
+
+
+def _tune_study():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "studies" / "tune.py"
+    spec = importlib.util.spec_from_file_location("tune_study", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("variant, flags, message", [
+    ({}, ["--split", "test"], "--split test: the sweep ranks on the tune split only"),
+    ({}, ["--tune-per-class", "0"], "--tune-per-class must be >= 1"),
+    ({"overrides": {"refine.keep": "best_test"}}, [], "keeps refine's best epoch on the test split"),
+    ({"config": "configs/cub_release.yaml"}, [], "keeps evaluator's best epoch on the test split"),
+    ({"overrides": {"data.tune_per_class": 3}}, [], "sets data.tune_per_class"),
+])
+def test_tune_study_refuses_to_choose_on_test(tmp_path, capsys, variant, flags, message):
+    repo = Path(__file__).resolve().parents[1]
+    run = {"name": "v", "config": str(repo / "configs" / "demo.yaml"), "data": str(tmp_path), **variant}
+    if not run["config"].startswith("/"):
+        run["config"] = str(repo / run["config"])
+    (tmp_path / "v.json").write_text(json.dumps([run]))
+    assert _tune_study().main([str(tmp_path / "v.json"), "--work", str(tmp_path / "work"), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "work").exists()  # refused before anything ran
+
+
+def test_tune_study_trains_with_a_tune_split_and_scores_only_it(tmp_path):
+    study = _tune_study()
+    train, evaluate = study.commands({"name": "a", "config": "c.yaml", "data": "d", "overrides": {"refine.epochs": 2}},
+                                     {"d": "/data"}, tmp_path, "cpu", 4)
+    assert train[train.index("--data.tune_per_class") + 1] == "4" and train[-2:] == ["--refine.epochs", "2"]
+    assert evaluate[evaluate.index("--split") + 1] == "tune" and evaluate[evaluate.index("--out") + 1] == str(tmp_path / "a" / "tune")
+    (tmp_path / "a" / "tune").mkdir(parents=True)
+    (tmp_path / "a" / "metrics.json").write_text(json.dumps({"split": "test", "gt_known_loc": 99.0, "seconds_per_stage": {"x": 1}}))
+    (tmp_path / "a" / "tune" / "metrics.json").write_text(json.dumps({"split": "tune", "gt_known_loc": 42.0}))
+    row = study.finished({"name": "a", "data": "d", "config": "c.yaml"}, 0, tmp_path, tmp_path / "a.log", 1.0, 4)
+    assert row["gt_known_loc"] == 42.0 and row["split"] == "tune" and row["seconds_per_stage"] == {"x": 1}

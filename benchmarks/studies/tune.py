@@ -1,7 +1,7 @@
-"""Tuning sweep: many `ornet train` runs in parallel processes, results as JSON lines.
+"""Tuning sweep: many `ornet train` runs in parallel processes, each scored on the TUNE split.
 
     python benchmarks/studies/tune.py VARIANTS.json --work DIR [--jobs 12] [--deadline 270]
-        [--accelerator cpu|gpu] [--results FILE.jsonl] [--data NAME=DIR ...]
+        [--accelerator cpu|gpu] [--results FILE.jsonl] [--data NAME=DIR ...] [--tune-per-class 5]
 
 VARIANTS.json is a list of runs, in priority order:
 
@@ -9,13 +9,24 @@ VARIANTS.json is a list of runs, in priority order:
       "overrides": {"refine.epochs": 6, "method.entropy_weight": 1.5}}, ...]
 
 `data` names a folder given with `--data NAME=DIR` (or is a folder itself). Each run is
-`python -m ornet train --config CONFIG --data.root DIR --out WORK/NAME --trainer.progress false
---quiet --force` plus the overrides, with OMP_NUM_THREADS=1 (`--threads`), on `--accelerator`.
-At most `--jobs` run at once; no run starts after `--deadline` seconds (runs under way finish).
+`python -m ornet train --config CONFIG --data.root DIR --data.tune_per_class N --out WORK/NAME
+--trainer.progress false --quiet --force` plus the overrides, then
+`python -m ornet evaluate WORK/NAME --split tune --out WORK/NAME/tune --quiet --force`, with
+OMP_NUM_THREADS=1 (`--threads`), on `--accelerator`. The tune split is `--tune-per-class` training
+images per class that the run does not train on (`data.tune_per_class`, docs/datasets.md; never
+the threshold's val images, never test). At most `--jobs` runs at once; no run starts after
+`--deadline` seconds (runs under way finish and are scored).
+
 Each finished run appends one line to `--results`: name, data, overrides, the metrics of
-metrics.json, the seconds per stage and the exit code (a failed run's last log line). The file
-is written as runs finish, so a sweep cut short still leaves every finished run's line.
-Used for the tuning log in benchmarks/results/quality.md (the GPU sweep and CPU confirmations).
+WORK/NAME/tune/metrics.json (the tune split's: ``"split": "tune"``), the seconds per stage and the
+exit code (a failed run's last log line). The file is written as runs finish, so a sweep cut short
+still leaves every finished run's line; at the end the runs are ranked by their tune GT-known Loc.
+
+Settings are chosen on the tune split only: the test split's metrics (the metrics.json that
+`ornet train` writes into the run folder) are never read, `--split` accepts only `tune`, and a
+variant that would choose anything on test (``keep: best_test``) or set ``data.tune_per_class``
+itself is refused before any run starts, in one line, exit 2. Read test once, for the final table,
+with the settings this sweep chose. Used for the tuning log in benchmarks/results/quality.md.
 """
 
 from __future__ import annotations
@@ -28,34 +39,71 @@ import sys
 import time
 from pathlib import Path
 
-KEEP = ("gt_known_loc", "top1_loc", "max_box_acc_v2", "pxap", "top1_cls", "threshold")
+KEEP = ("gt_known_loc", "top1_loc", "max_box_acc_v2", "pxap", "top1_cls", "threshold", "threshold_split")
+SPLIT = "tune"
 
 
-def command(run: dict, data: dict[str, str], work: Path, accelerator: str) -> list[str]:
+class Refused(Exception):
+    """A sweep that would choose on test (or cannot score on tune): one line, exit 2."""
+
+
+def flag_value(value) -> str:
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def check_variant(run: dict, root: str, tune_per_class: int) -> None:
+    """Refuse a variant that sets the tune split itself or picks anything on the test split."""
+    import ornet
+
+    overrides = run.get("overrides", {})
+    if "data.tune_per_class" in overrides:
+        raise Refused(f"variant {run['name']!r} sets data.tune_per_class; the sweep sets it (--tune-per-class)")
+    try:
+        cfg = ornet.load_config(run["config"], [f"data.root={root}", f"data.tune_per_class={tune_per_class}",
+                                                *(f"{k}={flag_value(v)}" for k, v in overrides.items())])
+    except ornet.OrnetError as e:
+        raise Refused(f"variant {run['name']!r}: {e}") from None
+    on_test = [s for s in cfg.stages if getattr(cfg, s).keep == "best_test"]
+    if on_test:
+        raise Refused(f"variant {run['name']!r} keeps {on_test[0]}'s best epoch on the test split "
+                      f"({on_test[0]}.keep: best_test); a tuning sweep chooses nothing on test: add "
+                      f"\"{on_test[0]}.keep\": \"last\" (or \"best_val\") to its overrides")
+
+
+def commands(run: dict, data: dict[str, str], work: Path, accelerator: str, tune_per_class: int) -> list[list[str]]:
+    """`ornet train` of the variant, then `ornet evaluate` of its run on the tune split."""
     root = data.get(run["data"], run["data"])
-    cmd = [sys.executable, "-m", "ornet", "train", "--config", run["config"], "--data.root", root,
-           "--out", str(work / run["name"]), "--trainer.progress", "false", "--quiet", "--force",
-           "--trainer.accelerator", accelerator, "--trainer.devices", "1"]
+    out = work / run["name"]
+    device = ["--trainer.accelerator", accelerator, "--trainer.devices", "1"]
+    train = [sys.executable, "-m", "ornet", "train", "--config", run["config"], "--data.root", root,
+             "--data.tune_per_class", str(tune_per_class), "--out", str(out), "--trainer.progress", "false",
+             "--quiet", "--force", *device]
     for key, value in run.get("overrides", {}).items():
-        cmd += [f"--{key}", json.dumps(value) if isinstance(value, (list, dict)) else str(value)]
-    return cmd
+        train += [f"--{key}", flag_value(value)]
+    evaluate = [sys.executable, "-m", "ornet", "evaluate", str(out), "--split", SPLIT, "--out", str(out / SPLIT),
+                "--quiet", "--force", *device]
+    return [train, evaluate]
 
 
-def finished(run: dict, proc: subprocess.Popen, work: Path, log: Path, seconds: float) -> dict:
-    out = {"name": run["name"], "data": run["data"], "config": run["config"],
-           "overrides": run.get("overrides", {}), "rc": proc.returncode, "wall": round(seconds, 1)}
-    metrics_file = work / run["name"] / "metrics.json"
-    if proc.returncode == 0 and metrics_file.is_file():
-        metrics = json.loads(metrics_file.read_text())
+def finished(run: dict, rc: int, work: Path, log: Path, seconds: float, tune_per_class: int) -> dict:
+    out = {"name": run["name"], "data": run["data"], "config": run["config"], "overrides": run.get("overrides", {}),
+           "split": SPLIT, "tune_per_class": tune_per_class, "rc": rc, "wall": round(seconds, 1)}
+    scored = work / run["name"] / SPLIT / "metrics.json"
+    if rc == 0 and scored.is_file():
+        metrics = json.loads(scored.read_text())
+        if metrics.get("split") != SPLIT:  # never record another split's numbers as the tune split's
+            raise RuntimeError(f"{scored} holds the {metrics.get('split')!r} split, not {SPLIT!r}")
         out.update({k: metrics.get(k) for k in KEEP})
-        out["seconds_per_stage"] = metrics.get("seconds_per_stage")
+        # timings only: the training run's own metrics.json holds TEST metrics, which are not read
+        timings = json.loads((work / run["name"] / "metrics.json").read_text()).get("seconds_per_stage")
+        out["seconds_per_stage"] = timings
     else:
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
         out["error"] = lines[-1][-300:] if lines else "no output"
     return out
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("variants", type=Path)
     p.add_argument("--work", type=Path, required=True)
@@ -66,44 +114,79 @@ def main() -> int:
     p.add_argument("--accelerator", default="cpu")
     p.add_argument("--data", nargs="*", default=[], help="NAME=DIR pairs")
     p.add_argument("--only", nargs="*", default=None, help="run only these names")
-    args = p.parse_args()
+    p.add_argument("--tune-per-class", type=int, default=5,
+                   help="training images per class carved into the tune split the runs are scored on (default 5)")
+    p.add_argument("--split", default=SPLIT,
+                   help="the split runs are ranked on: tune only (test is for the final table, never for choosing)")
+    return p.parse_args(argv)
 
-    runs = json.loads(args.variants.read_text())
-    if args.only is not None:
-        runs = [r for r in runs if r["name"] in set(args.only)]
-    data = dict(item.split("=", 1) for item in args.data)
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.split != SPLIT:
+            raise Refused(f"--split {args.split}: the sweep ranks on the tune split only (carved from train, "
+                          f"--tune-per-class); read test once, for the final table, never to choose")
+        if args.tune_per_class < 1:
+            raise Refused(f"--tune-per-class must be >= 1, got {args.tune_per_class}: runs are ranked on the tune split")
+        runs = json.loads(args.variants.read_text())
+        if args.only is not None:
+            runs = [r for r in runs if r["name"] in set(args.only)]
+        data = dict(item.split("=", 1) for item in args.data)
+        for run in runs:
+            check_variant(run, data.get(run["data"], run["data"]), args.tune_per_class)
+    except Refused as e:
+        print(f"tune.py: error: {e}", file=sys.stderr)
+        return 2
+    return sweep(args, runs, data)
+
+
+def sweep(args: argparse.Namespace, runs: list[dict], data: dict[str, str]) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     results = args.results or args.work / "results.jsonl"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "PYTHONUNBUFFERED": "1"}
     start = time.perf_counter()
     pending = list(runs)
-    active: dict[str, tuple[dict, subprocess.Popen, Path, float]] = {}
+    rows: list[dict] = []
+    # name -> (run, the running process, the commands still to run, log, start time)
+    active: dict[str, tuple[dict, subprocess.Popen, list[list[str]], Path, float]] = {}
+
+    def launch(cmd: list[str], log: Path, mode: str) -> subprocess.Popen:
+        with log.open(mode) as f:
+            return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+
     while pending or active:
         while pending and len(active) < args.jobs and time.perf_counter() - start < args.deadline:
             run = pending.pop(0)
             log = args.work / f"{run['name']}.log"
-            f = log.open("w")
-            proc = subprocess.Popen(command(run, data, args.work, args.accelerator), stdout=f,
-                                    stderr=subprocess.STDOUT, env=env)
-            active[run["name"]] = (run, proc, log, time.perf_counter())
+            first, *rest = commands(run, data, args.work, args.accelerator, args.tune_per_class)
+            active[run["name"]] = (run, launch(first, log, "w"), rest, log, time.perf_counter())
             print(f"[{time.perf_counter() - start:6.0f} s] start {run['name']}", flush=True)
-        if pending and time.perf_counter() - start >= args.deadline and not active:
-            break
-        for name, (run, proc, log, t0) in list(active.items()):
-            if proc.poll() is not None:
-                row = finished(run, proc, args.work, log, time.perf_counter() - t0)
-                with results.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-                del active[name]
-                gt = row.get("gt_known_loc")
-                print(f"[{time.perf_counter() - start:6.0f} s] done {name}: rc {row['rc']}, GT-known "
-                      f"{gt if gt is None else round(gt, 1)}, top-1 cls {row.get('top1_cls')}, "
-                      f"{row['wall']} s", flush=True)
+        for name, (run, proc, rest, log, t0) in list(active.items()):
+            if proc.poll() is None:
+                continue
+            if proc.returncode == 0 and rest:  # trained: now score it on the tune split
+                active[name] = (run, launch(rest[0], log, "a"), rest[1:], log, t0)
+                continue
+            row = finished(run, proc.returncode, args.work, log, time.perf_counter() - t0, args.tune_per_class)
+            rows.append(row)
+            with results.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            del active[name]
+            gt = row.get("gt_known_loc")
+            print(f"[{time.perf_counter() - start:6.0f} s] done {name}: rc {row['rc']}, tune GT-known "
+                  f"{gt if gt is None else round(gt, 1)}, tune top-1 cls {row.get('top1_cls')}, "
+                  f"{row['wall']} s", flush=True)
         if pending and time.perf_counter() - start >= args.deadline:
             pending.clear()
             print("deadline: no further runs start", flush=True)
         time.sleep(0.5)
+    scored = sorted((r for r in rows if r.get("gt_known_loc") is not None), key=lambda r: -r["gt_known_loc"])
+    if scored:
+        print(f"ranked by GT-known Loc on the tune split ({args.tune_per_class} per class):")
+        for i, r in enumerate(scored, 1):
+            print(f"  {i:2d}. {r['name']}: {r['gt_known_loc']:.1f}")
     return 0
 
 
