@@ -96,14 +96,19 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
         from ..runtime.runlock import folder_to_lock, run_lock
 
         lock = run_lock(folder_to_lock(out, run_dir), command=command, rank=global_rank())
+    from ..training.kept_epochs import read_kept
+
+    # the run's epochs kept on test (checkpoints/kept_epochs.json), for metrics.json's chosen_on_test
+    kept = (read_kept(run_dir), list(saved_cfg.get("stages") or [])) if saved_cfg else ({}, [])
     with lock:
         if out is not None and nonempty(out) and not force:
             raise OrnetError(f"--out {out} exists and is not empty; pass --force to write into it")
         return _evaluate(cfg, meta, info, loaded, pre, loc, data_cfg, threshold_split, split, out,
-                         save_scoremaps, quiet)
+                         save_scoremaps, quiet, kept)
 
 
-def _evaluate(cfg, meta, info, loaded, pre, loc, data_cfg, threshold_split, split, out, save_scoremaps, quiet):
+def _evaluate(cfg, meta, info, loaded, pre, loc, data_cfg, threshold_split, split, out, save_scoremaps, quiet,
+              kept):
     """The pass itself, once the inputs are checked (and the output folder locked)."""
     from ..data.datamodule import WSOLDataModule
     from ..evaluation.outputs import write_outputs
@@ -129,8 +134,11 @@ def _evaluate(cfg, meta, info, loaded, pre, loc, data_cfg, threshold_split, spli
                                 stored=loc)  # its threshold: reused by the protocol that chose it, without val
     if global_rank() != 0:
         return None
+    from ..training.kept_epochs import chosen_on_test
+
     result.metrics.update(method=meta["method"], model=str(info if info is not None else loaded.source),
-                          seconds=round(time.perf_counter() - start, 2))
+                          seconds=round(time.perf_counter() - start, 2),
+                          chosen_on_test=chosen_on_test(result.metrics, *kept))
     if out is not None:
         from ..reports.publish import publish
 

@@ -193,8 +193,11 @@ def run(cfg, out: Path, resume: bool = False, quiet: bool = False, datamodule=No
         return None
     seconds["evaluation"] = round(time.perf_counter() - t0, 2)
     seconds["total"] = round(time.perf_counter() - start, 2)
+    from ..training.kept_epochs import chosen_on_test, read_kept
+
     result.metrics.update(method=method, stages_run=[s for s in seconds if s not in ("evaluation", "total")],
-                          seconds=seconds["total"], seconds_per_stage=seconds)
+                          seconds=seconds["total"], seconds_per_stage=seconds,
+                          chosen_on_test=chosen_on_test(result.metrics, read_kept(out), stages))
     meta = model_meta(cfg, method, datamodule.classes, result.metrics.get("threshold"),
                       result.metrics.get("threshold_index"), result.metrics.get("cam_gate"))
     from ..reports.publish import publish

@@ -44,6 +44,7 @@ SETTINGS: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("threshold_index", "threshold index in the sweep", None),
     ("protocol", "evaluation protocol", ("eval", "protocol")),
     ("threshold_split", "threshold chosen on", ("eval", "threshold_split")),
+    ("chosen_on_test", "chosen on the test split", None),
     ("box_mode", "box mode", ("eval", "box_mode")),
     ("iou_strict", "IoU strictness", ("eval", "iou_strict")),
     ("iou_thresholds", "IoU levels (MaxBoxAccV2)", ("eval", "iou_thresholds")),
@@ -117,6 +118,8 @@ def _setting(key: str, metrics: Mapping, config: Mapping | None, path) -> object
         value = _lookup(config, path)
     if key == "iou_strict" and value is not None:
         return "IoU > 0.5 (strict, the release)" if value else "IoU >= 0.5 (wsolevaluation)"
+    if key == "chosen_on_test" and value is not None:
+        return ", ".join(map(str, value)) if value else "nothing"
     if key == "normalize" and value is not None:
         return {"minmax": "per-image min-max", "none": "none (map as it is)"}.get(str(value), value)
     return value
@@ -126,12 +129,24 @@ def protocol_lines(metrics: Mapping) -> list[str]:
     """What a reader must know before comparing the numbers: the protocol and where the threshold came from."""
     from ..evaluation.protocols import protocol_of_metrics
 
-    lines = list(protocol_of_metrics(metrics).report_lines(metrics))
+    lines = [*chosen_on_test_lines(metrics), *protocol_of_metrics(metrics).report_lines(metrics)]
     split = metrics.get("threshold_split")
     if split is not None and split == metrics.get("split"):
         lines.append(f"The map threshold was chosen on the evaluated {split} split itself (the paper's "
                      "practice), not on held-out data: the localization numbers are optimistic.")
     return lines
+
+
+def chosen_on_test_lines(metrics: Mapping) -> list[str]:
+    """The line about metrics.json's ``chosen_on_test`` (every choice made on the test split); none
+    for files written before the key existed."""
+    chosen = metrics.get("chosen_on_test")
+    if chosen is None:
+        return []
+    if not chosen:
+        return ["Nothing behind these numbers was chosen on the test split (chosen_on_test is empty)."]
+    return [f"Chosen on the TEST split: {', '.join(map(str, chosen))}. These numbers are not results on "
+            "held-out data (metrics.json, chosen_on_test)."]
 
 
 def figure_entries(names: Sequence[str]) -> list[tuple[str, str, str]]:

@@ -158,7 +158,8 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
         raise stage_stopped(e, stage, last_path, trainer.world_size) from None
     finally:
         datamodule.val_split = "val"
-    if best is not None and best.best_model_path:
+    chosen = best is not None and bool(best.best_model_path)
+    if chosen:
         _keep_best(task, stage, keep, Path(best.best_model_path), best.best_model_score)
     final = checkpoint_path(out, stage)
     from ..runtime.stops import saving
@@ -170,6 +171,11 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
         from ..runtime.disk_use import drop_last
 
         drop_last(out, stage, keep=cfg.trainer.keep_last_checkpoints)  # the stage is complete: not needed
+        from .kept_epochs import record_kept
+
+        # which split chose the kept epoch, for metrics.json's chosen_on_test (none: the last epoch)
+        record_kept(out, stage, keep, ("test" if keep == "best_test" else "val") if chosen else None,
+                    best.best_model_score if chosen else None)
     if requested():  # SIGTERM / Ctrl+C while the stage's last epoch ended: the stage is complete
         from ..runtime.preemption import STATE, error_for
 
