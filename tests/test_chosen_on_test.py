@@ -61,7 +61,7 @@ def test_evaluate_on_tune_and_under_the_release_protocol(best_test_run, tmp_path
     assert "Chosen on the TEST split: threshold, evaluator epoch" in (tmp_path / "rel" / "report.html").read_text()
 
 
-def test_a_default_run_chose_nothing_on_test(tmp_path, data):
+def test_a_default_run_chose_nothing_on_test(tmp_path, data, capsys):
     out = tmp_path / "cam"
     assert main(["train", "--data.root", str(data), "--out", str(out), *TINY, "--stages", "[cam]"]) == 0
     m = _metrics(out / "metrics.json")
@@ -70,6 +70,12 @@ def test_a_default_run_chose_nothing_on_test(tmp_path, data):
     # eval.threshold_split: test is a choice on test too
     assert main(["evaluate", str(out), "--eval.threshold_split", "test", "--out", str(tmp_path / "t"), "--quiet"]) == 0
     assert _metrics(tmp_path / "t" / "metrics.json")["chosen_on_test"] == ["threshold"]
+    # a run trained without a tune split: one line naming the option, nothing written
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--split", "tune", "--out", str(tmp_path / "none"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no split 'tune'" in err[0] and "--data.tune_per_class N" in err[0], err
+    assert not (tmp_path / "none").exists()
 
 
 def test_chosen_on_test_reads_each_choice():

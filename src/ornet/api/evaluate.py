@@ -40,6 +40,7 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
     """Evaluate `model` on `split`; returns an `EvalResult` (metrics, per-image rows, curves).
 
     model: a run folder, model.json, model.safetensors or a `Localizer` (`ornet.load_model`).
+    split: test, val, train or tune (carved from train with ``data.tune_per_class``, docs/datasets.md).
     data: a dict of `DataConfig` fields applied on top of the run's config.yaml data section
     (e.g. ``{"root": "data/cub"}``), or a whole `DataConfig`; resize and crop always come from
     the model. eval: `EvalConfig` fields on top of the run's (e.g. ``{"box_mode": "multi"}``,
@@ -122,6 +123,7 @@ def _evaluate(cfg, meta, info, loaded, pre, loc, data_cfg, threshold_split, spli
     if datamodule.num_classes != meta["num_classes"]:
         raise OrnetError(f"the model has {meta['num_classes']} classes but dataset {data_cfg.root} has "
                          f"{datamodule.num_classes}")
+    datamodule.index.split(split)  # an unknown or empty split fails before any pass (tune: names the option)
     network = _network(info, loaded)
     if threshold_split == "model":
         if loc.get("threshold_index") is None:
