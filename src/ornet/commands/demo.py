@@ -177,6 +177,14 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def results_text(summary: dict, seconds: float, out: Path) -> str:
+    """What the demo prints at the end (benchmarks/bench_demo.py copies it into results/demo.md):
+    a blank line, the table, a blank line, the ORNet - CAM line."""
+    gap = summary["ornet"].get("gt_known_loc", 0) - summary["cam"].get("gt_known_loc", 0)
+    return (f"\n{format_table(summary)}\n\nORNet - CAM on GT-known: {gap:+.1f} points; total {seconds:.0f} s; "
+            f"reports: {out / 'ornet' / 'report.html'}, {out / 'cam' / 'report.html'}")
+
+
 def main(argv: list[str], prog: str) -> int:
     ns = build_parser(prog).parse_args(argv)
     if ns.seed < 0:
@@ -214,11 +222,7 @@ def main(argv: list[str], prog: str) -> int:
         metrics["seconds"] = round(seconds[method], 1)
         summary[method] = metrics
     write_json_atomic(out / "summary.json", summary)
-    print()
-    print(format_table(summary))
-    gap = summary["ornet"].get("gt_known_loc", 0) - summary["cam"].get("gt_known_loc", 0)
-    print(f"\nORNet - CAM on GT-known: {gap:+.1f} points; total {time.perf_counter() - start:.0f} s; "
-          f"reports: {out / 'ornet' / 'report.html'}, {out / 'cam' / 'report.html'}")
+    print(results_text(summary, time.perf_counter() - start, out))
     from ..reports.compare import compare_page
 
     page = compare_page({"ORNet": out / "ornet", "CAM": out / "cam"}, out / "index.html")
