@@ -15,3 +15,21 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def git_commit(root: Path) -> str:
+    """The checkout's commit (short hash), ``+ uncommitted changes`` when tracked files differ
+    from it; ``unknown (not a git checkout)`` without git."""
+    import subprocess
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        if head.returncode != 0:
+            return "unknown (not a git checkout)"
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    except OSError:
+        return "unknown (git not found)"
+    return head.stdout.strip() + (" + uncommitted changes" if dirty else "")

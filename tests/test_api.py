@@ -293,20 +293,108 @@ def test_boxes_from_map_matches_the_hand_drawn_regions():
 
 # --- figures -------------------------------------------------------------------------------------
 
+JET_AT_0, JET_AT_1 = (0, 0, 128), (128, 0, 0)  # OpenCV's COLORMAP_JET at its ends: dark blue, dark red
+C0 = (31, 119, 180)  # matplotlib's first line colour
+
+
+def _blend(pixels: np.ndarray, colour, alpha: float = 0.5) -> np.ndarray:
+    """What `ornet.overlay` documents: (1 - alpha) * image + alpha * colour(map), rounded."""
+    return ((1 - alpha) * pixels.astype(np.float64) + alpha * np.asarray(colour, np.float64) + 0.5).astype(np.uint8)
+
+
+def _near(pixel, colour, tolerance: int = 3) -> bool:
+    return bool(np.abs(pixel.astype(int) - np.asarray(colour)).max() <= tolerance)
+
+
+def _plot_frame(fig: np.ndarray) -> tuple[int, int, int, int]:
+    """Left, right, top, bottom pixel of a single-axes plot: its black spines."""
+    dark = fig.max(axis=2) < 60
+    cols, rows = dark.sum(axis=0), dark.sum(axis=1)
+    left, right = np.flatnonzero(cols > 0.9 * cols.max())[[0, -1]]
+    top, bottom = np.flatnonzero(rows > 0.9 * rows.max())[[0, -1]]
+    return int(left), int(right), int(top), int(bottom)
+
+
 def test_figure_functions_on_arrays_and_a_runs_snapshots(api_run):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)
-    amap = rng.random((10, 15)).astype(np.float32)
+    amap = np.zeros((10, 15), np.float32)
+    amap[2:5, 3:8] = 1.0  # x4 in the image: rows 8..19, columns 12..31 (bilinear: 1 exactly in 10..17 x 14..29)
+    plain = ornet.overlay(image, amap)
+    assert plain.shape == image.shape and plain.dtype == np.uint8
+    assert np.array_equal(plain[10:18, 14:30], _blend(image[10:18, 14:30], JET_AT_1))  # the map's 1: red
+    assert np.array_equal(plain[24:], _blend(image[24:], JET_AT_0))  # the map's 0 (rows 24.. only see it): blue
+    assert np.array_equal(ornet.overlay(image, amap, alpha=0.0), image)  # alpha 0 gives the image back
+    assert np.array_equal(ornet.overlay(image, None), image)
+    # boxes: edges on the box's own pixels, 2 pixels inwards; GT blue, prediction green drawn over it
     panel = ornet.overlay(image, amap, pred_boxes=[[5, 5, 30, 20]], gt_boxes=[[4, 4, 31, 22]], title="x")
-    assert panel.dtype == np.uint8 and panel.ndim == 3 and panel.shape[2] == 3
-    snap = ornet.load_snapshots(api_run / "snapshots")
+    band = panel.shape[0] - image.shape[0]
+    assert band > 0 and panel.shape[1:] == image.shape[1:] and (panel[:band] == 0).all(axis=2).mean() > 0.5  # black
+    body = panel[band:]
+    green, blue = (0, 255, 0), (0, 0, 255)
+    for edge in (body[5:7, 5:31], body[19:21, 5:31], body[5:21, 5:7], body[5:21, 29:31]):
+        assert (edge == green).all()
+    for edge in (body[4, 4:32], body[21:23, 4:32], body[4:23, 4], body[4:23, 31]):
+        assert (edge == blue).all()
+    outside = np.ones(image.shape[:2], bool)
+    outside[4:23, 4:32] = False
+    outside[7:19, 7:29] = True  # inside both boxes, past their edges
+    assert np.array_equal(body[outside], plain[outside])
+    # failures: lowest IoU first, each cell a caption band over the overlay (fitted: 60 px is the image's size)
+    a, b = np.full((40, 60, 3), (200, 40, 40), np.uint8), np.full((40, 60, 3), (40, 200, 40), np.uint8)
+    zero, none = np.zeros((10, 15), np.float32), np.zeros((0, 4))
+    panel = ornet.failure_panel([a, b], [zero, zero], [none, none], [none, none], [0.2, 0.1], tile_size=60)
+    pad, cell_h = 4, (panel.shape[0] - 8)
+    assert panel.shape == (cell_h + 2 * pad, 2 * 60 + 3 * pad, 3) and cell_h > 40
+    cells = [panel[pad + cell_h - 40:pad + cell_h, x:x + 60] for x in (pad, 2 * pad + 60)]
+    assert np.array_equal(cells[0], _blend(b, JET_AT_0)) and np.array_equal(cells[1], _blend(a, JET_AT_0))
+    one = ornet.failure_panel([a, b], [zero, zero], [none, none], [none, none], [0.2, 0.1], n=1, tile_size=60)
+    assert one.shape == (cell_h + 2 * pad, 60 + 2 * pad, 3) and np.array_equal(one[pad + cell_h - 40:-pad, pad:-pad],
+                                                                                  _blend(b, JET_AT_0))
+    # evolution grid: a header band, then per image: the image, then its map at each epoch
+    maps = [("start", np.zeros((2, 10, 15), np.uint8)), ("epoch 1", np.full((2, 10, 15), 255, np.uint8))]
+    strip = ornet.evolution_grid([a, b], maps, tile_size=60)
+    top = strip.shape[0] - 2 * (40 + pad) - pad
+    assert strip.shape[1] == 3 * 60 + 4 * pad and top > 0
+    for r, img in enumerate((a, b)):
+        y = top + pad + r * (40 + pad)
+        row = [strip[y:y + 40, pad + c * (60 + pad):pad + c * (60 + pad) + 60] for c in range(3)]
+        assert np.array_equal(row[0], img) and np.array_equal(row[1], _blend(img, JET_AT_0))
+        assert np.array_equal(row[2], _blend(img, JET_AT_1))
+    # threshold curve: the chosen threshold is a dashed black line at its x, the chosen point a marker on the curve
+    thresholds, values = np.linspace(0, 1, 11), np.full(11, 20.0)
+    values[1] = 90.0  # the curve's maximum (marked with a triangle) elsewhere than the chosen point
+    for chosen in (6, 3):
+        curve = ornet.threshold_curve(thresholds, {"IoU >= 0.5": values}, chosen)
+        left, right, top, bottom = _plot_frame(curve)
+        x = left + thresholds[chosen] * (right - left)
+        y = round(bottom - values[chosen] / 100 * (bottom - top))
+        dark = (curve[top + 2:bottom - 1].max(axis=2) < 60).sum(axis=0)
+        lines = [c for c in np.flatnonzero(dark > 0.4 * (bottom - top)) if left + 2 < c < right - 2]
+        assert lines and all(abs(c - x) <= 1.5 for c in lines), (lines, x)
+        xi = lines[0]  # the marker is centred on the line (anti-aliased: within 3 of the colour)
+        assert all(_near(curve[y + dy, xi + dx], C0) for dy, dx in ((-3, -2), (-3, 2), (3, -2), (3, 2)))
+        far = round(left + 0.85 * (right - left))  # the same curve, no marker: nothing 3 px above the line
+        assert not _near(curve[y - 3, far], C0) and _near(curve[y, far], C0)
+    unmarked = ornet.threshold_curve(thresholds, {"IoU >= 0.5": values})  # no choice: no dashed line
+    left, right, top, bottom = _plot_frame(unmarked)
+    dark = (unmarked[top + 2:bottom - 1, left + 3:right - 2].max(axis=2) < 60).sum(axis=0)
+    assert dark.max() < 0.4 * (bottom - top)
+    # a run's snapshots: what MapSnapshots wrote, read back as it is
+    folder = api_run / "snapshots"
+    snap = ornet.load_snapshots(folder)
+    with np.load(folder / "images.npz") as z:
+        assert np.array_equal(snap.images, z["images"]) and snap.images.dtype == np.uint8
     assert snap.images.shape[0] == 3 and [e for e, _ in snap.epochs] == [0, 1]
-    strip = ornet.evolution_grid(list(snap.images), [(f"epoch {e}", m) for e, m in snap.epochs])
-    panel = ornet.failure_panel([image] * 2, [amap] * 2, [[[4, 4, 31, 22]]] * 2, [[[5, 5, 30, 20]]] * 2,
-                                [0.1, 0.2], n=2)
-    curve = ornet.threshold_curve(np.arange(0, 1, 0.1), {"IoU >= 0.5": np.linspace(0, 90, 10)}, 9)
-    for fig in (strip, panel, curve):
-        assert fig.dtype == np.uint8 and fig.ndim == 3 and fig.shape[2] == 3 and fig.shape[0] > 50
+    for epoch, m in snap.epochs:
+        with np.load(folder / f"epoch_{epoch:03d}.npz") as z:
+            assert int(z["epoch"]) == epoch and np.array_equal(m, z["maps"])
+        assert m.dtype == np.uint8 and m.shape[0] == 3
+    size = snap.images.shape[2]
+    strip = ornet.evolution_grid(list(snap.images), [(f"epoch {e}", m) for e, m in snap.epochs], tile_size=size)
+    top = strip.shape[0] - 3 * (snap.images.shape[1] + pad) - pad
+    assert strip.shape[1] == 3 * size + 4 * pad
+    assert np.array_equal(strip[top + pad:top + pad + snap.images.shape[1], pad:pad + size], snap.images[0])
 
 
 def test_train_continues_a_run_and_refuses_a_used_folder(api_run, tmp_path):

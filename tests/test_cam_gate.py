@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -134,6 +135,9 @@ def test_a_run_chooses_its_gate_on_val_exports_it_and_evaluate_keeps_or_rechoose
     scores = {float(a): v for a, v in saved["cam_gate_scores"].items()}
     assert sorted(scores) == [0.0, 0.25, 0.5]  # the demo preset's candidates, and no gate
     assert saved["cam_gate_split"] == "val" and saved["cam_gate"] == pick_gate(scores, 3.0)
+    curves = json.loads((api_run / "curves.json").read_text())  # the chosen gate's val pass
+    assert curves["split"] == "val" and scores[saved["cam_gate"]] == curves["accuracy"]["50"][curves["chosen_index"]]
+    assert scores[saved["cam_gate"]] == max(curves["accuracy"]["50"])  # its best threshold on val
     meta = json.loads((api_run / "model.json").read_text())
     assert meta["localization"]["cam_gate"] == saved["cam_gate"]
     loc = ornet.load_model(api_run, device="cpu")
@@ -190,3 +194,103 @@ def test_the_summary_line_says_which_gate():
     assert gate_note({"cam_gate": 0.5, "cam_gate_split": "val", "cam_gate_scores": {"0.0": 70.0, "0.5": 75.0}}) \
         == "; class gate 0.5 chosen on val"
     assert gate_note({"cam_gate": 0.25, "cam_gate_split": "model"}) == "; class gate 0.25"
+
+
+class _ChannelGate(nn.Module):
+    """A stand-in for ORNet with a class gate: its map is one colour channel of the image, picked by
+    the gate's exponent (0: red, 0.25: green, 0.5: blue); its logits say the label."""
+
+    CHANNEL = {0.0: 0, 0.25: 1, 0.5: 2}
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))  # a device and a dtype for the Localizer
+        self._gate = 0.0
+
+    @property
+    def cam_gate(self) -> float:
+        return self._gate
+
+    def set_cam_gate(self, alpha: float) -> None:
+        self._gate = float(alpha)
+
+    def predict(self, images, labels=None):
+        m = images[:, self.CHANNEL[self._gate]:self.CHANNEL[self._gate] + 1]
+        lo, hi = m.amin(dim=(2, 3), keepdim=True), m.amax(dim=(2, 3), keepdim=True)
+        labels = torch.zeros(len(images), dtype=torch.long) if labels is None else labels
+        return (m - lo) / (hi - lo), F.one_hot(labels, 3).float() * 10 + self.weight
+
+
+def _two_channel_set(root, per_class: int = 6, test_per_class: int = 2):
+    """CUB layout, 3 classes, 64 x 64 PNGs: the object (the GT box) is bright in the blue channel of
+    the training images (val is carved from them) and in the green one of the test images; the other
+    channels light a decoy of the same size elsewhere, so a gate chosen on test would be another."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for sub in ("images", "segmentations"):
+        (root / sub).mkdir(parents=True)
+    images, labels, split, boxes = [], [], [], []
+    (root / "classes.txt").write_text("".join(f"{c + 1} {c + 1:03d}.c{c}\n" for c in range(3)))
+    for c in range(3):
+        folder = f"{c + 1:03d}.c{c}"
+        for sub in ("images", "segmentations"):
+            (root / sub / folder).mkdir()
+        for k in range(per_class + test_per_class):
+            test = k >= per_class
+            arr = rng.integers(0, 60, size=(64, 64, 3), dtype=np.uint8)
+            x0, y0, w, h = int(rng.integers(2, 9)), int(rng.integers(4, 21)), int(rng.integers(16, 23)), int(rng.integers(16, 31))
+            dx, dy = int(rng.integers(36, 41)), int(rng.integers(4, 21))
+            true = 1 if test else 2
+            arr[y0:y0 + h, x0:x0 + w, true] = 255
+            for other in {0, 1, 2} - {true}:
+                arr[dy:dy + h, dx:dx + w, other] = 255
+            rel = f"{folder}/{'test' if test else 'train'}_{k}.png"
+            Image.fromarray(arr).save(root / "images" / rel)
+            mask = np.zeros((64, 64), np.uint8)
+            mask[y0:y0 + h, x0:x0 + w] = 255
+            Image.fromarray(mask).save(root / "segmentations" / rel)
+            i = len(images) + 1
+            images.append(f"{i} {rel}")
+            labels.append(f"{i} {c + 1}")
+            split.append(f"{i} {0 if test else 1}")
+            boxes.append(f"{i} {x0} {y0} {w} {h}")
+    for name, lines in (("images.txt", images), ("image_class_labels.txt", labels),
+                        ("train_test_split.txt", split), ("bounding_boxes.txt", boxes)):
+        (root / name).write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_the_gate_is_chosen_on_val_by_its_val_scores_and_reported_on_test(tmp_path):
+    """The scores metrics.json reports are each candidate's GT-known at its best threshold on val,
+    the gate taken is the best of them past the margin, and test never takes part in the choice:
+    here val says blue (0.5: 100 points, the other candidates 0) and test says green (0.25)."""
+    import ornet
+    from ornet.inference.localizer import Localizer
+    from ornet.runs.export import model_meta
+
+    root = _two_channel_set(tmp_path / "set")
+    cfg = ornet.load_config("demo", {"data.root": root, "data.resize": 64, "data.crop": 64,
+                                     "model.backbone_weights": "none", "model.evaluator_weights": "none"})
+    loc = Localizer(_ChannelGate(), model_meta(cfg, "ornet", ["a", "b", "c"], threshold=None))
+    data = {"root": str(root), "name": "cub", "val_per_class": 2, "num_workers": 0}
+
+    def evaluate(**eval_settings):
+        e = {"cam_gate": [0.25, 0.5], "cam_gate_margin": 3.0, **eval_settings}
+        return ornet.evaluate(loc, data=data, eval=e, quiet=True)
+
+    result = evaluate()
+    m = result.metrics
+    assert m["cam_gate_split"] == "val" and m["threshold_split"] == "val"
+    assert m["cam_gate_scores"] == {"0.0": 0.0, "0.25": 0.0, "0.5": 100.0}  # val's, not test's (0, 100, 0)
+    assert m["cam_gate"] == 0.5 and m["gt_known_loc"] == 0.0  # reported on test, where blue shows the decoy
+    curve = result.curves  # the val pass of the chosen gate: the score is its value at the chosen threshold
+    assert curve["split"] == "val" and curve["accuracy"]["50"][curve["chosen_index"]] == m["cam_gate_scores"]["0.5"]
+    assert curve["num_images"] == 6 and m["num_images"] == 6  # 2 val and 2 test images per class
+    # the margin rule: a gate only when it beats no gate by more than the margin
+    assert evaluate(cam_gate_margin=100.0).metrics["cam_gate"] == 0.0
+    assert evaluate(cam_gate_margin=99.0).metrics["cam_gate"] == 0.5
+    # chosen on test (eval.threshold_split: test, and said so) the same rule takes the other gate
+    on_test = evaluate(threshold_split="test").metrics
+    assert on_test["cam_gate_split"] == "test" and on_test["cam_gate"] == 0.25
+    assert on_test["cam_gate_scores"] == {"0.0": 0.0, "0.25": 100.0, "0.5": 0.0} and on_test["gt_known_loc"] == 100.0

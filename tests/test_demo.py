@@ -16,19 +16,60 @@ def test_refuses_a_non_empty_out_without_force(tmp_path, capsys):
 
 
 def test_table_lists_both_methods_with_every_column():
-    table = format_table({"ornet": {"gt_known_loc": 71.25, "top1_loc": 60.0, "max_box_acc_v2": 55.5,
+    table = format_table({"ornet": {"gt_known_loc": 71.25, "top1_loc": 60.0, "max_box_acc_v2": 55.5, "pxap": 66.66,
                                     "top1_cls": 80.0, "seconds": 123.4},
                           "cam": {"gt_known_loc": 40.0, "top1_loc": 30.0, "top1_cls": 81.0, "seconds": 99.0}})
     lines = table.splitlines()
-    assert lines[0].split() == ["method", "GT-known", "Top-1", "Loc", "MaxBoxAccV2", "Top-1", "Cls", "seconds"]
-    assert lines[2].split() == ["ornet", "71.2", "60.0", "55.5", "80.0", "123.4"]
-    assert lines[3].split() == ["cam", "40.0", "30.0", "-", "81.0", "99.0"]  # a missing metric shows as '-'
+    assert lines[0].split() == ["method", "GT-known", "Top-1", "Loc", "MaxBoxAccV2", "PxAP", "Top-1", "Cls", "seconds"]
+    assert lines[2].split() == ["ornet", "71.2", "60.0", "55.5", "66.7", "80.0", "123.4"]
+    assert lines[3].split() == ["cam", "40.0", "30.0", "-", "-", "81.0", "99.0"]  # a missing metric shows as '-'
+
+
+def _flags(argv: list[str]) -> dict[str, str]:
+    """`--key value` pairs (every flag of the plans takes a value) as load_config's overrides."""
+    assert len(argv) % 2 == 0 and all(k.startswith("--") for k in argv[::2]), argv
+    return {k.removeprefix("--"): v for k, v in zip(argv[::2], argv[1::2])}
 
 
 def test_presets_the_demo_uses_exist_and_fast_plan_is_small():
-    assert {"demo", "demo_cam"} <= set(preset_names())
-    assert preset_path("demo").name == "demo.yaml"
-    assert "--trainer.max_epochs" in FAST["train"]
+    """What `ornet demo` relies on: each preset trains the method its folder is named after, the
+    plans' flags are valid for `ornet synth` and `ornet train`, the images are trained at their own
+    size, the fast plan is the small one-epoch run its help promises, and the full plan is what
+    docs/synthetic.md says the demo runs."""
+    from pathlib import Path
+
+    import ornet
+    from ornet.commands.demo import FULL, TRAININGS
+    from ornet.commands.synth import build_parser
+
+    assert set(TRAININGS) == {"ornet", "cam"} and set(TRAININGS.values()) <= set(preset_names())
+    synth = {name: build_parser("ornet synth").parse_args(["out", *plan["synth"]]) for name, plan in
+             (("fast", FAST), ("full", FULL))}
+    cfgs = {}
+    for name, plan in (("fast", FAST), ("full", FULL)):
+        for method, preset in TRAININGS.items():
+            assert preset_path(preset).name == f"{preset}.yaml"
+            cfg = ornet.load_config(preset_path(preset), {**_flags(plan["train"]), "data.root": "data"})
+            cfgs[name, method] = cfg
+            assert cfg.wsol_method == method  # the run folder's name is the method trained
+            assert cfg.data.resize == cfg.data.crop == synth[name].size  # the images' own size
+    assert cfgs["full", "ornet"].stages == ["evaluator", "coarse", "refine"] and cfgs["full", "cam"].stages == ["cam"]
+    # --fast: one epoch per stage, a few small images, a val split that fits the training images
+    s = synth["fast"]
+    assert (s.classes, s.train, s.test, s.size) == (4, 160, 48, 64)
+    for method in TRAININGS:
+        cfg = cfgs["fast", method]
+        assert [getattr(cfg, stage).epochs for stage in cfg.stages] == [1] * len(cfg.stages)
+        assert 0 < cfg.data.val_per_class < s.train // s.classes
+    full = synth["full"]
+    assert (s.train, s.test, s.size) < (full.train, full.test, full.size)
+    for method, preset in TRAININGS.items():  # the full plan overrides no epochs: the preset's own
+        cfg, own = cfgs["full", method], ornet.load_config(preset, {"data.root": "data"})
+        assert [getattr(cfg, stage).epochs for stage in cfg.stages] == [getattr(own, st).epochs for st in own.stages]
+    # the full plan: docs/synthetic.md's flags, and the synth defaults for the rest (10 classes)
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "synthetic.md").read_text()
+    assert f"(`{' '.join(FULL['synth'])}`)" in docs and f"(`{' '.join(FULL['train'])}`," in docs
+    assert (full.size, full.train, full.test, full.body_cue, full.classes) == (128, 400, 200, 0.8, 10)
 
 
 def test_replaces_only_its_own_earlier_output(tmp_path, monkeypatch):

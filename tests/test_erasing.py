@@ -193,9 +193,91 @@ def test_squeeze_off_passes_the_map_itself():
     assert torch.equal(build_eraser("attentive", p=0.0).train()(maps), 0.6 * maps + 0.2)
 
 
+def _box(rows: tuple[int, int], cols: tuple[int, int], size: int = 16) -> torch.Tensor:
+    """1 x 16 x 16 bool: rows and columns inclusive."""
+    m = torch.zeros(1, size, size, dtype=torch.bool)
+    m[:, rows[0]:rows[1] + 1, cols[0]:cols[1] + 1] = True
+    return m
+
+
+NOTHING = torch.zeros(1, 16, 16, dtype=torch.bool)
+# The hand-computed case: 3 copies of a 16 x 16 map, 0.1 with a block of 0.9 on rows 2..13, columns 1..14
+# and its peak 1.0 at (5, 6); generator seed 0. Its first draws (B x 6: apply, f, h, w, centre row,
+# centre column) are
+#   0: 0.4963 0.7682 0.0885 0.1320 0.3074 0.6341 -> f = 0.384, t = 1 - 0.9 f = 0.65: R = the block
+#      (extents 11 and 13: h in [4, 5) -> 4, w in [4, 6) -> 4 + int(0.1320 * 2) = 4)
+#   1: 0.4901 0.8964 0.4556 0.6323 0.3489 0.4017 -> R = the block, h = 4, w = 4 + int(0.6323 * 2) = 5
+#   2: 0.0223 0.1689 ...                         -> f = 0.084, t = 0.92: R = the peak alone, skipped
+# so the rectangles around the peak are rows 1..9 x columns 2..10 and rows 1..9 x columns 1..11; random
+# erasing centres them on (int(0.3074 * 16), int(0.6341 * 16)) = (4, 10) and (5, 6).
+HAND = {  # strategy -> (centres of samples 0 and 1, E of samples 0, 1, 2)
+    "attentive": ([[5, 6], [5, 6]], [_box((2, 9), (2, 10)), _box((2, 9), (1, 11)), NOTHING]),  # R within it
+    "rectangle": ([[5, 6], [5, 6]], [_box((1, 9), (2, 10)), _box((1, 9), (1, 11)), NOTHING]),
+    "random": ([[4, 10], [5, 6]], [_box((0, 8), (6, 14)), _box((1, 9), (1, 11)), NOTHING]),
+    "none": (None, [NOTHING, NOTHING, NOTHING]),
+}
+
+
+def _check_hand_computed(device: str) -> dict[str, tuple]:
+    """Every strategy on the hand-computed case on `device` (a CPU generator: the same draws
+    everywhere); checks the contract and returns (masks, output) per strategy."""
+    maps = torch.full((3, 1, 16, 16), 0.1)
+    maps[:, :, 2:14, 1:15] = 0.9
+    maps[:, :, 5, 6] = 1.0
+    g = _gen(0)
+    torch.rand((3, 6), generator=g)  # the documented draw order: B x 6, then one per pixel
+    pixel_draws = torch.rand((3, 1, 16, 16), generator=g)
+    squeezed = 0.6 * maps + 0.2
+    maps = maps.to(device)
+    results = {}
+    for name in ERASERS.names():
+        eraser = build_eraser(name, p=1.0).train()
+        masks = eraser.masks(maps, generator=_gen(0))
+        out = eraser(maps, generator=_gen(0))
+        centres, erased = HAND[name]
+        for field in ("applied", "region", "erased", "dropped", "centre", "half"):
+            assert getattr(masks, field).device == maps.device, field
+        assert masks.applied.dtype == masks.region.dtype == masks.erased.dtype == masks.dropped.dtype == torch.bool
+        assert masks.centre.dtype == masks.half.dtype == torch.long
+        assert masks.region.shape == masks.erased.shape == masks.dropped.shape == maps.shape
+        assert masks.applied.shape == (3,) and masks.centre.shape == masks.half.shape == (3, 2)
+        assert out.shape == maps.shape and out.dtype == maps.dtype and out.device == maps.device
+        erased_cpu, dropped_cpu = masks.erased.cpu(), masks.dropped.cpu()
+        for i in range(3):
+            assert torch.equal(erased_cpu[i], erased[i]), \
+                f"{name}, sample {i}: E has {int(erased_cpu[i].sum())} pixels, the hand-computed {int(erased[i].sum())}"
+        if name == "none":
+            assert out is maps
+            results[name] = (masks, out)
+            continue
+        assert masks.applied.tolist() == [True, True, False]
+        assert masks.centre[:2].tolist() == centres and masks.half[:2].tolist() == [[4, 4], [4, 5]]
+        assert torch.equal(masks.region.cpu()[:2], (maps.cpu() > 0.5)[:2])  # R: the block
+        expected_drop = torch.stack(erased) & (pixel_draws < squeezed) if name != "rectangle" else torch.stack(erased)
+        assert torch.equal(dropped_cpu, expected_drop), \
+            f"{name}: {int(dropped_cpu.sum())} pixels dropped, expected {int(expected_drop.sum())} (p' = 0.6 p + 0.2)"
+        assert 0 < int(dropped_cpu.sum()) and (name == "rectangle" or int(dropped_cpu.sum()) < int(erased_cpu.sum()))
+        # p' everywhere, 0 where dropped: values 0 or in [0.2, 0.8]
+        assert torch.equal(out.cpu(), torch.where(expected_drop, torch.zeros(()), squeezed))
+        results[name] = (masks, out)
+    return results
+
+
+def test_cpu_matches_the_hand_computed_contract():
+    _check_hand_computed("cpu")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.gpu
 def test_cuda_matches_contract():
+    """On CUDA: the hand-computed case (the draws come from a CPU generator, so they are the
+    CPU's) gives the CPU's masks and output exactly; a CUDA generator reproduces itself."""
+    on_cuda, on_cpu = _check_hand_computed("cuda"), _check_hand_computed("cpu")
+    for name, (masks, out) in on_cuda.items():
+        cpu_masks, cpu_out = on_cpu[name]
+        for field in ("applied", "region", "erased", "dropped", "centre", "half"):
+            assert torch.equal(getattr(masks, field).cpu(), getattr(cpu_masks, field)), (name, field)
+        assert torch.equal(out.cpu(), cpu_out), name
     maps = _smooth_maps(b=64).cuda()
     for name in ERASERS.names():
         eraser = build_eraser(name, p=1.0).train()
@@ -203,5 +285,7 @@ def test_cuda_matches_contract():
         out = eraser(maps, generator=gen)
         gen = torch.Generator(device="cuda").manual_seed(0)
         assert out.device == maps.device and torch.equal(out, eraser(maps, generator=gen))
-        cpu_gen_out = eraser(maps, generator=_gen())  # a CPU generator also works
-        assert cpu_gen_out.device == maps.device
+        masks = eraser.masks(maps, generator=torch.Generator(device="cuda").manual_seed(0))
+        assert masks.erased.device == maps.device and not (masks.dropped & ~masks.erased).any()
+        if name != "none":  # p' >= 0.2: a 0 in the output is a dropped pixel and nothing else
+            assert torch.equal(out == 0, masks.dropped)

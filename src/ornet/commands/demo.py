@@ -38,6 +38,8 @@ FAST = {
     "synth": ["--classes", "4", "--train", "160", "--test", "48", "--size", "64"],
     "train": ["--trainer.max_epochs", "1", "--data.resize", "64", "--data.crop", "64", "--data.val_per_class", "3"],
 }
+TRAININGS = {"ornet": "demo", "cam": "demo_cam"}
+"""The demo's trainings: run folder (and method) -> the preset it trains (configs/<preset>.yaml)."""
 MARKER = ".ornet-demo"
 NOISE = ("┏", "┃", "┡", "│", "└", "Trainable params", "Non-trainable params", "Total params",
          "Total estimated model params", "Modules in train mode", "Modules in eval mode", "Total FLOPs",
@@ -45,7 +47,8 @@ NOISE = ("┏", "┃", "┡", "│", "└", "Trainable params", "Non-trainable p
          "Loading `train_dataloader`")
 """Lightning banners and model summaries: kept in OUT/<method>.log, not relayed to the console."""
 COLUMNS = [("gt_known_loc", "GT-known"), ("top1_loc", "Top-1 Loc"), ("max_box_acc_v2", "MaxBoxAccV2"),
-           ("top1_cls", "Top-1 Cls"), ("seconds", "seconds")]
+           ("pxap", "PxAP"), ("top1_cls", "Top-1 Cls"), ("seconds", "seconds")]
+"""The table's columns: metrics.json's key (summary.json's `seconds`: the training's wall clock), title."""
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -174,6 +177,14 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def results_text(summary: dict, seconds: float, out: Path) -> str:
+    """What the demo prints at the end (benchmarks/bench_demo.py copies it into results/demo.md):
+    a blank line, the table, a blank line, the ORNet - CAM line."""
+    gap = summary["ornet"].get("gt_known_loc", 0) - summary["cam"].get("gt_known_loc", 0)
+    return (f"\n{format_table(summary)}\n\nORNet - CAM on GT-known: {gap:+.1f} points; total {seconds:.0f} s; "
+            f"reports: {out / 'ornet' / 'report.html'}, {out / 'cam' / 'report.html'}")
+
+
 def main(argv: list[str], prog: str) -> int:
     ns = build_parser(prog).parse_args(argv)
     if ns.seed < 0:
@@ -195,7 +206,7 @@ def main(argv: list[str], prog: str) -> int:
     _run("synth", [str(out / "data"), *plan["synth"], *seed, *quiet])
     trainings = {method: ["--config", str(preset_path(preset)), "--data.root", str(out / "data"),
                           "--out", str(out / method), "--trainer.seed", str(ns.seed), *plan["train"], *quiet]
-                 for method, preset in (("ornet", "demo"), ("cam", "demo_cam"))}
+                 for method, preset in TRAININGS.items()}
     jobs = ns.jobs or (2 if available_cores() >= 2 else 1)
     if jobs == 2:
         seconds = _train_in_parallel(trainings, out, threads=max(1, available_cores() // 2), quiet=ns.quiet)
@@ -211,11 +222,7 @@ def main(argv: list[str], prog: str) -> int:
         metrics["seconds"] = round(seconds[method], 1)
         summary[method] = metrics
     write_json_atomic(out / "summary.json", summary)
-    print()
-    print(format_table(summary))
-    gap = summary["ornet"].get("gt_known_loc", 0) - summary["cam"].get("gt_known_loc", 0)
-    print(f"\nORNet - CAM on GT-known: {gap:+.1f} points; total {time.perf_counter() - start:.0f} s; "
-          f"reports: {out / 'ornet' / 'report.html'}, {out / 'cam' / 'report.html'}")
+    print(results_text(summary, time.perf_counter() - start, out))
     from ..reports.compare import compare_page
 
     page = compare_page({"ORNet": out / "ornet", "CAM": out / "cam"}, out / "index.html")
