@@ -22,8 +22,19 @@ TRAIN_PHOTOS = ("astronaut", "coffee", "motorcycle_left", "motorcycle_right", "c
                 "brick", "camera", "coins", "grass", "text", "cell")
 TEST_PHOTOS = ("chelsea", "flower", "rocket", "retina", "immunohistochemistry", "gravel", "moon", "page",
                "clock")
+TEMPLATES = Path("/usr/share/tuxpaint/templates")
+"""Photos that Debian's tuxpaint-data ships as Tux Paint's colouring templates (JPEG, 604-1296 px;
+installed with tuxpaint-stamps-default's recommended tuxpaint, or `apt-get install -y tuxpaint-data`)."""
+HELDOUT_TRAIN_PHOTOS = ("burnt_bark", "cliff", "corn_maze", "jellyfish", "mossy_log", "mudstone", "ocean_waves",
+                        "redwoods_above", "spiders_web", "sun_behind_clouds")
+HELDOUT_TEST_PHOTOS = ("lighthouse", "mossy_bark", "ocean_splash", "rocks", "sun_behind_leaves", "trees_above",
+                       "trees_at_dusk", "wool_mill_machine")
+"""The held-out kinds' backgrounds: tuxpaint's template photos, none of them seen by the tuning sets
+(which crop only scikit-image's and scikit-learn's photos). Each test photo has a train photo of a
+similar scene (bark, water, trees, stone, sky) except wool_mill_machine (man-made clutter, as the
+tuning sets' clock and page); sheep.jpg is left out (a flock of sheep, a class of the held-out objects)."""
 FORMAT_VERSION = 2
-KIND_STREAM = {"objects": 11, "digits": 12}
+KIND_STREAM = {"objects": 11, "digits": 12, "objects_heldout": 13, "digits_heldout": 14}
 GENERATOR = "benchmarks/realistic_sets.py"
 """realistic.json's ``generator`` (the builder's path before it became this package; unchanged, so
 that the same arguments still write the same bytes)."""
@@ -32,9 +43,16 @@ Box = tuple[int, int, int, int]
 """x, y, width, height of a mask's tight box in pixels (CUB's bounding_boxes.txt)."""
 
 
-def load_photo(name: str) -> np.ndarray:
-    """One bundled photo as H x W x 3 float32 in 0..255 (grey photos repeated over 3 channels)."""
-    if name in ("china", "flower"):
+def load_photo(name: str, templates: Path = TEMPLATES) -> np.ndarray:
+    """One bundled photo as H x W x 3 float32 in 0..255 (grey photos repeated over 3 channels); the
+    names of HELDOUT_TRAIN_PHOTOS / HELDOUT_TEST_PHOTOS are read from tuxpaint's `templates`."""
+    if name in HELDOUT_TRAIN_PHOTOS + HELDOUT_TEST_PHOTOS:
+        path = templates / f"{name}.jpg"
+        try:
+            img = Image.open(path).convert("RGB")
+        except OSError as e:
+            raise SystemExit(f"{path}: cannot read the photo ({e}); apt-get install -y tuxpaint-data") from None
+    elif name in ("china", "flower"):
         from sklearn.datasets import load_sample_images
 
         data = load_sample_images()
@@ -55,13 +73,15 @@ def load_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3]).astype(np.float32)
 
 
-def load_photos() -> dict[str, list[tuple[str, np.ndarray, bool]]]:
-    """{"train": [(name, photo, is_grey)], "test": [...]} from TRAIN_PHOTOS / TEST_PHOTOS."""
+def load_photos(train: Sequence[str] = TRAIN_PHOTOS, test: Sequence[str] = TEST_PHOTOS,
+                templates: Path = TEMPLATES) -> dict[str, list[tuple[str, np.ndarray, bool]]]:
+    """{"train": [(name, photo, is_grey)], "test": [...]} from the named photos (by default
+    TRAIN_PHOTOS / TEST_PHOTOS)."""
     out = {}
-    for split, names in (("train", TRAIN_PHOTOS), ("test", TEST_PHOTOS)):
+    for split, names in (("train", train), ("test", test)):
         photos = []
         for name in names:
-            img = load_photo(name)
+            img = load_photo(name, templates)
             photos.append((name, img, bool(np.allclose(img[..., 0], img[..., 1]) and np.allclose(img[..., 1], img[..., 2]))))
         out[split] = photos
     return out
@@ -123,9 +143,11 @@ def plan(classes: int, train: int, test: int) -> list[Job]:
 
 
 def write_set(out: Path, kind: str, class_names: Sequence[str], jobs: Sequence[Job], render: Renderer, seed: int,
-              meta: dict, force: bool = False) -> dict:
+              meta: dict, force: bool = False, photos: tuple[Sequence[str], Sequence[str]] = (TRAIN_PHOTOS, TEST_PHOTOS),
+              generator: str = GENERATOR) -> dict:
     """Render every job and write the CUB layout to `out` atomically; returns the summary written
-    to realistic.json. A non-empty `out` is replaced only with `force` and only when this script
+    to realistic.json (`photos`: the train and test photo names it records; `generator`: the
+    builder it names). A non-empty `out` is replaced only with `force` and only when this script
     wrote it (it holds realistic.json)."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not force:
@@ -164,10 +186,10 @@ def write_set(out: Path, kind: str, class_names: Sequence[str], jobs: Sequence[J
         for name, lines in files.items():
             (tmp / name).write_text("\n".join(lines) + "\n")
         # GENERATOR is the name format versions 1 and 2 record, kept so that a set stays byte-identical
-        summary = {"generator": f"{GENERATOR} {kind}", "format_version": FORMAT_VERSION,
+        summary = {"generator": f"{generator} {kind}", "format_version": FORMAT_VERSION,
                    "seed": seed, "classes": list(folders), "images": len(jobs),
                    "train": sum(j[1] == "train" for j in jobs), "test": sum(j[1] == "test" for j in jobs),
-                   "train_photos": list(TRAIN_PHOTOS), "test_photos": list(TEST_PHOTOS), **meta}
+                   "train_photos": list(photos[0]), "test_photos": list(photos[1]), **meta}
         (tmp / "realistic.json").write_text(json.dumps(summary, indent=1) + "\n")
         replace_dir(tmp, out)
     finally:

@@ -8,6 +8,14 @@ documented, so treat the split as disjoint digits, possibly shared writers. With
 class's digits are used in a seeded order, cycling (with new augmentation) when more images are
 asked for than the range holds (about 135 train and 45 test digits per class).
 
+Held out ("digits_heldout"): there is no other source of real handwritten digits in the packages,
+so the held-out set reuses the 1,797 digits with the split turned round: its TEST digits are the
+first 449 (indices 0-448, `HELDOUT_TEST_END`), never a test digit of "digits" (whose test figures
+chose settings), and its train digits are the rest (449-1796). With the new photos
+(common.HELDOUT_TRAIN_PHOTOS / HELDOUT_TEST_PHOTOS), its own random stream and the same rendering
+and clutter (`thicken` 0 by default, as "digits": the held-out set measures the same task on data
+no choice was made on, not a harder one).
+
 Rendering: the 8 x 8 glyph (padded by one pixel) is upscaled with bicubic interpolation, blurred
 and passed through a smooth step, which turns the blocky grey levels into smooth strokes with
 crisp edges; `thicken` dilates the strokes by that many original pixels. Height 40-80% of the
@@ -28,6 +36,9 @@ from .common import background, finish, paste
 
 TRAIN_END = 1348
 """load_digits indices [0, TRAIN_END) give train digits, [TRAIN_END, 1797) test digits."""
+HELDOUT_TEST_END = 1797 - TRAIN_END
+"""digits_heldout: indices [0, HELDOUT_TEST_END) give test digits, [HELDOUT_TEST_END, 1797) train digits
+(the same 449 / 1,348 sizes as digits' split, turned round)."""
 
 
 def glyph(digit: np.ndarray, height: int, width: int, angle: float, thicken: float = 0.0) -> np.ndarray:
@@ -72,14 +83,18 @@ def ink_colour(under: np.ndarray, rng: np.random.Generator, contrast: float = 70
 class DigitRenderer:
     """Renders one image of the digits set per (job, rng); see the module docstring."""
 
-    def __init__(self, photos: dict, size: int, train: int, test: int, thicken: float = 0.0):
+    def __init__(self, photos: dict, size: int, train: int, test: int, thicken: float = 0.0, heldout: bool = False):
         from sklearn.datasets import load_digits
 
         data = load_digits()
         self.images, self.target = data.images, data.target
         self.size, self.photos, self.thicken = size, photos, thicken
         self.class_names = [f"digit_{d}" for d in range(10)]
-        ranges = {"train": range(0, TRAIN_END), "test": range(TRAIN_END, len(self.target))}
+        if heldout:  # the split turned round (module docstring)
+            ranges = {"train": range(HELDOUT_TEST_END, len(self.target)), "test": range(0, HELDOUT_TEST_END)}
+        else:
+            ranges = {"train": range(0, TRAIN_END), "test": range(TRAIN_END, len(self.target))}
+        self.ranges = ranges
         self.pool = {s: np.array(list(r)) for s, r in ranges.items()}
         order = np.random.default_rng(0)  # a fixed order of digits per class; the seed varies the rest
         self.by_class = {s: [order.permutation([i for i in r if self.target[i] == c]) for c in range(10)]
@@ -87,8 +102,9 @@ class DigitRenderer:
         self.counts = {"train": train, "test": test}
 
     def meta(self) -> dict:
-        return {"digits": "sklearn.datasets.load_digits", "train_indices": [0, TRAIN_END],
-                "test_indices": [TRAIN_END, len(self.target)], "thicken": self.thicken,
+        r = self.ranges
+        return {"digits": "sklearn.datasets.load_digits", "train_indices": [r["train"].start, r["train"].stop],
+                "test_indices": [r["test"].start, r["test"].stop], "thicken": self.thicken,
                 "digits_per_class": {s: [len(v) for v in self.by_class[s]] for s in self.by_class}}
 
     def _ink(self, index: int, height: float, rng: np.random.Generator) -> np.ndarray:

@@ -10,6 +10,20 @@ beside hornet; mantis beside grasshopper) and stamps too small to upscale (straw
 32 x 50; Strawberry2 is used). Near-duplicate stamps of one animal are one class (tiger +
 Sumatran tiger, camel + dromedary, the three rabbits, the two frogs).
 
+Held-out classes (`HELDOUT_CLASSES`, 28, the kind "objects_heldout"): photographic stamps of the same
+package that no setting was chosen on, disjoint from `OBJECT_CLASSES` (no stamp file, no class name
+shared), 22 animals and 6 fruit / vegetables as the tuning classes are 21 and 7, chosen by the same
+rules: photographic, no bird, stamps of one animal are one class (the two bears, cow + white cow,
+goat + mountain goat, sheep + lamb + ram, the two lions, the four deer, the three pigs, mouse + rat,
+the two fish, the two bell peppers, the two garlics), look-alikes of a chosen class left out
+(chimpanzee beside gorilla, hippopotamus beside rhinoceros, yak and bull beside bison and cow,
+blackbuck beside deer, donkey beside horse, dingo and fox beside dog, wild boar beside pig, beaver
+beside capybara), no class with a look-alike among the distractors (mushroom: the ceps; lettuce:
+the bolted lettuce; nuts), and round fruit left out as before. Not chosen, to keep 28 classes:
+badger, ferret, wombat, marmot, wildebeest, whale, fly, hoverfly and the fruit not listed. The
+distractors and the rendering are those of "objects"; only the classes, the photos
+(common.HELDOUT_TRAIN_PHOTOS / HELDOUT_TEST_PHOTOS) and the random stream differ.
+
 Distractors: 1-4 pieces (30-70% of each side of the stamp's box) of stamps that are NOT animals
 or fruit / vegetables (household, town, vehicles, plants, clothes, ... PNGs; names that look like
 birds excluded), each 10-30% of the image side, pasted before the object.
@@ -61,6 +75,39 @@ OBJECT_CLASSES: dict[str, tuple[str, ...]] = {
     "corn": ("food/vegetables/corn.png",),
     "chili_pepper": ("food/vegetables/chilepepper.png",),
 }
+HELDOUT_CLASSES: dict[str, tuple[str, ...]] = {
+    "gorilla": ("animals/mammals/apes/gorilla.png",),
+    "tamarin": ("animals/mammals/apes/tamarin_emperor.png",),
+    "dolphin": ("animals/mammals/aquatic/dolphin.png",),
+    "otter": ("animals/mammals/aquatic/otter.png",),
+    "bear": ("animals/mammals/bears/bear.png", "animals/mammals/bears/european-bear.png"),
+    "bison": ("animals/mammals/bovines/bison.png",),
+    "cow": ("animals/mammals/bovines/cow.png", "animals/mammals/bovines/cow_white.png"),
+    "goat": ("animals/mammals/bovines/goat.png", "animals/mammals/bovines/mountaingoat.png"),
+    "sheep": ("animals/mammals/bovines/sheep.png", "animals/mammals/bovines/sheep_lamb.png",
+              "animals/mammals/bovines/ram.png"),
+    "lion": ("animals/mammals/cats/lion.png", "animals/mammals/cats/lion-2.png"),
+    "deer": ("animals/mammals/deer/deer.png", "animals/mammals/deer/doe.png", "animals/mammals/deer/wapiti.png",
+             "animals/mammals/deer/caribou.png"),
+    "dog": ("animals/mammals/dogs/dog.png",),
+    "horse": ("animals/mammals/equines/horse.png",),
+    "pig": ("animals/mammals/pig.png", "animals/mammals/pig_golden.png", "animals/mammals/pig_golden2.png"),
+    "rhinoceros": ("animals/mammals/rhino_black.png",),
+    "kangaroo": ("animals/marsupials/kangaroo.png",),
+    "mouse": ("animals/mammals/rodents/mouse.png", "animals/mammals/rodents/rat.png"),
+    "capybara": ("animals/mammals/rodents/capybara.png",),
+    "fish": ("animals/fish/coraltrout.png", "animals/fish/dolphinfish.png"),
+    "shrimp": ("animals/fish/shrimp.png",),
+    "mantis": ("animals/insects/mantis.png",),
+    "slug": ("animals/insects/Brown_slug.png",),
+    "avocado": ("food/fruit/avocado.png",),
+    "lemon": ("food/fruit/lemon.png",),
+    "cherimoya": ("food/fruit/cherimoya.png",),
+    "bell_pepper": ("food/vegetables/pepper.png", "food/vegetables/yellowpepper.png"),
+    "carrot": ("food/vegetables/carrot.png",),
+    "garlic": ("food/vegetables/garlic.png", "food/vegetables/garlics.png"),
+}
+"""The classes of "objects_heldout" (the module docstring says how they were chosen)."""
 NOT_DISTRACTORS = ("animals/", "food/fruit/", "food/vegetables/")
 BIRDISH = re.compile(r"bird|duck|owl|penguin|chicken|hen\b|turkey|eagle|parrot|swan|goose|rooster|pigeon|"
                      r"crow|ostrich|flamingo|peacock|robin|stork|gull|egg", re.I)
@@ -97,19 +144,20 @@ def jitter(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class ObjectRenderer:
     """Renders one image of the objects set per (job, rng); see the module docstring."""
 
-    def __init__(self, stamps: Path, photos: dict, size: int):
+    def __init__(self, stamps: Path, photos: dict, size: int,
+                 classes: dict[str, tuple[str, ...]] = OBJECT_CLASSES):
         if not stamps.is_dir():
             raise SystemExit(f"{stamps}: no tuxpaint stamps; apt-get install -y tuxpaint-stamps-default")
-        self.size, self.photos = size, photos
-        self.class_names = list(OBJECT_CLASSES)
-        self.stamps = [[load_stamp(stamps / rel) for rel in rels] for rels in OBJECT_CLASSES.values()]
+        self.size, self.photos, self.classes = size, photos, classes
+        self.class_names = list(classes)
+        self.stamps = [[load_stamp(stamps / rel) for rel in rels] for rels in classes.values()]
         pool = sorted(p for p in stamps.rglob("*.png")
                       if not str(p.relative_to(stamps)).startswith(NOT_DISTRACTORS) and not BIRDISH.search(p.name))
         self.distractor_files = [str(p.relative_to(stamps)) for p in pool]
         self.distractors = [load_stamp(p) for p in pool]
 
     def meta(self) -> dict:
-        return {"stamps": OBJECT_CLASSES, "distractor_stamps": len(self.distractor_files)}
+        return {"stamps": self.classes, "distractor_stamps": len(self.distractor_files)}
 
     def __call__(self, job, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
         label, split, _ = job
