@@ -15,8 +15,17 @@ if not __package__:  # run as a folder (`python benchmarks/realistic_sets`): imp
 
 import realistic_sets  # noqa: E402
 
-from .common import (HELDOUT_TEST_PHOTOS, HELDOUT_TRAIN_PHOTOS, TEMPLATES, TEST_PHOTOS,  # noqa: E402
-                     TRAIN_PHOTOS, load_photos, plan, write_contact_sheet, write_set)
+from .common import (  # noqa: E402
+    HELDOUT_TEST_PHOTOS,
+    HELDOUT_TRAIN_PHOTOS,
+    TEMPLATES,
+    TEST_PHOTOS,
+    TRAIN_PHOTOS,
+    load_photos,
+    plan,
+    write_contact_sheet,
+    write_set,
+)
 from .digits import DigitRenderer  # noqa: E402
 from .objects import HELDOUT_CLASSES, OBJECT_CLASSES, ObjectRenderer  # noqa: E402
 
