@@ -76,6 +76,20 @@ HELD_OUT = ("objects_heldout", "digits_heldout")
 """Sets no setting was chosen on; every other set is a tuning set (issue 27)."""
 
 
+DEFAULT_NOTES = str(ROOT / "benchmarks" / "results" / "quality_notes.md")
+DEFAULT_RESULTS = str(ROOT / "benchmarks" / "results" / "quality.md")
+
+
+def _shown(path: str) -> str:
+    """A path as the report's command line shows it: relative to benchmarks/ when inside it, '' quoted."""
+    if not path:
+        return "''"
+    try:
+        return str(Path(path).resolve().relative_to(ROOT / "benchmarks"))
+    except ValueError:
+        return path
+
+
 def set_role(name: str) -> str:
     """'held out' or 'tuning', as the report marks each set."""
     return "held out" if name in HELD_OUT else "tuning"
@@ -178,10 +192,10 @@ def main() -> int:
     p.add_argument("--override", nargs="*", default=[], help="extra train flags as KEY=VALUE (e.g. refine.epochs=3)")
     p.add_argument("--reuse", action="store_true", help="take runs already finished in --work as they are")
     p.add_argument("--no-train", action="store_true", help="report only the runs already finished")
-    p.add_argument("--notes", default=str(ROOT / "benchmarks" / "results" / "quality_notes.md"),
+    p.add_argument("--notes", default=DEFAULT_NOTES,
                    help="a Markdown file appended to the report (default: results/quality_notes.md, the "
                         "analysis of the committed report; '' for none)")
-    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quality.md"))
+    p.add_argument("--results", default=DEFAULT_RESULTS)
     args = p.parse_args()
     if args.notes and not Path(args.notes).is_file():  # said now, not after hours of training
         p.error(f"--notes {args.notes}: no such file")
@@ -271,7 +285,12 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
         + (f"; overrides: `{' '.join(args.override)}`" if args.override else ""),
         "- command: `cd benchmarks && ../.venv/bin/python bench_quality.py --sets " + " ".join(args.sets)
         + " --seeds " + " ".join(map(str, args.seeds)) + " --set-seeds " + " ".join(args.set_seeds)
-        + " --methods " + " ".join(args.methods) + f" --jobs {args.jobs}`",
+        + " --methods " + " ".join(args.methods) + f" --jobs {args.jobs}"
+        + (" --override " + " ".join(args.override) if args.override else "")
+        + "".join(f" --{k} {_shown(v)}" for k, v, d in (("notes", args.notes, DEFAULT_NOTES),
+                                                        ("results", args.results, DEFAULT_RESULTS))
+                  if not v or Path(v).resolve() != Path(d))
+        + "`",
         "- sets: " + "; ".join(f"{n} ({set_role(n)})" for n in args.sets) + ". Tuning sets: the presets' settings "
         "were chosen on their test figures, so they are no evidence for a claim; held-out sets: no setting was "
         "chosen on them (benchmarks/realistic_sets/__init__.py).",
