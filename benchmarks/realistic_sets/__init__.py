@@ -27,7 +27,7 @@ on them, and choose settings on the `tune` split of a tuning set):
   of `OBJECT_CLASSES`, no bird), the same distractors;
 - **digits_heldout**: the same 1,797 digits (no other source ships) with the split turned round:
   test digits are indices 0-448, never a test digit of `digits`; train digits 449-1796;
-- both crop other photos: the 18 photographs that Debian's tuxpaint-data ships as Tux Paint's
+- both crop other photos: 18 of the 19 photographs that Debian's tuxpaint-data ships as Tux Paint's
   templates (`/usr/share/tuxpaint/templates`, installed with tuxpaint-stamps-default's recommended
   tuxpaint, or `apt-get install -y tuxpaint-data`; `--templates` points elsewhere), 10 for train and 8 for test
   (`common.HELDOUT_TRAIN_PHOTOS` / `HELDOUT_TEST_PHOTOS`; sheep.jpg left out: sheep are a held-out
