@@ -52,6 +52,11 @@ def write_cub_tree(root: Path, classes: int = 3, per_class: int = 6, size: tuple
             labels.append(f"{iid} {c + 1}")
             split.append(f"{iid} {0 if k % test_every == 0 else 1}")
             boxes.append(f"{iid} {x0}.0 {y0}.0 {bw}.0 {bh}.0")
+    return write_cub_lists(root, images, labels, split, boxes)
+
+
+def write_cub_lists(root: Path, images: list[str], labels: list[str], split: list[str], boxes: list[str]) -> Path:
+    """CUB's four list files (images, image_class_labels, train_test_split, bounding_boxes), one line each."""
     for name, lines in (("images.txt", images), ("image_class_labels.txt", labels),
                         ("train_test_split.txt", split), ("bounding_boxes.txt", boxes)):
         (root / name).write_text("\n".join(lines) + "\n")

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import write_cub_lists
 from ornet.config.schema import RunConfig
 from ornet.errors import ConfigError, OrnetError
 from ornet.evaluation.class_gate import pick_gate
@@ -255,10 +256,7 @@ def _two_channel_set(root, per_class: int = 6, test_per_class: int = 2):
             labels.append(f"{i} {c + 1}")
             split.append(f"{i} {0 if test else 1}")
             boxes.append(f"{i} {x0} {y0} {w} {h}")
-    for name, lines in (("images.txt", images), ("image_class_labels.txt", labels),
-                        ("train_test_split.txt", split), ("bounding_boxes.txt", boxes)):
-        (root / name).write_text("\n".join(lines) + "\n")
-    return root
+    return write_cub_lists(root, images, labels, split, boxes)
 
 
 def test_the_gate_is_chosen_on_val_by_its_val_scores_and_reported_on_test(tmp_path):
