@@ -240,11 +240,18 @@ def test_stage2_from_an_imported_coarse_checkpoint_runs_end_to_end(tmp_path, cap
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["protocol"] == "release" and metrics["threshold_split"] == "test"
     assert metrics["method"] == "ornet"
+    # the release kept both imported networks at their best TEST epoch (best_epoch / best_acc in the files)
+    kept = json.loads((run / "checkpoints" / "kept_epochs.json").read_text())
+    assert kept == {"coarse": {"keep": "best_test", "split": "test", "score": 0.8123},
+                    "evaluator": {"keep": "best_test", "split": "test", "score": kept["evaluator"]["score"]}}
+    on_test = ["evaluator epoch (keep: best_test)", "coarse epoch (keep: best_test)"]
+    assert metrics["chosen_on_test"] == ["threshold", *on_test]
     capsys.readouterr()
     assert cli(["evaluate", str(run), "--out", str(tmp_path / "wsol"), "--eval.protocol", "wsolevaluation",
                 "--data.val_per_class", "1", "--data.num_workers", "0", "--quiet"]) == 0
     wsol = json.loads((tmp_path / "wsol" / "metrics.json").read_text())
     assert wsol["protocol"] == "wsolevaluation" and wsol["threshold_split"] == "val" and "max_box_acc_v2" in wsol
+    assert wsol["chosen_on_test"] == on_test  # the threshold on val, the imported epochs still on test
     assert cli(["evaluate", str(run), "--out", str(tmp_path / "rel"), "--data.num_workers", "0", "--quiet"]) == 0
     again = json.loads((tmp_path / "rel" / "metrics.json").read_text())
     assert again["gt_known_loc"] == metrics["gt_known_loc"] and again["protocol"] == "release"

@@ -15,6 +15,9 @@ checks every file first (`convert.plan_import`); only then is OUT created and fi
   ``best_threshold`` when it holds one, which ``ornet localize`` uses;
 - ``checkpoints/coarse.ckpt`` + ``checkpoints/evaluator.ckpt`` (coarse import only): what
   ``ornet train --out RUN --stages [refine]`` starts stage 2 from;
+- ``checkpoints/kept_epochs.json``: each file saved with ``best_epoch`` / ``best_acc`` (the release
+  keeps the epoch of best TEST accuracy) as its stage kept with ``keep: best_test``, so that
+  metrics.json's ``chosen_on_test`` names it (`record_test_choices`);
 - ``release.json``: where each tensor came from (paths, SHA-256, the numbers saved beside the
   weights, notes).
 """
@@ -131,9 +134,29 @@ def _write(out: Path, plan: ImportPlan, cfg, model, classes: list[str]) -> Impor
             {"state_dict": {f"model.{k}": v.contiguous() for k, v in net.state_dict().items()},
              "imported_from": "ORNet release (release.json)"}, path)
         result.written.append(str(path.relative_to(out)))
+    if record_test_choices(out, plan):
+        result.written.append("checkpoints/kept_epochs.json")
     write_json_atomic(out / "release.json", provenance(plan))
     result.written.append("release.json")
     return result
+
+
+STAGE_OF_FILE = {"fine": "refine", "coarse": "coarse", "evaluator": "evaluator"}
+
+
+def record_test_choices(out: Path, plan: ImportPlan) -> bool:
+    """The release saved each network at its epoch of best TEST accuracy (``best_epoch`` /
+    ``best_acc`` beside the weights): recorded in ``checkpoints/kept_epochs.json`` as a stage kept
+    with ``keep: best_test``, so that metrics.json's ``chosen_on_test`` names it whenever the run
+    is evaluated. True when something was recorded."""
+    from ..training.kept_epochs import record_kept
+
+    recorded = False
+    for flag, rf in plan.files.items():
+        if flag in STAGE_OF_FILE and ("best_epoch" in rf.numbers or "best_acc" in rf.numbers):
+            record_kept(out, STAGE_OF_FILE[flag], "best_test", "test", rf.numbers.get("best_acc"))
+            recorded = True
+    return recorded
 
 
 def _ornet():
