@@ -38,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-from machine import cpu_model  # benchmarks/machine.py (scripts run from benchmarks/)
+from machine import cpu_model, git_commit  # benchmarks/machine.py (scripts run from benchmarks/)
 
 from ornet.commands.demo import FULL  # the demo's synth arguments and train flags
 from ornet.runtime.atomic import write_text_atomic
@@ -193,10 +193,11 @@ def main() -> int:
     p.add_argument("--reuse", action="store_true", help="take runs already finished in --work as they are")
     p.add_argument("--no-train", action="store_true", help="report only the runs already finished")
     p.add_argument("--notes", default=DEFAULT_NOTES,
-                   help="a Markdown file appended to the report (default: results/quality_notes.md, the "
+                   help="a Markdown file of notes the report links (default: results/quality_notes.md, the "
                         "analysis of the committed report; '' for none)")
     p.add_argument("--results", default=DEFAULT_RESULTS)
     args = p.parse_args()
+    args.commit = git_commit(ROOT)  # now: the code that trains
     if args.notes and not Path(args.notes).is_file():  # said now, not after hours of training
         p.error(f"--notes {args.notes}: no such file")
 
@@ -278,6 +279,10 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
         "# Quality: ORNet vs CAM vs Grad-CAM vs a pretrained CAM",
         "",
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- commit: {args.commit} " + ("(the code that wrote this report; --no-train: the runs found finished "
+                                       "in --work are reported as they are)" if args.no_train else
+                                       "(the code that trained the runs" + ("; --reuse: runs found finished in --work "
+                                                                             "are reported as they are)" if args.reuse else ")")),
         f"- machine: {cpu_model()}, {os.cpu_count()} cores visible, {args.threads} thread(s) per training run, "
         f"{args.jobs} runs at a time; torch {torch.__version__}, Python {platform.python_version()}"
         + (f"; load average at the end {load[0]:.1f}" if load else ""),
@@ -287,6 +292,8 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
         + " --seeds " + " ".join(map(str, args.seeds)) + " --set-seeds " + " ".join(args.set_seeds)
         + " --methods " + " ".join(args.methods) + f" --jobs {args.jobs}"
         + (" --override " + " ".join(args.override) if args.override else "")
+        + "".join(f" --{k} {v}" for k, v in (("data-root", args.data_root), ("work", args.work)))
+        + (" --reuse" if args.reuse else "") + (" --no-train" if args.no_train else "")
         + "".join(f" --{k} {_shown(v)}" for k, v, d in (("notes", args.notes, DEFAULT_NOTES),
                                                         ("results", args.results, DEFAULT_RESULTS))
                   if not v or Path(v).resolve() != Path(d))
@@ -319,8 +326,9 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
                              + f" | {r.get('threshold') or 0:.2f} | {_gate_cell(r)} |")
         lines += ["", "class gate: the exponent of ORNet's class gate chosen on val (`eval.cam_gate`, "
                   "docs/method.md; 0: none), with each candidate's val GT-known.", ""]
-    if args.notes:
-        lines += [Path(args.notes).read_text().rstrip(), ""]
+    if args.notes:  # hand-written, so linked, never copied into a generated file
+        link = os.path.relpath(Path(args.notes).resolve(), path.resolve().parent)
+        lines += [f"Notes on these numbers (written by hand, not generated): [{Path(args.notes).name}]({link}).", ""]
     lines += ["## Commands", "", "```", *commands, "```", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, "\n".join(lines))

@@ -18,8 +18,8 @@ def cpu_model() -> str:
 
 
 def git_commit(root: Path) -> str:
-    """The checkout's commit (short hash), ``+ uncommitted changes`` when tracked files differ
-    from it; ``unknown (not a git checkout)`` without git."""
+    """The checkout's commit (short hash), ``+ uncommitted changes (FILES)`` naming up to three
+    tracked files that differ from it; ``unknown (not a git checkout)`` without git."""
     import subprocess
 
     def git(*args: str) -> subprocess.CompletedProcess:
@@ -29,7 +29,10 @@ def git_commit(root: Path) -> str:
         head = git("rev-parse", "--short", "HEAD")
         if head.returncode != 0:
             return "unknown (not a git checkout)"
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").stdout.splitlines()]
     except OSError:
         return "unknown (git not found)"
-    return head.stdout.strip() + (" + uncommitted changes" if dirty else "")
+    if not dirty:
+        return head.stdout.strip()
+    named = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
+    return f"{head.stdout.strip()} + uncommitted changes ({named})"

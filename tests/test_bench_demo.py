@@ -81,5 +81,18 @@ def test_a_table_that_is_not_summary_json_is_refused(bench_demo, tmp_path):
 def test_git_commit_names_the_checkout(bench_demo, tmp_path):
     from machine import git_commit
 
+    import subprocess
+
     assert git_commit(tmp_path) == "unknown (not a git checkout)"
-    assert re.fullmatch(r"[0-9a-f]{7,}( \+ uncommitted changes)?", git_commit(BENCHMARKS.parent))
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text("1\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / "new.txt").write_text("untracked files do not count\n")
+    assert git_commit(tmp_path) == head
+    (tmp_path / "b.txt").write_text("2\n")
+    assert git_commit(tmp_path) == f"{head} + uncommitted changes (b.txt)"
+    assert re.fullmatch(r"[0-9a-f]{7,}( \+ uncommitted changes \(.+\))?", git_commit(BENCHMARKS.parent))
