@@ -14,7 +14,7 @@ synthetic benchmark at 256 px (`ornet synth --size 256`, made if absent), 200 cl
 
 Peak memory is `torch.cuda.max_memory_allocated()` over the stage's steps (tensors the caching
 allocator handed out; `reserved` is what it held from the driver). Without CUDA the script says so
-and exits 2 (the CPU throughput of the demo presets is `bench_train_speed.py`).
+and exits 2 (the demo presets' CPU training time, against an older checkout, is `bench_train_speed.py`).
 """
 
 from __future__ import annotations
