@@ -60,7 +60,7 @@ def test_it_writes_what_the_demo_printed_with_the_command_and_commit(bench_demo,
     assert head[0] == "# `ornet demo`"
     assert f"Written by `benchmarks/bench_demo.py --out {out} --results {results}`" in head[2]
     commit = next(line for line in head if line.startswith("- commit: "))
-    assert re.fullmatch(r"- commit: [0-9a-f]{7,}( \+ uncommitted changes)?", commit), commit
+    assert re.fullmatch(r"- commit: [0-9a-f]{7,}( \+ uncommitted changes \(.+\))?", commit), commit
     assert "[demo_notes.md](demo_notes.md)" in text
     assert (Path(f"{out}.log")).read_text().startswith("$ ornet synth")
 

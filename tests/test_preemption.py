@@ -82,7 +82,7 @@ def test_sigterm_during_validation_stops_at_the_epoch_boundary(tmp_path, data, c
     _sigterm_in_validation(monkeypatch, epoch)
     out = tmp_path / "run"
     code = main(["train", "--data.root", str(data), "--out", str(out), *TINY, "--stages", "[coarse]",
-                 "--coarse.epochs", "2"])
+                 "--coarse.epochs", "2", "--trainer.validate", "every_epoch"])  # validation after epoch 1 too
     err = capsys.readouterr().err.strip().splitlines()
     last, final = out / "checkpoints" / "coarse-last.ckpt", out / "checkpoints" / "coarse.ckpt"
     assert code == 143 and len(err) == 1, err

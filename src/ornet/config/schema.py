@@ -39,6 +39,8 @@ class DataConfig:
     """Batch size for validation, test and inference."""
     num_workers: int = 2
     """DataLoader worker processes."""
+    pin_memory: bool | None = None
+    """Page-locked batches, copied to a GPU asynchronously; None: when CUDA is available."""
     val_per_class: int = 5
     """Images per class carved from train into the held-out validation split (threshold selection)."""
     tune_per_class: int = 0
@@ -200,6 +202,14 @@ class TrainerConfig:
     progress: bool = True
     snapshot_images: int = 4
     """Images whose stage-2 map is saved after every epoch (evolution figure); 0 turns it off."""
+    channels_last: bool = True
+    """Networks in channels-last (NHWC) memory layout for training and evaluation: faster
+    convolutions on CPU and GPU, results equal up to float rounding (`models/memory_format.py`;
+    measured in benchmarks/results/train_speed.md). false: PyTorch's default layout."""
+    validate: Literal["every_epoch", "last_epoch"] = "last_epoch"
+    """When a stage runs its validation pass (val/* logs and the progress bar): after every epoch,
+    or after the last one only. Validation changes no weight, so both train the same networks;
+    a stage that keeps its best epoch (`keep: best_val` / `best_test`) validates every epoch."""
     keep_last_checkpoints: bool = False
     """Keep `<stage>-last.ckpt` (optimiser and loop state) after a stage finishes; by default it is
     deleted once `<stage>.ckpt` is written, as only an unfinished stage needs it."""

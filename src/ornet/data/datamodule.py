@@ -70,8 +70,16 @@ class WSOLDataModule(L.LightningDataModule):
         workers = self.cfg.num_workers
         return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers,
                           collate_fn=collate, drop_last=drop_last and len(ds) > batch_size,
-                          persistent_workers=workers > 0, pin_memory=False,
+                          persistent_workers=workers > 0, pin_memory=self._pin_memory(),
                           worker_init_fn=ignore_stop_signals if workers > 0 else None)
+
+    def _pin_memory(self) -> bool:
+        pin = self.cfg.pin_memory
+        if pin is None:
+            import torch
+
+            return torch.cuda.is_available()
+        return bool(pin)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, drop_last=True, sampler=self.train_sampler)

@@ -174,7 +174,10 @@ def evaluate_split(model: torch.nn.Module, datamodule, cfg: RunConfig, split: st
     """
     from ..training.pipeline import quiet_lightning_warnings
 
+    from ..models.memory_format import use_channels_last
+
     quiet_lightning_warnings()
+    use_channels_last(model, cfg.trainer.channels_last)
     return protocol_of(cfg.eval).evaluate(model, datamodule, cfg, split, quiet,
                                           None if scoremap_dir is None else Path(scoremap_dir), stored)
 

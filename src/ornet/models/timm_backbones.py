@@ -168,6 +168,8 @@ def split_timm(name: str, num_classes: int, cam: bool, stride16: bool) -> TimmSp
     items = ordered_modules(net, target, full)
     was_training = net.training
     net.eval()
+    if any(p.is_meta for p in net.parameters()):  # the probe needs values; on meta it only costs time
+        raise NotImplementedError(f"{full}: split on the meta device (its probe forward needs real tensors)")
     x = torch.randn(2, 3, PROBE_SIZE, PROBE_SIZE, generator=torch.Generator().manual_seed(0))
     try:
         with torch.no_grad():

@@ -26,6 +26,7 @@ import torch
 from ..config.schema import RunConfig
 from ..errors import DiskFull, PeerLost, Preempted
 from ..methods import STAGES, load_state, method_of
+from ..models.memory_format import use_channels_last
 from ..runtime.stage_checkpoints import checkpoint_path
 
 log = logging.getLogger("ornet")
@@ -80,10 +81,13 @@ def plan(cfg: RunConfig, out: Path, resume: bool) -> list[StagePlan]:
 
 
 def build_trainer(cfg: RunConfig, stage: str, out: Path, quiet: bool = False, callbacks: list | None = None,
-                  epochs: int | None = None, logger: bool = True, validate: bool = True) -> L.Trainer:
+                  epochs: int | None = None, logger: bool = True, validate: bool = True,
+                  every_epoch: bool = False) -> L.Trainer:
     """A Trainer with cfg.trainer's settings; TensorBoard + CSV logs under OUT/logs/<stage>/.
 
-    ``validate=False`` (no val split: ``data.val_per_class: 0``) skips the validation loop."""
+    ``validate=False`` (no val split: ``data.val_per_class: 0``) skips the validation loop; else it
+    runs after the last epoch only (``trainer.validate: last_epoch``) or, with `every_epoch` or
+    ``trainer.validate: every_epoch``, after every epoch."""
     t = cfg.trainer
     loggers = False
     if logger:
@@ -104,6 +108,7 @@ def build_trainer(cfg: RunConfig, stage: str, out: Path, quiet: bool = False, ca
         deterministic=t.deterministic, max_epochs=epochs, log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches if validate else 0,
         limit_test_batches=t.limit_test_batches, enable_progress_bar=bar,
+        check_val_every_n_epoch=1 if every_epoch or t.validate == "every_epoch" or not epochs else epochs,
         enable_model_summary=not quiet, num_sanity_val_steps=0, logger=loggers,
         callbacks=[*(callbacks or []), *shown], default_root_dir=str(out), enable_checkpointing=bool(callbacks),
     )
@@ -132,6 +137,7 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
         method.initialise(task, cfg, stage, out)
     else:
         check_resume_checkpoint(ckpt_path, stage)
+    use_channels_last(task, cfg.trainer.channels_last)
     ckpt_dir = Path(out) / "checkpoints"
     last_path = checkpoint_path(out, stage, last=True)
     last = ModelCheckpoint(dirpath=str(ckpt_dir), filename=f"{stage}-last", monitor=None, save_top_k=1,
@@ -148,7 +154,8 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
                                save_top_k=1, save_weights_only=True, enable_version_counter=False)
         callbacks.insert(1, best)
     trainer = build_trainer(cfg, stage, out, quiet, callbacks, epochs=stage_cfg.epochs,
-                            validate=bool(datamodule.index.splits.get(datamodule.val_split)))
+                            validate=bool(datamodule.index.splits.get(datamodule.val_split)),
+                            every_epoch=best is not None)  # the best epoch is chosen among all
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
                     weights_only=True)  # explicit: torch's default can be switched off by the environment

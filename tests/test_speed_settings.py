@@ -1,0 +1,93 @@
+"""The training speed settings (issue 28): `trainer.validate`, `trainer.channels_last`, and the
+size estimate that no longer builds timm networks twice. Each changes time, not what is trained."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import write_cub_tree
+from ornet.cli import main
+
+pytestmark = pytest.mark.slow
+
+TINY = ["--model.backbone", "resnet18", "--data.resize", "40", "--data.crop", "32", "--data.batch_size", "4",
+        "--data.eval_batch_size", "8", "--data.num_workers", "0", "--data.val_per_class", "2",
+        "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.limit_train_batches", "2",
+        "--stages", "[cam]", "--cam.epochs", "3", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_cub_tree(tmp_path_factory.mktemp("data") / "cub", classes=3, per_class=7, size=(48, 40))
+
+
+def _train(data: Path, out: Path, *flags: str) -> Path:
+    assert main(["train", "--data.root", str(data), "--out", str(out), *TINY, *flags]) == 0
+    return out
+
+
+def _val_epochs(out: Path) -> list[int]:
+    """The epochs whose validation pass logged `val/acc` (logs/cam/metrics.csv)."""
+    with open(out / "logs" / "cam" / "metrics.csv", newline="") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f) if row.get("val/acc")]
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    return torch.load(out / "checkpoints" / "cam.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_validation_runs_after_the_last_epoch_only_and_trains_the_same_weights(data, tmp_path):
+    last = _train(data, tmp_path / "last")  # the default: trainer.validate last_epoch
+    every = _train(data, tmp_path / "every", "--trainer.validate", "every_epoch")
+    assert _val_epochs(last) == [2]
+    assert _val_epochs(every) == [0, 1, 2]
+    a, b = _weights(last), _weights(every)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # validation changes no weight
+
+
+def test_a_stage_that_keeps_its_best_epoch_validates_every_epoch(data, tmp_path):
+    best = _train(data, tmp_path / "best", "--cam.keep", "best_val")
+    assert _val_epochs(best) == [0, 1, 2]
+
+
+def test_channels_last_is_the_layout_of_the_trained_network(data, tmp_path):
+    cl = _weights(_train(data, tmp_path / "cl"))  # the default: trainer.channels_last true
+    plain = _weights(_train(data, tmp_path / "plain", "--trainer.channels_last", "false"))
+    convs = [k for k, v in cl.items() if v.dim() == 4]
+    assert convs and all(cl[k].is_contiguous(memory_format=torch.channels_last) for k in convs)
+    assert not any(cl[k].is_contiguous() for k in convs if cl[k].shape[-1] > 1)
+    assert all(plain[k].is_contiguous() for k in convs)
+    # the same training up to float rounding: other kernels, the same weights to a few decimals
+    assert max((cl[k] - plain[k]).abs().max().item() for k in convs) < 1e-3
+
+
+def test_use_channels_last_keeps_values_and_outputs():
+    from ornet.models.backbones import build_classifier
+    from ornet.models.memory_format import use_channels_last
+
+    torch.manual_seed(0)
+    net = build_classifier("resnet18", 5, "none").eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = net(x)
+        use_channels_last(net)
+        assert net.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+        got = net(x)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-4)
+    use_channels_last(net, False)
+    assert net.stem[0].weight.is_contiguous()
+
+
+def test_timm_networks_are_sized_without_a_meta_probe():
+    """A timm backbone's split needs a probe forward with values: on the meta device it refuses at
+    once (NotImplementedError), so the size estimate builds it on the CPU only once."""
+    from ornet.models.timm_backbones import split_timm
+
+    with torch.device("meta"), pytest.raises(NotImplementedError, match="meta device"):
+        split_timm("efficientnet_lite0", 4, cam=False, stride16=False)
