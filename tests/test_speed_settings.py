@@ -91,3 +91,22 @@ def test_timm_networks_are_sized_without_a_meta_probe():
 
     with torch.device("meta"), pytest.raises(NotImplementedError, match="meta device"):
         split_timm("efficientnet_lite0", 4, cam=False, stride16=False)
+
+
+def test_under_bf16_autocast_the_map_and_the_area_loss_stay_float32():
+    """`trainer.precision: bf16-mixed`: convolutions in bfloat16, but p_a (the entropy and area
+    losses read it) and the area term in float32; in float32 runs nothing changes."""
+    from ornet.methods.ornet.losses import area_loss
+    from ornet.models.generator import ActivationMapGenerator
+
+    torch.manual_seed(0)
+    gen = ActivationMapGenerator(16, 5, 8).eval()
+    f_c = torch.randn(2, 16, 32, 32)
+    with torch.no_grad():
+        plain = gen(f_c)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = gen(f_c)
+            loss = area_loss(mixed.p_a, mixed.f_a, torch.rand(2, 5), topk=4, skip=1)
+    assert plain.p_a.dtype == torch.float32 and mixed.f_a.dtype == torch.bfloat16
+    assert mixed.p_a.dtype == torch.float32 and loss.dtype == torch.float32
+    assert (mixed.p_a - plain.p_a).abs().max() < 0.05  # bfloat16 convolutions: close, not equal

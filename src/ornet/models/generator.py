@@ -149,7 +149,10 @@ class ActivationMapGenerator(nn.Module):
         x = self.up1(x3, x2)
         x = self.up2(x, x1)
         f_a = self.up3(x, f_c)
-        p_a = torch.sigmoid(self.out_bn(self.out_conv(f_a)))
+        logit = self.out_bn(self.out_conv(f_a))
+        if logit.dtype in (torch.float16, torch.bfloat16):  # under autocast: the map in float32
+            logit = logit.float()
+        p_a = torch.sigmoid(logit)
         # GAP(conv1x1(f_a)) == conv1x1(GAP(f_a)) (both linear, no bias): pool first, K*K per
         # image instead of K*K*h*w.
         attn_logits = (None if self.attn_conv is None

@@ -67,6 +67,8 @@ def area_loss(p_a: Tensor, f_a: Tensor, eval_probs: Tensor, topk: int = 25, skip
     chosen = torch.gather(f_a, 1, ranked[:, :, None, None].expand(-1, -1, h, w))
     if form == "bounded":
         chosen = F.relu(chosen)
+    if chosen.dtype in (torch.float16, torch.bfloat16):  # under autocast: summed in float32
+        chosen = chosen.float()
     return loss + chosen.sum() / (b * h * w)
 
 
