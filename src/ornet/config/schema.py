@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from ..errors import ConfigError
 from .protocol_settings import protocol_settings
+from .stage_settings import StageConfig
+from .zoo_settings import AdlConfig, CutMixConfig, HasConfig
 
 
 @dataclass
@@ -93,27 +95,6 @@ class ModelConfig:
     reinit: list[str] = field(default_factory=list)
     """Backbone layers given a fresh random initialisation before stage 1, by torchvision name
     (e.g. [layer4, fc]: the release's CoarseModel does so for ImageNet, K != 200)."""
-
-
-@dataclass
-class StageConfig:
-    """Optimisation settings of one training stage."""
-
-    epochs: int = 1
-    lr: float = 1e-3
-    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    scheduler: Literal["cosine", "cosine_step", "none"] = "cosine"
-    """cosine: per epoch; cosine_step: per iteration (the release's stage 2); none: constant."""
-    batch_size: int | None = None
-    """Overrides data.batch_size for this stage."""
-    head_lr_mult: float = 1.0
-    """Learning-rate multiplier of newly initialised layers (classifier heads, generator); in stage 2
-    (refine), of the generator's output conv and its BN (the map's calibration)."""
-    keep: Literal["last", "best_val", "best_test"] = "last"
-    """Which epoch's weights the stage hands on: the last; the best `val/acc` on the val split; or
-    the best on the TEST split (the release's evaluator rule, best_epoch.pth: selection on test)."""
 
 
 @dataclass
@@ -220,21 +201,22 @@ class RunConfig:
     """Everything `ornet train` needs."""
 
     wsol_method: str | None = None
-    """The WSOL method (`ornet methods` lists them): ornet or cam. None: the method whose stages
+    """The WSOL method (`ornet methods` lists them): ornet, cam, has, cutmix, adl. None: the method whose stages
     `stages` lists (configs written before this key); the resolved name is written to config.yaml."""
     stages: list[str] = field(default_factory=lambda: ["evaluator", "coarse", "refine"])
     """Stages to run, in the method's order (a subset of its stages): evaluator, coarse, refine (ORNet)
-    or cam (baseline). Left at this default while wsol_method names another method: all of its stages."""
+    or the one stage of a one-stage method, named after it (cam, has, ...). Left at this default while
+    wsol_method names another method: all of its stages."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     evaluator: StageConfig = field(default_factory=lambda: StageConfig(epochs=1, lr=1e-3))
     coarse: StageConfig = field(default_factory=lambda: StageConfig(epochs=1, lr=1e-3))
-    refine: StageConfig = field(
-        default_factory=lambda: StageConfig(
-            epochs=1, lr=1e-4, optimizer="adam", weight_decay=0.0, scheduler="cosine_step"
-        )
-    )
+    refine: StageConfig = field(default_factory=lambda: StageConfig(
+        epochs=1, lr=1e-4, optimizer="adam", weight_decay=0.0, scheduler="cosine_step"))
     cam: StageConfig = field(default_factory=lambda: StageConfig(epochs=1, lr=1e-3))
+    has: HasConfig = field(default_factory=HasConfig)
+    cutmix: CutMixConfig = field(default_factory=CutMixConfig)
+    adl: AdlConfig = field(default_factory=AdlConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

@@ -1,6 +1,7 @@
 """The methods registry: one entry per WSOL method (`METHODS.get("ornet")`), each a `Method`
 (`entry.py`) in its own module or package: `cam` (the CAM baseline), `ornet` (ORNet's three
-stages). Torch-free: listing the methods imports no network.
+stages), and wsolevaluation's methods re-implemented as one-stage CAM variants: `has`,
+`cutmix`, `adl` (docs/methods.md). Torch-free: listing the methods imports no network.
 
 A config names its method with ``wsol_method`` (docs/training.md, "Methods"); without it, the
 method is the one whose stages ``stages`` lists (configs written before the key existed).
@@ -19,8 +20,11 @@ import dataclasses
 
 from ..errors import ConfigError, OrnetError
 from ..registry import Registry
+from .adl import AdlMethod
 from .cam import CamMethod
+from .cutmix import CutMixMethod
 from .entry import Method, Stage, load_state
+from .has import HasMethod
 from .ornet import OrnetMethod
 
 METHODS: Registry[Method] = Registry("method")
@@ -43,6 +47,9 @@ def register(method: Method) -> Method:
 
 register(CamMethod())
 register(OrnetMethod())
+register(HasMethod())
+register(CutMixMethod())
+register(AdlMethod())
 
 
 def method_of(cfg) -> Method:

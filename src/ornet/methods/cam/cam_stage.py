@@ -19,15 +19,19 @@ class CamTask(MapValidation, StageTask):
 
     def __init__(self, cfg: dict, num_classes: int, classes: list[str] | None = None):
         super().__init__(cfg, num_classes, classes)
+        from ...models.weights_spec import weights_spec
+
+        if weights_spec(self.model_cfg, "backbone").from_evaluator:
+            raise OrnetError(NO_EVALUATOR_WEIGHTS)
+        self.model = self.build_model()
+        self._init_map_metrics()
+
+    def build_model(self):
+        """The network, with `model.backbone_weights` (ADL: with its layers)."""
         from ...models.cam_network import CAMModel
 
         m = self.model_cfg
-        from ...models.weights_spec import weights_spec
-
-        if weights_spec(m, "backbone").from_evaluator:
-            raise OrnetError(NO_EVALUATOR_WEIGHTS)
-        self.model = CAMModel(m.backbone, self.num_classes, m.backbone_weights)
-        self._init_map_metrics()
+        return CAMModel(m.backbone, self.num_classes, m.backbone_weights)
 
     def localize(self, images: torch.Tensor, labels: torch.Tensor | None = None):
         return self.model.predict(images, labels)
@@ -35,9 +39,14 @@ class CamTask(MapValidation, StageTask):
     def param_groups(self):
         return head_split(self.model.net, self.stage_cfg.head_lr_mult)
 
+    def logits_and_loss(self, images: torch.Tensor, labels: torch.Tensor, train: bool):
+        """The batch's logits and loss (a method that changes the training input, HaS or CutMix,
+        overrides it; accuracy is logged against `labels` either way)."""
+        logits = self.model(images)
+        return logits, cross_entropy(logits, labels)
+
     def _step(self, batch: Batch, split: str) -> torch.Tensor:
-        logits = self.model(batch.images)
-        loss = cross_entropy(logits, batch.labels)
+        logits, loss = self.logits_and_loss(batch.images, batch.labels, split == "train")
         self.log_common(split, loss, logits, batch.labels)
         if split == "val":
             self.update_map_metrics(batch)
