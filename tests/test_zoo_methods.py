@@ -116,3 +116,17 @@ def test_ornet_methods_lists_them(capsys):
     assert main(["methods"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.strip().splitlines()]
     assert set(ZOO) <= set(names)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ZOO)
+def test_the_demo_preset_trains_on_cpu(name, data, tmp_path):
+    """configs/demo_<method>.yaml (EfficientNet-Lite0 with its offline ImageNet weights), shrunk to
+    64 px, one epoch of two batches and a val split the tiny tree can hold."""
+    out = tmp_path / name
+    assert main(["train", "--config", f"demo_{name}", "--data.root", str(data), "--out", str(out),
+                 "--data.resize", "64", "--data.crop", "64", "--data.batch_size", "4", "--data.val_per_class", "2",
+                 "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.snapshot_images", "0",
+                 "--quiet"]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["method"] == name and meta["architecture"]["backbone"] == "efficientnet_lite0"
