@@ -109,7 +109,7 @@ def oracle_has(wsol) -> list[dict]:
     for batch, side, grid, rate, seed in HAS_CASES:
         images, u = has_inputs(batch, side, grid, seed)
         draws = iter(u.flatten().tolist())  # the oracle's order: image, then row, then column
-        saved, random.random = random.random, lambda: next(draws)
+        saved, random.random = random.random, lambda draws=draws: next(draws)
         try:
             hidden = has(images.clone(), grid, rate)
         finally:
@@ -130,13 +130,14 @@ def oracle_cutmix(wsol) -> list[dict]:
         images, labels, logits = cutmix_inputs(shape)
         centres = iter(centre)
         saved = (np.random.beta, np.random.randint, torch.randperm)
-        np.random.beta = lambda a, b: lam
-        np.random.randint = lambda n: next(centres)
-        torch.randperm = lambda n: torch.tensor(perm)
+        np.random.beta = lambda a, b, lam=lam: lam
+        np.random.randint = lambda n, it=centres: next(it)
+        torch.randperm = lambda n, perm=perm: torch.tensor(perm)
         try:
             with oracle_shims():
                 box = module.rand_bbox(images.size(), lam)
-                centres = iter(centre)
+                again = iter(centre)  # the same centre again, for cutmix's own rand_bbox call
+                np.random.randint = lambda n, it=again: next(it)
                 mixed, target_a, target_b, kept = module.cutmix(images.clone(), labels, 1.0)
         finally:
             np.random.beta, np.random.randint, torch.randperm = saved
@@ -214,7 +215,12 @@ def oracle_adl_networks(wsol) -> dict:
 
 def ornet_differences(ref: dict) -> dict:
     """ornet's own values against `ref`: the largest absolute difference of each check."""
-    from ornet.methods.cutmix.box_mixing import CutMixDraw, cut_box, cutmix_batch, mixed_cross_entropy
+    from ornet.methods.cutmix.box_mixing import (
+        CutMixDraw,
+        cut_box,
+        cutmix_batch,
+        mixed_cross_entropy,
+    )
     from ornet.methods.has.hidden_patches import apply_hidden
     from ornet.models.adl_layer import ADL, adl_attention, drop_mask, importance_map
     from ornet.models.adl_network import ADLModel

@@ -28,9 +28,13 @@ class AdlMethod(CamMethod):
                               "take it, and timm CNNs made of sequential stages")
 
     def check_networks(self, cfg) -> None:
-        """A timm backbone is probed for its positions (built once, without weights)."""
+        """A timm backbone is probed for its positions (built once, without weights); the
+        torchvision ResNets and VGGs always have them."""
         from ...models.adl_network import ADLModel
+        from ...models.names import is_timm
 
+        if not is_timm(cfg.model.backbone):
+            return
         try:
             ADLModel(cfg.model.backbone, 2)
         except OrnetError as e:
