@@ -21,6 +21,7 @@ LAYERS = [
     ["registry"],
     ["runtime"],        # run lock, atomic files, disk space, resume, preemption, peers, logs, progress
     ["models"],         # networks, weights specs and the normalisation they carry
+    ["extractors"],     # map extractors (eval.maps): a trained classifier -> maps; torch-free registry
     ["config"],         # dataclasses, parsing, presets
     ["data"],           # readers, Sample, transforms, DataModule, synthetic
     ["localization", "viz"],  # maps -> boxes and metrics; pure drawing

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .backbones import build_cam_classifier
+from .split import ExplainedClassifier
 
 
 class CAMModel(nn.Module):
@@ -35,6 +36,10 @@ class CAMModel(nn.Module):
         classes = logits.argmax(dim=1) if labels is None else labels
         cam = self.net.cam(features, classes).unsqueeze(1)  # B x 1 x h x w
         return minmax_normalize(cam), logits
+
+    def explained_classifier(self) -> ExplainedClassifier:
+        """The classifier that map extractors (`eval.maps`) explain: this CAM network itself."""
+        return ExplainedClassifier(self.net, nn.Identity(), "CAM network", self.backbone)
 
 
 def minmax_normalize(maps: Tensor) -> Tensor:

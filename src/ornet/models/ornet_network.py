@@ -20,7 +20,7 @@ from .generator import BN_MOMENTUM, ActivationMapGenerator, GeneratorOutput
 from .generator_encoder import backbone_encoder
 from .normalization import Normalization
 from .renormalize import Renormalize
-from .split import class_activation_map, gap_linear
+from .split import ExplainedClassifier, class_activation_map, gap_linear
 
 GENERATOR_ENCODERS = ("release", "backbone")
 
@@ -131,6 +131,13 @@ class ORNet(nn.Module):
     def cam_gate(self) -> float:
         """The class gate's exponent (set with `set_cam_gate`); 0: `predict` gives p_a as is."""
         return self._gate[0]
+
+    def explained_classifier(self) -> ExplainedClassifier | None:
+        """The classifier that map extractors (`eval.maps`) explain: the evaluator F_e, which sees
+        `to_evaluator`(images) and gives `predict`'s logits; None without one (nothing to explain)."""
+        if self.evaluator is None:
+            return None
+        return ExplainedClassifier(self.evaluator, self.to_evaluator, "evaluator", self.evaluator_name)
 
     def predict(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Evaluation: ``(maps B x 1 x h x w, logits B x K)``.

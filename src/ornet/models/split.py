@@ -9,6 +9,8 @@ is head(rest(stem(x))). `CAMClassifier` adds ``fc`` and ``cam()`` for a GAP + Li
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
@@ -52,6 +54,23 @@ class SplitClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
+
+
+@dataclass
+class ExplainedClassifier:
+    """The classifier of a localization model that map extractors explain (`ornet.extractors`):
+    ``network`` (its ``features`` = the last conv map, ``rest``'s output; ``head`` -> logits),
+    ``convert`` (the run's input normalisation -> the network's own, `Renormalize`), ``role`` (how
+    outputs name it: ``CAM network``, ``evaluator``) and ``name`` (its backbone name, e.g. resnet18)."""
+
+    network: SplitClassifier
+    convert: nn.Module
+    role: str
+    name: str
+
+    def describe(self) -> str:
+        """metrics.json's ``maps_network``: the role and the backbone, e.g. ``evaluator (resnet18)``."""
+        return f"{self.role} ({self.name})"
 
 
 class CAMClassifier(SplitClassifier):

@@ -1,0 +1,78 @@
+"""The pytorch-grad-cam extractors: gradcam, gradcam++, xgradcam, layercam, scorecam.
+
+The library (jacobgil/pytorch-grad-cam, PyPI ``grad-cam``) is the field's implementation and is
+used as it is: its class (``GradCAM``, ``GradCAMPlusPlus``, ``XGradCAM``, ``LayerCAM``,
+``ScoreCAM``) on the explained classifier, target layer = the last conv feature map (the output
+of the network's ``rest``, what CAM weights), target = ``ClassifierOutputTarget`` of each image's
+label (of its predicted class without labels: the library's own argmax). What the library
+returns is what the extractor returns: per image the ReLU'd map, min-max normalised to [0, 1] and
+resized (OpenCV, bilinear) to the input size.
+
+`_Tapped` is the network as the library sees it: ``head(tap(features(x)))``. The tap (an
+``nn.Identity``, the target layer) cuts the graph at the feature map, so the backward pass runs
+through the head only, and it is passed only by a forward that records a graph: the image's own.
+Score-CAM's masked copies (one forward per channel, under ``torch.no_grad`` in the library) go
+around it, else the library's hook would keep every masked copy's feature map until the call
+ends (C x C x h x w floats per image, gigabytes for a ResNet-50).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import torch
+from torch import Tensor, nn
+
+from .maps_model import float_weights, gradients
+
+SCORECAM_BATCH = 32
+"""Masked images per forward in Score-CAM (the library's ``batch_size``; its default is 16)."""
+
+
+class _Tapped(nn.Module):
+    """``network`` as ``head(tap(features(x)))``; the tap only on forwards that record a graph."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+        self.tap = nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = self.network.features(x)
+        if torch.is_grad_enabled():
+            features = self.tap(features.detach().requires_grad_())  # a leaf: gradients stop here
+        return self.network.head(features)
+
+
+class LibraryCam:
+    """One pytorch-grad-cam class (``entry.option``) on the explained classifier `target`."""
+
+    def __init__(self, target, entry):
+        import pytorch_grad_cam
+
+        self.target, self.name = target, entry.name
+        self.cam_class = getattr(pytorch_grad_cam, entry.option)
+        self.score_cam = entry.option == "ScoreCAM"
+        self.tapped = _Tapped(target.network)
+
+    def __call__(self, images: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        dtype = float_weights(self.target.network, self.name)
+        targets = None if labels is None else [ClassifierOutputTarget(int(c)) for c in labels.tolist()]
+        with gradients(self.target.network, images.device):
+            x = self.target.convert(images.detach().clone().to(dtype))  # a normal tensor, not an inference one
+            cam = self.cam_class(model=self.tapped, target_layers=[self.tapped.tap])
+            try:
+                if self.score_cam:
+                    cam.batch_size = SCORECAM_BATCH
+                    # its progress bar (tqdm, one per image, on stderr) has no switch: kept out of the logs
+                    with contextlib.redirect_stderr(io.StringIO()):
+                        maps = cam(input_tensor=x, targets=targets)
+                else:
+                    maps = cam(input_tensor=x, targets=targets)
+                logits = cam.outputs.detach()  # the forward the library ran: the classifier's logits
+            finally:
+                cam.activations_and_grads.release()  # its hooks off the network
+        return torch.from_numpy(maps).to(images.device).unsqueeze(1), logits
