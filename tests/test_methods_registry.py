@@ -131,7 +131,15 @@ def test_ornet_methods_lists_the_registry_without_importing_torch():
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.strip().splitlines()
+    methods, maps = out.stdout.strip().split("\n\n")
+    lines = methods.splitlines()
     assert [line.split()[0] for line in lines] == NAMES
     for line, name in zip(lines, NAMES):
         assert METHODS.get(name).description in line
+    from ornet.extractors import EXTRACTORS
+
+    heading, *lines = maps.splitlines()  # then the map extractors (--eval.maps), one line each
+    assert heading.startswith("map extractors (--eval.maps NAME")
+    assert [line.split()[0] for line in lines] == EXTRACTORS.names()
+    for line in lines:
+        assert EXTRACTORS.get(line.split()[0]).description in line

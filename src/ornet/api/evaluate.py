@@ -28,6 +28,7 @@ from ..config.schema import (
 )
 from ..errors import OrnetError
 from ..evaluation.protocols import DEFAULT_PROTOCOL, protocol_of, stored_protocol
+from ..extractors import DEFAULT_MAPS
 from ..runtime.outdir import check_out_dir, make_out_dir, nonempty, removed_if_failed
 from .quiet import lightning_banners
 
@@ -44,8 +45,9 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
     data: a dict of `DataConfig` fields applied on top of the run's config.yaml data section
     (e.g. ``{"root": "data/cub"}``), or a whole `DataConfig`; resize and crop always come from
     the model. eval: `EvalConfig` fields on top of the run's (e.g. ``{"box_mode": "multi"}``,
-    ``{"protocol": "release"}``: another protocol starts from its own defaults), or a whole
-    `EvalConfig`. threshold_split: val, test or model (default: the run's eval settings).
+    ``{"protocol": "release"}``: another protocol starts from its own defaults; ``{"maps": "gradcam"}``:
+    a map extractor's maps, docs/maps.md; default: a Localizer's `maps`), or a whole `EvalConfig`.
+    threshold_split: val, test or model (default: the run's eval settings).
     trainer: `TrainerConfig` fields (accelerator, devices, precision, limit_test_batches, ...).
     out: also write metrics.json, predictions.csv, curves.json, figures and report.html there
     (new or empty unless ``force``). save_scoremaps: write each map as DIR/<image_id>.npy.
@@ -76,11 +78,16 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
         raise OrnetError("no dataset: pass --data.root DIR (and --data.name) or a run folder with config.yaml")
     loc = meta["localization"]
     eval_cfg = _eval_config(saved_cfg.get("eval"), loc, eval)
+    if loaded is not None and not _names_maps(eval):  # a Localizer's maps (`Localizer.use_maps`) unless eval says
+        eval_cfg.maps = loaded.maps
     threshold_split = threshold_split or eval_cfg.threshold_split
     if threshold_split not in ("val", "test", "model"):
         raise OrnetError(f"threshold_split must be val, test or model, got {threshold_split!r}")
-    if threshold_split == "model":  # only under the protocol that chose it
+    if threshold_split == "model":  # only under the protocol that chose it, on the maps it was chosen on
         protocol_of(eval_cfg).check_model_threshold(loc, info if info is not None else loaded.source)
+        if eval_cfg.maps != DEFAULT_MAPS:
+            raise OrnetError(f"--threshold-split model reuses model.json's threshold, chosen on the run's own maps; "
+                             f"with --eval.maps {eval_cfg.maps} choose it with --threshold-split val or test")
     eval_cfg.threshold_split = "test" if threshold_split == "test" else "val"
     trainer_cfg = trainer if isinstance(trainer, TrainerConfig) else from_dict(TrainerConfig, dict(trainer or {}))
     cfg = apply_protocol(RunConfig(data=data_cfg, eval=eval_cfg, trainer=trainer_cfg))
@@ -174,6 +181,11 @@ def _eval_config(saved: dict | None, loc: dict, overrides: dict | EvalConfig | N
     if base.get("threshold_split") not in ("val", "test"):
         base["threshold_split"] = "val"
     return from_dict(EvalConfig, base)
+
+
+def _names_maps(overrides) -> bool:
+    """Whether `evaluate`'s eval argument sets the maps (a dict with ``maps``, or a whole EvalConfig)."""
+    return isinstance(overrides, EvalConfig) or "maps" in (overrides or {})
 
 
 def _source(model):

@@ -4,6 +4,7 @@
     ornet evaluate runs/demo/model.json --data.root DIR --data.name cub --out eval/ --save-scoremaps maps/
 
     ornet evaluate runs/imported --eval.protocol release --data.root CUB   # the ORNet release's scoring
+    ornet evaluate runs/cam --eval.maps gradcam    # another map of the run's classifier (docs/maps.md)
 
 The model is rebuilt from model.json and model.safetensors (no pickle). Preprocessing (resize,
 crop, mean, std) comes from model.json; the map-to-box settings from the run's config.yaml (its
@@ -81,7 +82,8 @@ def main(argv: list[str], prog: str) -> int:
         keys = ("top1_cls", "top1_loc", "gt_known_loc", "max_box_acc_v2", "pxap")
         print(f"{m['method']} on {ns.split}: " + ", ".join(
             f"{k} {m[k]:.2f}" for k in keys if isinstance(m.get(k), (int, float)))
-            + f" (threshold {m['threshold']:.2f} from {m['threshold_split']}{_protocol_note(m)}{gate_note(m)});"
+            + f" (threshold {m['threshold']:.2f} from {m['threshold_split']}{_protocol_note(m)}{gate_note(m)}"
+            f"{_maps_note(m)});"
             f" wrote {out}")
     return 0
 
@@ -90,3 +92,9 @@ def _protocol_note(metrics: dict) -> str:
     from ..evaluation.protocols import protocol_of_metrics
 
     return protocol_of_metrics(metrics).command_note(metrics)
+
+
+def _maps_note(metrics: dict) -> str:
+    """``; maps gradcam of the CAM network (resnet18)`` for an extractor's maps; ``""`` for the run's own."""
+    network = metrics.get("maps_network")
+    return f"; maps {metrics.get('maps')} of the {network}" if network else ""

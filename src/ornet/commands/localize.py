@@ -14,6 +14,10 @@ MODEL is a run folder (or its model.safetensors / model.json). INPUTs are image 
 - with ``--save-maps``: ``maps/<name>.png`` (the map as thresholded, at the image's size,
   grey 0-255) and ``maps/<name>.npy`` (the network's raw map, float32 h x w).
 
+``--eval.maps NAME`` takes the maps of a map extractor of the run's classifier (Grad-CAM, PC1, ...;
+docs/maps.md) instead of the run's own; it needs ``--threshold`` (model.json's was chosen on the
+own maps), and boxes.json records ``maps`` and ``maps_network``.
+
 Preprocessing (a decision, docs/figures.md): the WHOLE image is resized to crop x crop
 (model.json ``preprocessing.crop``), with no centre crop, so that objects near the border are
 seen; the map is resized to crop x crop, normalised and thresholded exactly as in evaluation
@@ -53,6 +57,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--box-mode", choices=("all", "largest", "multi"), default=None,
                    help="all: one box around every pixel above threshold; largest: the largest region; "
                         "multi: one box per region (default: model.json's)")
+    p.add_argument("--eval.maps", dest="maps", metavar="NAME", default="own",
+                   help="map extractor (`ornet methods` lists them; docs/maps.md): own (default, the run's map), "
+                        "or cam, gradcam, gradcam++, xgradcam, layercam, scorecam, pc1 on the run's classifier "
+                        "(needs --threshold: model.json's was chosen on the run's own maps)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     p.add_argument("--save-maps", action="store_true", help="also write maps/<name>.png and maps/<name>.npy")
@@ -104,6 +112,11 @@ def main(argv: list[str], prog: str) -> int:
         raise OrnetError(f"--batch-size must be >= 1, got {ns.batch_size}")
     if ns.threshold is not None and not 0.0 <= ns.threshold <= 1.0:
         raise OrnetError(f"--threshold must be in [0, 1], got {ns.threshold}")
+    from ..extractors import DEFAULT_MAPS, check_maps
+
+    if check_maps(ns.maps) != DEFAULT_MAPS and ns.threshold is None:
+        raise OrnetError(f"--eval.maps {ns.maps}: model.json's threshold was chosen on the run's own maps; pass "
+                         f"--threshold T (e.g. the threshold of `ornet evaluate MODEL --eval.maps {ns.maps}`)")
     out = Path(ns.out)
     check_out_dir(out, "--out")
     from ..runtime.runlock import folder_to_lock, run_lock
@@ -122,7 +135,7 @@ def _localize(ns, out: Path, prog: str) -> int:
     from ..runs.export import resolve
 
     info, _ = resolve(ns.model)  # a run folder or its model files (checkpoints are for the Python API)
-    loc = load_model(info, device=pick_device(ns.device, "--device"))
+    loc = load_model(info, device=pick_device(ns.device, "--device")).use_maps(ns.maps)
     threshold = ns.threshold if ns.threshold is not None else loc.threshold
     if threshold is None:
         raise OrnetError(f"{ns.model}: model.json has no chosen threshold (the run was not evaluated); "
@@ -137,6 +150,9 @@ def _localize(ns, out: Path, prog: str) -> int:
     result = localize_paths(loc, paths, out, float(threshold), box_mode, ns.batch_size, ns.save_maps, ns.quiet,
                             release=release)
     result["model"] = str(ns.model)
+    result["maps"] = loc.maps
+    if loc.maps_network is not None:
+        result["maps_network"] = loc.maps_network
     result["threshold_source"] = "--threshold" if ns.threshold is not None else "model.json"
     from ..runtime.atomic import write_text_atomic
 

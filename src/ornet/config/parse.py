@@ -12,6 +12,7 @@ import difflib
 import math
 
 from ..errors import ConfigError
+from ..extractors import check_maps
 from ..models.weights_spec import weights_spec
 from .schema import (
     DataConfig,
@@ -252,6 +253,7 @@ def validate(cfg: RunConfig) -> None:
     if any(not isinstance(n, str) or not n.strip() for n in cfg.model.reinit):
         raise ConfigError(f"model.reinit must list layer names (e.g. [layer4, fc]), got {cfg.model.reinit}")
     e = cfg.eval
+    check_maps(e.maps)  # an unknown name: one line listing the extractors
     if not 0 < e.cam_curve_interval < 1:
         raise ConfigError(f"eval.cam_curve_interval must be in (0, 1), got {e.cam_curve_interval}")
     if not e.iou_thresholds or any(not 0 < t <= 100 for t in e.iou_thresholds):

@@ -162,6 +162,9 @@ class EvalConfig:
     wsolevaluation: the settings above. release: the ORNet release's own scoring: thresholds
     0.05..0.95 on the raw map, one box around all pixels above, IoU without +1, IoU > 0.5,
     unclipped ground truth, threshold chosen on test."""
+    maps: str = "own"
+    """Map extractor (`ornet methods` lists them; docs/maps.md): own (the run's map), cam, gradcam, gradcam++,
+    xgradcam, layercam, scorecam, pc1 (the run's classifier explained); for `ornet evaluate` / `ornet localize`."""
 
 
 @dataclass

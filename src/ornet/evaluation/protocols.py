@@ -25,6 +25,7 @@ import numpy as np
 from ..config.protocol_settings import ProtocolSettings, protocol_settings
 from ..config.schema import EvalConfig, RunConfig
 from ..errors import OrnetError
+from ..extractors import DEFAULT_MAPS
 from ..registry import Registry
 
 if TYPE_CHECKING:
@@ -171,15 +172,23 @@ def evaluate_split(model: torch.nn.Module, datamodule, cfg: RunConfig, split: st
 
     `stored`: model.json's ``localization`` of an evaluated model; its threshold is applied when the
     threshold's split (val) is empty, and only by the protocol that chose it (else an error).
+    The maps are ``cfg.eval.maps``' (`ornet.extractors`: the model's own, or an extractor explaining
+    its classifier); metrics.json says which (``maps``, ``maps_network``). A stored threshold, chosen
+    on the model's own maps, is never applied to another extractor's.
     """
+    from ..extractors.maps_model import maps_metrics, with_maps
+    from ..models.memory_format import use_channels_last
     from ..training.pipeline import quiet_lightning_warnings
 
-    from ..models.memory_format import use_channels_last
-
     quiet_lightning_warnings()
+    model = with_maps(model, cfg.eval.maps)
     use_channels_last(model, cfg.trainer.channels_last)
-    return protocol_of(cfg.eval).evaluate(model, datamodule, cfg, split, quiet,
-                                          None if scoremap_dir is None else Path(scoremap_dir), stored)
+    own = maps_metrics(model)["maps"] == DEFAULT_MAPS
+    result = protocol_of(cfg.eval).evaluate(model, datamodule, cfg, split, quiet,
+                                            None if scoremap_dir is None else Path(scoremap_dir),
+                                            stored if own else None)
+    result.metrics.update(maps_metrics(model))
+    return result
 
 
 from . import release_protocol, wsol_protocol  # noqa: E402,F401  (the entries register themselves)

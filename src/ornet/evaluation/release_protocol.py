@@ -33,7 +33,8 @@ class Release(Protocol):
     metric_keys = frozenset({"protocol", "top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc",
                              "top1_loc_error", "top5_loc_error", "threshold", "threshold_index", "threshold_split",
                              "box_mode", "iou_strict", "normalize", "thresholds", "num_images", "protocol_note",
-                             "split"})
+                             "split", "maps"})
+    optional_metric_keys = frozenset({"maps_network"})
 
     def thresholds(self, eval_cfg) -> np.ndarray:
         return release_thresholds()

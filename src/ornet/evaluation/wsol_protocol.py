@@ -20,7 +20,7 @@ from .protocols import Protocol, register_protocol
 
 _BOX_KEYS = frozenset({"gt_known_loc", "max_box_acc", "max_box_acc_v2", "threshold", "threshold_index",
                        "threshold_split", "box_mode", "iou_strict", "normalize", "cam_curve_interval",
-                       "num_images", "split", "protocol"})
+                       "num_images", "split", "protocol", "maps"})
 
 
 @register_protocol
@@ -30,7 +30,7 @@ class WsolEvaluation(Protocol):
                "pixels, threshold chosen on val")
     metric_keys = _BOX_KEYS
     optional_metric_keys = frozenset({"top1_cls", "top5_cls", "top1_loc", "top5_loc", "pxap", "cam_gate",
-                                      "cam_gate_split", "cam_gate_scores"})
+                                      "cam_gate_split", "cam_gate_scores", "maps_network"})
 
     def thresholds(self, eval_cfg) -> np.ndarray:
         from ..localization.boxes import cam_thresholds

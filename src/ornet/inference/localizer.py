@@ -124,6 +124,8 @@ class Localizer:
         if self.box_mode not in MODES:
             raise OrnetError(f"unknown box mode {self.box_mode!r}; modes: {', '.join(MODES)}")
         self.transform = Preprocess(int(pre["crop"]), pre["mean"], pre["std"])
+        self.maps: str = "own"
+        """The map extractor whose maps `predict` returns (`use_maps`; docs/maps.md): own, the model's."""
 
     def __repr__(self) -> str:
         return (f"Localizer(method={self.method!r}, classes={len(self.classes)}, input={self.crop}x{self.crop}, "
@@ -147,6 +149,21 @@ class Localizer:
     def to(self, device: str | torch.device) -> Localizer:
         self.model.to(device)
         return self
+
+    def use_maps(self, name: str) -> Localizer:
+        """Return maps of extractor `name` from now on (``eval.maps``: own, cam, gradcam, ..., pc1;
+        docs/maps.md), explaining the model's classifier; returns self. The stored threshold was
+        chosen on the model's own maps: pass one chosen for these (``ornet evaluate --eval.maps``)."""
+        from ..extractors import with_maps
+
+        self.model = with_maps(self.model, name).eval()
+        self.maps = name
+        return self
+
+    @property
+    def maps_network(self) -> str | None:
+        """The network the maps explain, e.g. ``evaluator (resnet18)``; None for the model's own maps."""
+        return getattr(self.model, "maps_network", None)
 
     def box_rule(self, box_mode: str | None = None) -> str:
         """How `predict` makes boxes in `box_mode`: ``evaluation`` (the map resized to the input,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..errors import ConfigError, OrnetError
+from ..extractors import DEFAULT_MAPS
 from ..registry import Registry
 from .adl import AdlMethod
 from .cam import CamMethod
@@ -91,6 +92,9 @@ def check_config(cfg):
     from ..config.schema import check_threshold_source
 
     validate(cfg)
+    if cfg.eval.maps != DEFAULT_MAPS:  # model.json's threshold belongs to the maps the run exports: its own
+        raise ConfigError(f"eval.maps {cfg.eval.maps} is for `ornet evaluate` and `ornet localize` on a trained run; "
+                          f"training evaluates and exports the run's own maps (eval.maps {DEFAULT_MAPS})")
     cfg = resolve(cfg)
     method = METHODS.get(cfg.wsol_method)
     method.check_config(cfg)

@@ -23,13 +23,16 @@ class ModelRun(Run):
     batch_size: int = 16
 
     def localizer(self):
-        """The run's `Localizer` (model.safetensors + model.json); MissingSource without them."""
+        """The run's `Localizer` (model.safetensors + model.json) giving the maps metrics.json was scored
+        on (``maps``, docs/maps.md); MissingSource without them."""
         if "localizer" not in self._cache:
             from ..inference.loading import load_model
 
             if not (self.root / "model.safetensors").is_file():
                 raise MissingSource(f"{self.root} has no model.safetensors (train or evaluate the run first)")
-            self._cache["localizer"] = load_model(self.root, device=self.torch_device())
+            # the maps metrics.json was scored on (eval.maps; the model's own without the key)
+            maps = self.metrics().get("maps") or "own"
+            self._cache["localizer"] = load_model(self.root, device=self.torch_device()).use_maps(maps)
         return self._cache["localizer"]
 
     def model(self):

@@ -43,6 +43,8 @@ SETTINGS: list[tuple[str, str, tuple[str, ...] | None]] = [
     ("threshold", "threshold", None),
     ("threshold_index", "threshold index in the sweep", None),
     ("protocol", "evaluation protocol", ("eval", "protocol")),
+    ("maps", "maps (eval.maps)", ("eval", "maps")),
+    ("maps_network", "network the maps explain", None),
     ("threshold_split", "threshold chosen on", ("eval", "threshold_split")),
     ("chosen_on_test", "chosen on the test split", None),
     ("box_mode", "box mode", ("eval", "box_mode")),
