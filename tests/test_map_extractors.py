@@ -245,6 +245,13 @@ def test_run_models_give_their_classifier_and_cam_of_a_cam_run_is_its_own_map():
         maps, logits = with_maps(wrapped, "gradcam").predict(x, labels)  # a wrapped model is re-wrapped
     assert maps.shape == (2, 1, 32, 32) and torch.allclose(logits, la, atol=1e-5)
     assert with_maps(wrapped, "own") is cam
+    from ornet.models.adl_network import ADLModel
+
+    adl = ADLModel("resnet18", 3).eval()  # the zoo's CAM networks (HaS and CutMix train a CAMModel)
+    assert with_maps(adl, "pc1").maps_network == "CAM network (resnet18)"
+    with torch.inference_mode():
+        maps, logits = with_maps(adl, "gradcam").predict(x, labels)
+        assert maps.shape == (2, 1, 32, 32) and torch.allclose(logits, adl.predict(x, labels)[1], atol=1e-5)
     net = ORNet("resnet18", 3, evaluator="resnet18", generator_width=8).eval()
     ornet_maps = with_maps(net, "gradcam")
     assert ornet_maps.maps_network == "evaluator (resnet18)"

@@ -114,7 +114,7 @@ def test_a_backbone_adl_cannot_take_is_one_line_and_exit_2(backbone, data, tmp_p
 
 def test_ornet_methods_lists_them(capsys):
     assert main(["methods"]) == 0
-    names = [line.split()[0] for line in capsys.readouterr().out.strip().splitlines()]
+    names = [line.split()[0] for line in capsys.readouterr().out.strip().splitlines() if line.strip()]
     assert set(ZOO) <= set(names)
 
 
