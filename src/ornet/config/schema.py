@@ -16,7 +16,7 @@ from typing import Any, Literal
 from ..errors import ConfigError
 from .protocol_settings import protocol_settings
 from .stage_settings import StageConfig
-from .zoo_settings import AdlConfig, CutMixConfig, HasConfig
+from .zoo_settings import AcolConfig, AdlConfig, CutMixConfig, HasConfig, SpgConfig
 
 
 @dataclass
@@ -204,8 +204,8 @@ class RunConfig:
     """Everything `ornet train` needs."""
 
     wsol_method: str | None = None
-    """The WSOL method (`ornet methods` lists them): ornet, cam, has, cutmix, adl. None: the method whose stages
-    `stages` lists (configs written before this key); the resolved name is written to config.yaml."""
+    """The WSOL method (`ornet methods` lists them): ornet, cam, has, cutmix, adl, acol, spg. None: the method
+    whose stages `stages` lists (configs written before this key); the resolved name is written to config.yaml."""
     stages: list[str] = field(default_factory=lambda: ["evaluator", "coarse", "refine"])
     """Stages to run, in the method's order (a subset of its stages): evaluator, coarse, refine (ORNet)
     or the one stage of a one-stage method, named after it (cam, has, ...). Left at this default while
@@ -220,6 +220,8 @@ class RunConfig:
     has: HasConfig = field(default_factory=HasConfig)
     cutmix: CutMixConfig = field(default_factory=CutMixConfig)
     adl: AdlConfig = field(default_factory=AdlConfig)
+    acol: AcolConfig = field(default_factory=AcolConfig)
+    spg: SpgConfig = field(default_factory=SpgConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

@@ -6,11 +6,17 @@ hyper-parameters, each at wsolevaluation's default: ``config.py`` (its argparse 
 the values ``main.py`` passes on) at commit 96f4b88 of github.com/clovaai/wsolevaluation.
 ``--has.grid_size 4`` and the like set them. `check` says in one line what a value breaks.
 Torch-free.
+
+ACoL and SPG (`AcolConfig`, `SpgConfig`) change the network and the loss, and their sections
+extend `WsolevalStageConfig`: wsolevaluation's optimisation (main.py: SGD with Nesterov momentum,
+a step decay, its ``lr_classifier_ratio`` groups) with its config.py defaults, except ``epochs``
+(1, as every stage section; presets set the budget; its default is 40).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ..errors import ConfigError
 from .stage_settings import StageConfig
@@ -75,3 +81,92 @@ class AdlConfig(StageConfig):
     def check(self, section: str = "adl") -> None:
         _unit(section, "drop_rate", self.drop_rate)
         _unit(section, "drop_threshold", self.drop_threshold)
+
+def _channels(section: str, key: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or int(value) != value or value <= 0):
+        raise ConfigError(f"{section}.{key} must be a positive number of channels, got {value}")
+
+
+@dataclass
+class WsolevalStageConfig(StageConfig):
+    """wsolevaluation's optimisation (main.py): SGD with Nesterov momentum, the learning rate
+    times 0.1 every `lr_decay_frequency` epochs, and some parameters at lr x `head_lr_mult`
+    (its ``lr_classifier_ratio``: ResNet's layer4, VGG's layers after ``features``; the new
+    heads for other backbones)."""
+
+    lr: float = 0.01
+    """config.py ``--lr`` default."""
+    weight_decay: float = 1e-4
+    """config.py ``--weight_decay`` default."""
+    scheduler: Literal["step", "cosine", "cosine_step", "none"] = "step"
+    """step: wsolevaluation's ``adjust_learning_rate`` (x0.1 before epochs f, 2f, ... counted from
+    1, f = `lr_decay_frequency`); cosine / cosine_step / none as the other stages."""
+    head_lr_mult: float = 10.0
+    """config.py ``--lr_classifier_ratio`` default."""
+    nesterov: bool = True
+    """main.py builds ``torch.optim.SGD(..., nesterov=True)`` (optimizer sgd only)."""
+    lr_decay_frequency: int = 30
+    """config.py ``--lr_decay_frequency`` default (epochs between decays of scheduler step)."""
+
+    def check_optimisation(self, section: str) -> None:
+        if self.lr_decay_frequency <= 0:
+            raise ConfigError(f"{section}.lr_decay_frequency must be a positive number of epochs, "
+                              f"got {self.lr_decay_frequency}")
+        if not self.head_lr_mult > 0:
+            raise ConfigError(f"{section}.head_lr_mult must be positive, got {self.head_lr_mult}")
+        if self.optimizer == "sgd" and self.nesterov and self.momentum <= 0:
+            raise ConfigError(f"{section}.nesterov needs {section}.momentum > 0 (got {self.momentum}); "
+                              f"set {section}.nesterov false")
+
+
+@dataclass
+class AcolConfig(WsolevalStageConfig):
+    """ACoL (Zhang et al., CVPR 2018) as wsolevaluation trains it: wsol/method/acol.py."""
+
+    erase_threshold: float = 0.7
+    """config.py ``--acol_threshold``: head B sees the features where head A's normalised map of
+    the class is below this (erased where >=)."""
+    head_width: int = 1024
+    """Channels of each head's two 3x3 convs (wsol/{vgg,resnet}.py: 1024 for VGG-16 and ResNet-50).
+    Not a wsolevaluation flag: the CPU presets narrow it."""
+
+    def check(self, section: str = "acol") -> None:
+        self.check_optimisation(section)
+        _unit(section, "erase_threshold", self.erase_threshold)
+        _channels(section, "head_width", self.head_width)
+
+
+@dataclass
+class SpgConfig(WsolevalStageConfig):
+    """SPG (Zhang et al., ECCV 2018) as wsolevaluation trains it: wsol/method/spg.py. A guidance
+    mask is 1 where the map is above `*h`, 0 below `*l` (which wins), ignored elsewhere."""
+
+    threshold_1h: float = 0.7
+    """config.py ``--spg_threshold_1h``: B2's mask from the class map's attention (high)."""
+    threshold_1l: float = 0.01
+    """config.py ``--spg_threshold_1l`` (low)."""
+    threshold_2h: float = 0.5
+    """config.py ``--spg_threshold_2h``: B1's mask from sigmoid(B2) (high)."""
+    threshold_2l: float = 0.05
+    """config.py ``--spg_threshold_2l`` (low)."""
+    threshold_3h: float = 0.7
+    """config.py ``--spg_threshold_3h``: C's mask from the fused sigmoid(B1), sigmoid(B2) (high)."""
+    threshold_3l: float = 0.1
+    """config.py ``--spg_threshold_3l`` (low)."""
+    branch_width: int | None = None
+    """Channels of the B branches' 3x3 convs; None: those of the features they branch from, as
+    wsol/{vgg,resnet}.py (1024 for ResNet-50, 512 for VGG-16)."""
+    c_width: int = 512
+    """Channels of SPG_C's 3x3 conv (wsol/{vgg,resnet}.py: 512). Not a wsolevaluation flag."""
+
+    def check(self, section: str = "spg") -> None:
+        self.check_optimisation(section)
+        for key in ("threshold_1h", "threshold_1l", "threshold_2h", "threshold_2l", "threshold_3h", "threshold_3l"):
+            _unit(section, key, getattr(self, key))
+        _channels(section, "branch_width", self.branch_width)
+        _channels(section, "c_width", self.c_width)
+
+    def thresholds(self) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
+        """((1h, 1l), (2h, 2l), (3h, 3l)): config.py's ``args.spg_thresholds``."""
+        return ((self.threshold_1h, self.threshold_1l), (self.threshold_2h, self.threshold_2l),
+                (self.threshold_3h, self.threshold_3l))
