@@ -22,7 +22,7 @@ def tiny(method: Method) -> RunConfig:
 
 
 def test_the_registry_holds_the_methods_and_fails_loudly():
-    assert {"cam", "ornet", "has", "cutmix", "adl"} <= set(NAMES) and NAMES == sorted(NAMES)
+    assert {"cam", "ornet", "has", "cutmix", "adl", "acol", "spg"} <= set(NAMES) and NAMES == sorted(NAMES)
     with pytest.raises(OrnetError, match=f"unknown method 'nope'; known: {', '.join(NAMES)}$"):
         METHODS.get("nope")
     with pytest.raises(KeyError, match="already registered"):
@@ -42,8 +42,8 @@ def test_each_method_names_its_stages_sections_and_exports(name):
 
 
 def test_the_model_json_names_are_those_of_before():
-    assert {n: METHODS.get(n).export_names() for n in ("cam", "ornet")} == {"cam": ["cam"],
-                                                                          "ornet": ["ornet-coarse", "ornet"]}
+    assert {n: METHODS.get(n).export_names() for n in ("cam", "ornet", "acol", "spg")} == {
+        "cam": ["cam"], "ornet": ["ornet-coarse", "ornet"], "acol": ["acol"], "spg": ["spg"]}
     assert METHODS.get("ornet").stage_names() == ["evaluator", "coarse", "refine"]
     assert METHODS.get("cam").stage_names() == ["cam"]
 

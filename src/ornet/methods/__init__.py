@@ -1,7 +1,8 @@
 """The methods registry: one entry per WSOL method (`METHODS.get("ornet")`), each a `Method`
 (`entry.py`) in its own module or package: `cam` (the CAM baseline), `ornet` (ORNet's three
-stages), and wsolevaluation's methods re-implemented as one-stage CAM variants: `has`,
-`cutmix`, `adl` (docs/methods.md). Torch-free: listing the methods imports no network.
+stages), and wsolevaluation's methods re-implemented as one-stage methods: `has`, `cutmix`,
+`adl` (CAM variants), `acol`, `spg` (docs/methods.md). Torch-free: listing the methods imports
+no network.
 
 A config names its method with ``wsol_method`` (docs/training.md, "Methods"); without it, the
 method is the one whose stages ``stages`` lists (configs written before the key existed).
@@ -21,12 +22,14 @@ import dataclasses
 from ..errors import ConfigError, OrnetError
 from ..extractors import DEFAULT_MAPS
 from ..registry import Registry
+from .acol import AcolMethod
 from .adl import AdlMethod
 from .cam import CamMethod
 from .cutmix import CutMixMethod
 from .entry import Method, Stage, load_state
 from .has import HasMethod
 from .ornet import OrnetMethod
+from .spg import SpgMethod
 
 METHODS: Registry[Method] = Registry("method")
 """method name -> its entry."""
@@ -51,6 +54,8 @@ register(OrnetMethod())
 register(HasMethod())
 register(CutMixMethod())
 register(AdlMethod())
+register(AcolMethod())
+register(SpgMethod())
 
 
 def method_of(cfg) -> Method:

@@ -111,6 +111,11 @@ class Method:
         """model.json's ``architecture`` beyond the backbone and its mean / std."""
         return {}
 
+    def settings_architecture(self, cfg) -> dict[str, Any]:
+        """model.json's ``architecture`` entries from the method's own settings that its network
+        needs to rebuild (e.g. ACoL's erasing threshold, which shapes its maps)."""
+        return {}
+
     def build_network(self, meta: dict):
         """An untrained network of the architecture model.json's `meta` names."""
         raise NotImplementedError

@@ -45,6 +45,7 @@ def model_meta(cfg, method: str, classes: list[str], threshold: float | None,
     arch: dict[str, Any] = {"backbone": m.backbone, "backbone_mean": list(backbone_norm.mean),
                             "backbone_std": list(backbone_norm.std)}
     arch.update(entry.architecture(m, backbone_norm, evaluator_norm))
+    arch.update(entry.settings_architecture(cfg))
     from ..evaluation.protocols import protocol_of
 
     loc = protocol_of(e).model_localization(e)  # how the protocol makes boxes (e.g. the release's rule)
