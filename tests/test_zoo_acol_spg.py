@@ -301,3 +301,22 @@ def test_presets_load_and_name_their_method(name):
     assert cfg.wsol_method == method and cfg.stages == [method]
     text = (CONFIGS / f"{name}.yaml").read_text()
     assert f"docs/presets.md#{name}" in text.splitlines()[0]
+
+
+@pytest.mark.parametrize("method", ["acol", "spg"])
+def test_map_extractors_explain_the_classification_path(method):
+    from ornet.errors import OrnetError
+    from ornet.extractors import with_maps
+    from ornet.models.acol_network import AcolModel
+    from ornet.models.spg_network import SpgModel
+
+    torch.manual_seed(0)
+    model = (AcolModel("resnet18", 3, head_width=8) if method == "acol"
+             else SpgModel("resnet18", 3, branch_width=8, c_width=8)).eval()
+    images, labels = torch.randn(2, 3, 64, 64), torch.tensor([0, 2])
+    with torch.no_grad():
+        own = model.predict(images, labels)[1]
+        maps, logits = with_maps(model, "gradcam").predict(images, labels)
+    assert maps.shape == (2, 1, 64, 64) and torch.allclose(logits, own, atol=1e-5)
+    with pytest.raises(OrnetError, match="eval.maps cam needs a classifier whose head is GAP \\+ Linear"):
+        with_maps(model, "cam")

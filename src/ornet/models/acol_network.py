@@ -20,7 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from .cam_network import minmax_normalize
-from .wsol_trunks import acol_trunk, conv
+from .split import ExplainedClassifier
+from .wsol_trunks import acol_trunk, conv, explained
 
 
 @dataclass
@@ -71,6 +72,7 @@ class AcolModel(nn.Module):
         self.erase_threshold = float(erase_threshold)
         trunk = acol_trunk(backbone, num_classes, weights)
         self.stem, self.rest = trunk.stem, trunk.rest
+        self.stem_channels, self.channels = trunk.stem_channels, trunk.channels
         self.head_a = acol_head(trunk.channels, head_width, num_classes, trunk.init)
         self.head_b = acol_head(trunk.channels, head_width, num_classes, trunk.init)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -103,6 +105,10 @@ class AcolModel(nn.Module):
     def lr_groups(self, mult: float) -> list[tuple[list[nn.Parameter], float]]:
         """(parameters, lr multiplier): wsolevaluation's split (`wsol_trunks.Trunk.boosted`)."""
         return split_groups(self, self._boosted, mult)
+
+    def explained_classifier(self) -> ExplainedClassifier:
+        """What `eval.maps` extractors explain: the trunk and head A (its maps' mean: the logits)."""
+        return explained(self, nn.Sequential(self.head_a, self.pool, nn.Flatten(1)), "ACoL network, head A")
 
 
 def split_groups(model: nn.Module, boosted: list[nn.Module], mult: float) -> list[tuple[list[nn.Parameter], float]]:

@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from .acol_network import split_groups
 from .cam_network import minmax_normalize
-from .wsol_trunks import conv, spg_trunk
+from .split import ExplainedClassifier
+from .wsol_trunks import conv, explained, spg_trunk
 
 
 @dataclass
@@ -50,6 +51,7 @@ class SpgModel(nn.Module):
         self.num_classes = num_classes
         trunk = spg_trunk(backbone, num_classes, weights)
         self.stem, self.rest = trunk.stem, trunk.rest
+        self.stem_channels, self.channels = trunk.stem_channels, trunk.channels
         self.taps = trunk.taps
         c1, c2 = trunk.tap_channels
         width = int(branch_width or c2)
@@ -95,3 +97,8 @@ class SpgModel(nn.Module):
     def lr_groups(self, mult: float) -> list[tuple[list[nn.Parameter], float]]:
         """(parameters, lr multiplier): wsolevaluation's split (`wsol_trunks.Trunk.boosted`)."""
         return split_groups(self, self._boosted, mult)
+
+    def explained_classifier(self) -> ExplainedClassifier:
+        """What `eval.maps` extractors explain: the trunk, its 1x1 class conv and the mean (the logits)."""
+        return explained(self, nn.Sequential(self.classifier, self.pool, nn.Flatten(1)), "SPG network")
+

@@ -35,6 +35,7 @@ from torch import nn
 from ..errors import OrnetError
 from .backbones import build_cam_classifier
 from .names import canonical, is_timm, timm_name
+from .split import ExplainedClassifier, SplitClassifier
 
 PROBE = 64
 """Side of the probe image that finds the branch points' channels."""
@@ -56,6 +57,7 @@ class Trunk:
     taps: tuple[str, ...] = ()
     """SPG: paths in ``rest`` of the modules whose outputs the B1 and B2 branches take."""
     tap_channels: tuple[int, ...] = ()
+    stem_channels: int = 0
 
 
 def family(name: str) -> str:
@@ -92,11 +94,11 @@ def acol_trunk(name: str, num_classes: int, weights: str = "none") -> Trunk:
         rest.add_module("body", net.rest.body)
         rest.add_module("pool5", nn.MaxPool2d(3, stride=1, padding=1))  # 'M2'
         rest.add_module("avgpool", nn.AvgPool2d(3, stride=1, padding=1))  # F.avg_pool2d(feature, 3, 1, 1)
-        return Trunk(net.stem, rest, _out_channels(net.rest.body), init="xavier")
+        return Trunk(net.stem, rest, _out_channels(net.rest.body), init="xavier", stem_channels=net.stem_channels)
     if kind == "resnet":
         return Trunk(net.stem, net.rest, net.feature_channels, boosted=[net.rest.layer4], boost_heads=False,
-                     init="he")
-    return Trunk(net.stem, net.rest, net.feature_channels, init="he")
+                     init="he", stem_channels=net.stem_channels)
+    return Trunk(net.stem, net.rest, net.feature_channels, init="he", stem_channels=net.stem_channels)
 
 
 def spg_trunk(name: str, num_classes: int, weights: str = "none") -> Trunk:
@@ -122,7 +124,7 @@ def spg_trunk(name: str, num_classes: int, weights: str = "none") -> Trunk:
     elif kind == "resnet":
         boosted = [rest.layer4]
     return Trunk(stem, rest, channels, boosted=boosted, boost_heads=kind != "resnet", init="xavier",
-                 taps=taps, tap_channels=_tap_channels(stem, rest, taps))
+                 taps=taps, tap_channels=_tap_channels(stem, rest, taps), stem_channels=net.stem_channels)
 
 
 def spg_taps(name: str) -> tuple[str, ...]:
@@ -186,3 +188,12 @@ def _tap_channels(stem: nn.Module, rest: nn.Module, taps: tuple[str, ...]) -> tu
     if missing:
         raise OrnetError(f"model.backbone: SPG's branch point {missing[0]} is never run by the network's forward")
     return tuple(found[p] for p in taps)
+
+
+def explained(model: nn.Module, head: nn.Module, role: str) -> ExplainedClassifier:
+    """The classifier that map extractors (`eval.maps`) explain: `model`'s stem and rest (the last conv
+    map) and `head` (that map -> the logits its ``predict`` gives), as a `SplitClassifier` view."""
+    view = SplitClassifier(model.backbone, model.stem, model.rest, head, model.stem_channels, model.channels,
+                           model.num_classes)
+    return ExplainedClassifier(view, nn.Identity(), role, model.backbone)
+
