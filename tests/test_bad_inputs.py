@@ -504,6 +504,16 @@ CASES: list[Case] = [
          "is in use by another ornet process"),
     Case("figures-full-disk", figures("threshold-curve", "--out", lambda w: w.full_disk() / "figs"),
          "no space left on the device"),
+    # compare -------------------------------------------------------------------------------------
+    Case("compare-not-a-run", _w("compare", lambda w: w.run(), lambda w: w.data(), "--out", "cmp"),
+         "has no metrics.json"),
+    Case("compare-missing-run", _w("compare", "nosuch", "--out", "cmp"), "nosuch is not a folder"),
+    Case("compare-existing-out", _w("compare", lambda w: w.run(), "--out", lambda w: w.folder()),
+         "existing exists and is not empty"),
+    Case("compare-other-split", _w("compare", lambda w: w.run(), "--split", "val", "--out", "cmp"),
+         "evaluated on the test split, not val"),
+    Case("compare-same-run-twice", _w("compare", lambda w: w.run(), "run/", "--out", "cmp"), "is named twice"),
+    Case("compare-n-0", _w("compare", lambda w: w.run(), "--n", "0", "--out", "cmp"), "--n must be >= 1, got 0"),
     # demo ----------------------------------------------------------------------------------------
     Case("demo-existing-out", _w("demo", "--out", lambda w: w.folder(), "--fast"), "existing exists and is not empty"),
     Case("demo-seed-not-int", _w("demo", "--seed", "abc", "--out", "d"), "'abc'"),

@@ -117,9 +117,22 @@ def test_bad_runs_are_named_before_anything_is_written(runs, tmp_path):
         compare_page({}, out)
     with pytest.raises(OrnetError, match=">= 1"):
         compare_page(runs, out, n=0)
-    with pytest.raises(OrnetError, match="distinct file names"):
-        compare_page({"a b": runs["ORNet"], "a-b": runs["CAM"]}, out)
+    with pytest.raises(OrnetError, match=r"nowhere is not a folder"):
+        compare_page({"ORNet": runs["ORNet"], "CAM": tmp_path / "nowhere"}, out)
+    other = tmp_path / "other"  # evaluated on other images: refused, naming both folders
+    shutil.copytree(runs["CAM"], other)
+    (other / "predictions.csv").write_text((other / "predictions.csv").read_text().replace("img_000", "img_999"))
+    with pytest.raises(OrnetError, match=r"cam and .*other were evaluated on different images"):
+        compare_page({"CAM": runs["CAM"], "other": other}, out)
     assert not out.exists() and not (tmp_path / "index_images").exists()
+
+
+def test_labels_that_would_share_a_file_name_get_distinct_files():
+    from ornet.reports.compare import file_slugs
+
+    # the page's files used to refuse such labels; they now get a suffix (the GT picture keeps 'image')
+    assert file_slugs(["a b", "a-b", "Image", "+++", "cam + gradcam"]) == {
+        "a b": "a_b", "a-b": "a_b_2", "Image": "image_2", "+++": "run", "cam + gradcam": "cam_gradcam"}
 
 
 def test_render_escapes_names_and_values():

@@ -116,6 +116,8 @@ def test_fast_demo_runs_end_to_end(tmp_path, capsys):
     page = (out / "index.html").read_text()  # the comparison page (tests/test_compare.py checks it in detail)
     assert f"{out / 'index.html'}" in printed and page.count("<tr><td><figure>") == 12
     assert (out / "index_images" / "11_cam.png").is_file() and 'href="ornet/report.html"' in page
+    table = (out / "metrics.csv").read_text().splitlines()  # the page's table, as `ornet compare` writes it
+    assert [line.split(",")[0] for line in table] == ["label", "ORNet", "CAM"]
 
 
 def test_a_failing_parallel_training_names_the_method_and_its_error(tmp_path):

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate-maps": ("evaluate_maps", "score saved maps against wsolevaluation metadata (MaxBoxAcc, PxAP)"),
     "localize": ("localize", "predict boxes and maps for your own images with a trained model"),
     "figures": ("figures", "draw a run's figures (overlay, evolution, histogram, failures, ...)"),
+    "compare": ("compare", "compare runs and evaluations on one page: metrics table, CSV, maps side by side"),
     "demo": ("demo", "generate synthetic data, train ORNet and CAM, compare them"),
     "import-release": ("import_release", "import the ORNet authors' released checkpoints as a run folder"),
 }

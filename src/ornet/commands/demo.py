@@ -2,7 +2,7 @@
 
 It runs what a user would run, and echoes each step as the command line that does it: the
 synthetic set (`ornet.make_synthetic`, with `ornet synth`'s flags), two trainings, then the
-comparison page (`reports.compare.compare_page`). The two trainings are independent: with
+comparison page (`reports.compare.compare_page`, what `ornet compare` writes). The two trainings are independent: with
 `--jobs 2` (the default when at least two cores are free) they run at the same time as two
 `ornet train` processes, each with half the cores (one thread each on a 2-core laptop, about
 1.2-1.3x the throughput of one 2-thread process); their output is relayed line by line, prefixed
@@ -55,7 +55,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p = UsageParser(prog=prog, description=(
         "Generate the synthetic benchmark, train ORNet (configs/demo.yaml) and the CAM baseline "
         "(configs/demo_cam.yaml) on it, evaluate both and print a comparison table. "
-        "Writes OUT/data, OUT/ornet, OUT/cam, OUT/summary.json and OUT/index.html (the comparison page)."))
+        "Writes OUT/data, OUT/ornet, OUT/cam, OUT/summary.json, OUT/index.html (the comparison page, as "
+        "`ornet compare` writes it) and OUT/metrics.csv."))
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     p.add_argument("--fast", action="store_true", help="a smaller, one-epoch run: a smoke check in about 2 minutes")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
@@ -225,6 +226,7 @@ def main(argv: list[str], prog: str) -> int:
     print(results_text(summary, time.perf_counter() - start, out))
     from ..reports.compare import compare_page
 
-    page = compare_page({"ORNet": out / "ornet", "CAM": out / "cam"}, out / "index.html")
-    print(f"comparison page (both methods on test images): {page}")
+    # what `ornet compare OUT/ornet OUT/cam --out OUT` writes, with the demo's labels
+    page = compare_page({"ORNet": out / "ornet", "CAM": out / "cam"}, out / "index.html", csv=out / "metrics.csv")
+    print(f"comparison page (both methods on test images): {page}; its table: {out / 'metrics.csv'}")
     return 0

@@ -1,21 +1,26 @@
-"""One HTML page that compares several runs on the same test images (`ornet demo` writes
-``demo_out/index.html`` with it).
+"""One HTML page that compares any number of runs on the same test images (`ornet compare`;
+`ornet demo` writes ``demo_out/index.html`` with it).
 
-`compare_page(runs, out_html)` reads each run folder (``metrics.json``, ``predictions.csv``,
-``model.safetensors`` + ``model.json``, ``config.yaml``) and writes:
+`compare_runs(folders, out)` (the command) labels each folder (`compare_inputs`: a run folder or an
+evaluation folder of ``ornet evaluate --out``, ``cam + gradcam`` for an extractor's maps), checks
+that they were evaluated on one split and the same images, and writes into ``out``:
 
-- ``out_html``: the metrics of every run side by side (percentages; with two runs a column of
-  their difference), then one row per test image: the image with its ground-truth box, and for
+- ``index.html``: the metrics table (`compare_table`: one row per run with its method, map
+  extractor and the network it explains; with two runs a row of their difference), links to each
+  folder's report.html, then one row per test image: the image with its ground-truth box, and for
   each run its map (jet colours, blue 0 .. red 1) with its predicted box (green) and the GT box
   (blue), captioned with the run's IoU and predicted class;
-- ``<stem>_images/NN_image.png`` and ``NN_<run>.png`` beside it, linked relatively, so the page
-  and its folder can be moved together.
+- ``metrics.csv``: the same table, one row per run, numbers exactly as in metrics.json;
+- ``index_images/NN_image.png`` and ``NN_<label>.png``, linked relatively, so the page and its
+  folder can be moved together.
 
+`compare_page(runs, out_html)` is the same page for {label: folder} (the demo: ORNet and CAM).
 Maps are computed by running each exported model on the images through the evaluation
-transform (as ``ornet figures`` does), so maps and boxes are those the metrics saw; predicted
-boxes, IoU and classes come from ``predictions.csv``. The images are ``n`` test images spread
-over the first run's evaluated split (seeded, the same on every rerun). Inline CSS only, no
-JavaScript, no remote resource, every value HTML-escaped; files are written atomically.
+transform (as ``ornet figures`` does), with the map extractor its metrics.json names, so maps and
+boxes are those the metrics saw; predicted boxes, IoU and classes come from ``predictions.csv``.
+The images are ``n`` test images spread over the first run's evaluated split (seeded, the same on
+every rerun), read from the first run's dataset. Inline CSS only, no JavaScript, no remote
+resource, every value HTML-escaped; files are written atomically.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from urllib.parse import quote
 
 from ..errors import OrnetError
 from ..runtime.atomic import write_text_atomic
-from .run_report import METRICS
+from .compare_inputs import Column, check_comparable, label_columns, open_folder
+from .compare_table import table_csv, table_html
 
 DEFAULT_N = 12
 TILE = 224
@@ -45,7 +51,7 @@ max-width:1400px;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .7em;text-align:left;
 vertical-align:top}th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.best{font-weight:bold}figure{margin:0}figure img{display:block;border:1px solid #ddd}
+td.best{font-weight:bold}tr.diff th,tr.diff td{color:#555}figure{margin:0}figure img{display:block;border:1px solid #ddd}
 figcaption{color:#555;font-size:.85em;max-width:224px;overflow-wrap:anywhere}.muted{color:#777}.ok{color:#070}.bad{color:#b00}
 """
 
@@ -63,47 +69,33 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _slug(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-    if not slug:
-        raise OrnetError(f"run name {name!r} has no letter or digit to name its files")
-    return slug
-
-
-def _num(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        return None
-    return float(value)
+def file_slugs(labels: Sequence[str]) -> dict[str, str]:
+    """label -> the distinct lower-case name of its image files (``image`` is the GT picture's;
+    a repeat gets ``_2``, ``_3``, ...; a label without letters or digits is ``run``)."""
+    used, out = {"image"}, {}
+    for label in labels:
+        base = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") or "run"
+        slug, k = base, 1
+        while slug in used:
+            k += 1
+            slug = f"{base}_{k}"
+        used.add(slug)
+        out[label] = slug
+    return out
 
 
 def render_compare(title: str, metrics: Mapping[str, Mapping], rows: Sequence[tuple[str, Cell, list[Cell]]],
                    reports: Mapping[str, str | None], note: str = "") -> str:
-    """The page as HTML text (pure). ``metrics``: run name -> metrics.json; ``rows``: per image
+    """The page as HTML text (pure). ``metrics``: run label -> metrics.json; ``rows``: per image
     (image id, the image with its GT box, one cell per run in ``metrics``' order); ``reports``:
-    run name -> relative link to its report.html (None: no link)."""
+    run label -> relative link to its report.html (None: no link)."""
     names = list(metrics)
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>", f"<h1>{_e(title)}</h1>"]
     if note:
         out.append(f'<p class="muted">{_e(note)}</p>')
-    out.append("<h2>Metrics</h2><table><tr><th>metric (%)</th>"
-               + "".join(f"<th>{_e(n)}</th>" for n in names)
-               + (f"<th>{_e(names[0])} &minus; {_e(names[1])}</th>" if len(names) == 2 else "") + "</tr>")
-    for key, label in [*METRICS, ("threshold", "threshold"), ("seconds", "seconds")]:
-        values = [_num(metrics[n].get(key)) for n in names]
-        if all(v is None for v in values):
-            continue
-        best = max((v for v in values if v is not None), default=None) if key in dict(METRICS) else None
-        cells = "".join(f'<td class="num{" best" if v is not None and v == best and len(names) > 1 else ""}">'
-                        f'{"-" if v is None else _e(f"{v:.2f}" if key == "threshold" else f"{v:.1f}")}</td>'
-                        for v in values)
-        if len(names) == 2:
-            a, b = values
-            diff = "-" if a is None or b is None else f"{a - b:+.2f}" if key == "threshold" else f"{a - b:+.1f}"
-            cells += f'<td class="num">{_e(diff)}</td>'
-        out.append(f"<tr><td>{_e(label)}</td>{cells}</tr>")
-    out.append("</table>")
+    out += ["<h2>Metrics</h2>", table_html(metrics, reports)]
     links = [f'<a href="{_e(quote(link))}">{_e(n)}</a>' for n, link in reports.items() if link]
     if links:
         out.append(f"<p>Full reports: {', '.join(links)}.</p>")
@@ -125,82 +117,118 @@ def render_compare(title: str, metrics: Mapping[str, Mapping], rows: Sequence[tu
 
 
 def compare_page(runs: Mapping[str, str | os.PathLike], out_html: str | os.PathLike, n: int = DEFAULT_N,
-                 title: str | None = None, device: str | None = None, batch_size: int = 16) -> Path:
-    """Write the comparison page of `runs` (display name -> run folder) to `out_html`; returns its path.
+                 title: str | None = None, device: str | None = None, batch_size: int = 16,
+                 csv: str | os.PathLike | None = None) -> Path:
+    """Write the comparison page of `runs` (label -> run or evaluation folder) to `out_html`, and the
+    metrics table to `csv` when given; returns the page's path.
 
-    Every run needs metrics.json, predictions.csv and its exported model; a missing or broken
-    file is an OrnetError naming it, raised before anything is written.
+    Every folder needs metrics.json and predictions.csv, and its run (the folder itself, or the run an
+    evaluation folder's metrics.json names) config.yaml and its exported model; the runs must have been
+    evaluated on one split and the same images. Any of that is an OrnetError naming the folder, raised
+    before anything is written.
     """
+    if not runs:
+        raise OrnetError("compare_page needs at least one run")
+    columns = [Column(label, *open_folder(folder)) for label, folder in runs.items()]
+    check_comparable(columns)
+    return write_comparison(columns, out_html, n=n, title=title, device=device, batch_size=batch_size, csv=csv)
+
+
+def compare_runs(folders: Sequence[str | os.PathLike], out: str | os.PathLike, *, split: str | None = "test",
+                 n: int = DEFAULT_N, force: bool = False, device: str | None = None,
+                 batch_size: int = 16) -> list[Column]:
+    """`ornet compare FOLDER... --out OUT`: OUT/index.html, OUT/metrics.csv, OUT/index_images/; returns
+    the labelled columns. OUT must be new or empty unless ``force`` (then the page, the CSV and the
+    images are replaced, nothing else is touched); ``split``: the split every folder must have been
+    evaluated on (None: any, as long as they agree)."""
+    from ..runtime.outdir import check_out_dir, nonempty
+
+    out = Path(out)
+    check_out_dir(out, "--out")
+    columns = label_columns(folders)
+    check_comparable(columns, split)
+    for c in columns:
+        if out.resolve() in (c.root.resolve(), c.run_dir.resolve()):
+            raise OrnetError(f"--out {out} is the folder of {c.root}: write the comparison to a folder of its own")
+    if nonempty(out) and not force:
+        raise OrnetError(f"--out {out} exists and is not empty; pass --force to write into it")
+    write_comparison(columns, out / "index.html", n=n, device=device, batch_size=batch_size, csv=out / "metrics.csv")
+    return columns
+
+
+def write_comparison(columns: Sequence[Column], out_html: str | os.PathLike, n: int = DEFAULT_N,
+                     title: str | None = None, device: str | None = None, batch_size: int = 16,
+                     csv: str | os.PathLike | None = None) -> Path:
+    """The page (and the CSV) of checked, labelled columns; every model runs before anything is written."""
     from ..runs.files import read_predictions
-    from ..runtime.outdir import check_out_file, make_out_dir
+    from ..runtime.outdir import check_out_dir, make_out_dir, removed_if_failed
     from ..viz.figures import overlay
     from .render import _enlarge, draw_records, sample_indices
     from .render import save_png as _save_png
     from .run_model import ModelRun
 
-    if not runs:
-        raise OrnetError("compare_page needs at least one run")
     if n < 1:
         raise OrnetError(f"the number of images must be >= 1, got {n}")
     out_html = Path(out_html)
-    check_out_file(out_html)
-    slugs = {name: _slug(name) for name in runs}
-    if len(set(slugs.values())) < len(slugs) or "image" in slugs.values():
-        raise OrnetError(f"run names must give distinct file names other than 'image': {list(runs)}")
-    loaded: dict[str, ModelRun] = {}
-    for name, folder in runs.items():
-        root = Path(folder)
-        for need in ("metrics.json", "predictions.csv", "model.safetensors", "model.json", "config.yaml"):
-            if not (root / need).is_file():
-                raise OrnetError(f"{root / need} does not exist: {name} is not a finished run folder")
-        loaded[name] = ModelRun(root, device=device, batch_size=batch_size)
-    metrics = {name: run.metrics() for name, run in loaded.items()}
-    preds = {name: read_predictions(run.root / "predictions.csv") for name, run in loaded.items()}
+    if out_html.is_dir():
+        raise OrnetError(f"{out_html} is a folder, not a file")
+    check_out_dir(out_html.parent)
+    labels = [c.label for c in columns]
+    if len(set(labels)) < len(labels):
+        raise OrnetError(f"run labels must be distinct: {labels}")
+    slugs = file_slugs(labels)
+    loaded = {c.label: ModelRun(c.root, run_dir=c.run_dir, device=device, batch_size=batch_size) for c in columns}
+    metrics = {c.label: c.metrics for c in columns}
+    preds = {label: read_predictions(run.root / "predictions.csv") for label, run in loaded.items()}
     first = next(iter(loaded.values()))
     records = first.records()
     if not records:
         raise OrnetError(f"split {first.split_name()!r} of {first.root}'s dataset has no image")
     picked = [records[i] for i in sample_indices(len(records), n)]
-    drawn = {name: draw_records(run, picked, preds[name]) for name, run in loaded.items()}
-    classes = {name: list(run.model()[1].get("classes") or []) for name, run in loaded.items()}
+    drawn = {label: draw_records(run, picked, preds[label]) for label, run in loaded.items()}
+    classes = {label: list(run.model()[1].get("classes") or []) for label, run in loaded.items()}
 
     folder = out_html.with_name(out_html.stem + "_images")
-    make_out_dir(folder)
-    for old in folder.iterdir():
-        if IMAGE_FILE.match(old.name):
-            old.unlink()
-    rows = []
-    d0, names0 = drawn[next(iter(drawn))], classes[next(iter(classes))]  # the first run's view
-    for k, rec in enumerate(picked):
-        image, (gt,) = _enlarge(d0.images[k], [d0.gt_boxes[k]], TILE)
-        name0 = f"{k:02d}_image.png"
-        _save_png(folder / name0, overlay(image, None, None, gt))
-        truth = names0[rec.label] if rec.label is not None and rec.label < len(names0) else str(rec.label)
-        cells = []
-        for name, d in drawn.items():
-            image, (pred, gt) = _enlarge(d.images[k], [d.pred_boxes[k], d.gt_boxes[k]], TILE)
-            file = f"{k:02d}_{slugs[name]}.png"
-            _save_png(folder / file, overlay(image, d.eval_maps[k], pred, gt))
-            p = preds[name].get(rec.image_id)
-            iou = d.ious[k]
-            text = "IoU -" if math.isnan(iou) else f"IoU {iou:.2f}"
-            ok = None
-            if p is not None and p.pred is not None:
-                names = classes[name]
-                text += f", predicted {names[p.pred] if p.pred < len(names) else p.pred}"
-                ok = bool(p.pred == rec.label and not math.isnan(iou) and iou >= 0.5)
-            cells.append(Cell(f"{folder.name}/{file}", text, ok))
-        rows.append((rec.image_id, Cell(f"{folder.name}/{name0}", f"{rec.image_id} ({truth})"), cells))
+    with removed_if_failed(out_html.parent):
+        make_out_dir(folder)
+        for old in folder.iterdir():
+            if IMAGE_FILE.match(old.name):
+                old.unlink()
+        rows = []
+        d0, names0 = drawn[labels[0]], classes[labels[0]]  # the first run's view
+        for k, rec in enumerate(picked):
+            image, (gt,) = _enlarge(d0.images[k], [d0.gt_boxes[k]], TILE)
+            name0 = f"{k:02d}_image.png"
+            _save_png(folder / name0, overlay(image, None, None, gt))
+            truth = names0[rec.label] if rec.label is not None and rec.label < len(names0) else str(rec.label)
+            cells = []
+            for label, d in drawn.items():
+                image, (pred, gt) = _enlarge(d.images[k], [d.pred_boxes[k], d.gt_boxes[k]], TILE)
+                file = f"{k:02d}_{slugs[label]}.png"
+                _save_png(folder / file, overlay(image, d.eval_maps[k], pred, gt))
+                cells.append(Cell(f"{folder.name}/{file}", *_caption(preds[label].get(rec.image_id), rec.label,
+                                                                      d.ious[k], classes[label])))
+            rows.append((rec.image_id, Cell(f"{folder.name}/{name0}", f"{rec.image_id} ({truth})"), cells))
 
-    base = out_html.absolute().parent
-    reports = {name: (Path(os.path.relpath(run.root.absolute() / "report.html", base)).as_posix()
-                      if (run.root / "report.html").is_file() else None) for name, run in loaded.items()}
-    split = first.split_name()
-    m0 = metrics[next(iter(metrics))]
-    note = (f"Metrics are percentages on the {split} split"
-            + (f" ({m0['num_images']} images)" if isinstance(m0.get("num_images"), int) else "")
-            + (f"; thresholds chosen on the {m0['threshold_split']} split" if m0.get("threshold_split") else "")
-            + f". Below: {len(picked)} of the {len(records)} {split} images, spread over the split.")
-    text = render_compare(title or " vs ".join(runs), metrics, rows, reports, note)
-    write_text_atomic(out_html, text)
+        base = out_html.absolute().parent
+        reports = {label: (Path(os.path.relpath(run.root.absolute() / "report.html", base)).as_posix()
+                           if (run.root / "report.html").is_file() else None) for label, run in loaded.items()}
+        split = first.split_name()
+        note = (f"Metrics are percentages on the {split} split; each row's threshold was chosen on the split its "
+                f"metrics.json names. Below: {len(picked)} of the {len(records)} {split} images, spread over the "
+                f"split; each map is its run's (`+ extractor`: that extractor's map of the run's classifier).")
+        text = render_compare(title or " vs ".join(labels), metrics, rows, reports, note)
+        write_text_atomic(out_html, text)
+        if csv is not None:
+            shown = {c.label: (str(c.root), c.metrics) for c in columns}
+            write_text_atomic(Path(csv), table_csv(shown))
     return out_html
+
+
+def _caption(pred, label, iou: float, names: list) -> tuple[str, bool | None]:
+    """(caption, Top-1 Loc hit or None) of one run's cell: its IoU and predicted class."""
+    text = "IoU -" if math.isnan(iou) else f"IoU {iou:.2f}"
+    if pred is None or pred.pred is None:
+        return text, None
+    text += f", predicted {names[pred.pred] if pred.pred < len(names) else pred.pred}"
+    return text, bool(pred.pred == label and not math.isnan(iou) and iou >= 0.5)

@@ -28,11 +28,11 @@ class ModelRun(Run):
         if "localizer" not in self._cache:
             from ..inference.loading import load_model
 
-            if not (self.root / "model.safetensors").is_file():
-                raise MissingSource(f"{self.root} has no model.safetensors (train or evaluate the run first)")
+            if not (self.model_dir / "model.safetensors").is_file():
+                raise MissingSource(f"{self.model_dir} has no model.safetensors (train or evaluate the run first)")
             # the maps metrics.json was scored on (eval.maps; the model's own without the key)
             maps = self.metrics().get("maps") or "own"
-            self._cache["localizer"] = load_model(self.root, device=self.torch_device()).use_maps(maps)
+            self._cache["localizer"] = load_model(self.model_dir, device=self.torch_device()).use_maps(maps)
         return self._cache["localizer"]
 
     def model(self):

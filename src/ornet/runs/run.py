@@ -17,14 +17,22 @@ class Run:
     """A run folder and what the figures read from it, loaded on first use.
 
     ``data_root`` / ``data_name`` replace config.yaml's dataset (maps on another dataset);
-    ``split`` the evaluated one (metrics.json's, else test).
+    ``split`` the evaluated one (metrics.json's, else test). ``run_dir``: the run folder that holds
+    config.yaml (and the model) when ``root`` is an evaluation folder (``ornet evaluate --out DIR``:
+    metrics.json, predictions.csv, curves.json only); default ``root``.
     """
 
     root: Path
     data_root: str | None = None
     data_name: str | None = None
     split: str | None = None
+    run_dir: Path | None = None
     _cache: dict = field(default_factory=dict)
+
+    @property
+    def model_dir(self) -> Path:
+        """The folder of config.yaml, model.json and model.safetensors (``run_dir``, else ``root``)."""
+        return Path(self.run_dir) if self.run_dir is not None else self.root
 
     def metrics(self) -> dict:
         if "metrics" not in self._cache:
@@ -36,7 +44,7 @@ class Run:
         if "config" not in self._cache:
             from ..config.schema import RunConfig, from_dict
 
-            cfg = from_dict(RunConfig, read_config(self.root / "config.yaml"))
+            cfg = from_dict(RunConfig, read_config(self.model_dir / "config.yaml"))
             if self.data_root is not None:
                 cfg.data.root = self.data_root
             if self.data_name is not None:
