@@ -133,6 +133,9 @@ def test_bad_inputs_are_one_line_exit_2_and_write_nothing(runs, tmp_path, capsys
     shutil.copytree(gradcam, moved)
     m = json.loads((moved / "metrics.json").read_text())
     (moved / "metrics.json").write_text(json.dumps({**m, "model": str(tmp_path / "gone" / "model.json")}))
+    alien = tmp_path / "alien"  # scored on images its run's dataset does not have (--data.root elsewhere)
+    shutil.copytree(gradcam, alien)
+    (alien / "predictions.csv").write_text((alien / "predictions.csv").read_text().replace("/img_", "/pic_"))
     val = tmp_path / "val"
     shutil.copytree(gradcam, val)
     (val / "metrics.json").write_text(json.dumps({**m, "split": "val"}))
@@ -142,6 +145,7 @@ def test_bad_inputs_are_one_line_exit_2_and_write_nothing(runs, tmp_path, capsys
         ([str(cam), str(val)], f"{cam} was evaluated on the test split and {val} on the val split"),
         ([str(cam), str(_write_other_images(has, tmp_path / "other"))], "were evaluated on different images"),
         ([str(cam), str(cam)], "is named twice"),
+        ([str(alien)], "evaluated on another dataset (--data.root)?"),
         ([str(cam), "--out", str(cam)], "is the folder of"),
         ([str(val), "--split", "val", "--n", "-1"], "--n must be >= 1, got -1"),
         ([], "the following arguments are required: RUN"),

@@ -181,9 +181,11 @@ def write_comparison(columns: Sequence[Column], out_html: str | os.PathLike, n: 
     metrics = {c.label: c.metrics for c in columns}
     preds = {label: read_predictions(run.root / "predictions.csv") for label, run in loaded.items()}
     first = next(iter(loaded.values()))
-    records = first.records()
+    # the images every column was scored on (its predictions.csv; a subset with trainer.limit_test_batches)
+    records = [r for r in first.records() if r.image_id in preds[labels[0]]]
     if not records:
-        raise OrnetError(f"split {first.split_name()!r} of {first.root}'s dataset has no image")
+        raise OrnetError(f"none of the images of split {first.split_name()!r} of {first.model_dir}'s dataset is in "
+                         f"{first.root / 'predictions.csv'}: evaluated on another dataset (--data.root)?")
     picked = [records[i] for i in sample_indices(len(records), n)]
     drawn = {label: draw_records(run, picked, preds[label]) for label, run in loaded.items()}
     classes = {label: list(run.model()[1].get("classes") or []) for label, run in loaded.items()}
