@@ -16,7 +16,7 @@ from typing import Any, Literal
 from ..errors import ConfigError
 from .protocol_settings import protocol_settings
 from .stage_settings import StageConfig
-from .zoo_settings import AcolConfig, AdlConfig, CutMixConfig, HasConfig, SpgConfig
+from .zoo_settings import AcolConfig, AdlConfig, BasConfig, CutMixConfig, HasConfig, SpgConfig
 
 
 @dataclass
@@ -204,7 +204,7 @@ class RunConfig:
     """Everything `ornet train` needs."""
 
     wsol_method: str | None = None
-    """The WSOL method (`ornet methods` lists them): ornet, cam, has, cutmix, adl, acol, spg. None: the method
+    """The WSOL method (`ornet methods` lists them): ornet, cam, has, cutmix, adl, acol, spg, bas. None: the method
     whose stages `stages` lists (configs written before this key); the resolved name is written to config.yaml."""
     stages: list[str] = field(default_factory=lambda: ["evaluator", "coarse", "refine"])
     """Stages to run, in the method's order (a subset of its stages): evaluator, coarse, refine (ORNet)
@@ -222,6 +222,7 @@ class RunConfig:
     adl: AdlConfig = field(default_factory=AdlConfig)
     acol: AcolConfig = field(default_factory=AcolConfig)
     spg: SpgConfig = field(default_factory=SpgConfig)
+    bas: BasConfig = field(default_factory=BasConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

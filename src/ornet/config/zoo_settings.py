@@ -170,3 +170,45 @@ class SpgConfig(WsolevalStageConfig):
         """((1h, 1l), (2h, 2l), (3h, 3l)): config.py's ``args.spg_thresholds``."""
         return ((self.threshold_1h, self.threshold_1l), (self.threshold_2h, self.threshold_2l),
                 (self.threshold_3h, self.threshold_3l))
+
+
+@dataclass
+class BasConfig(WsolevalStageConfig):
+    """BAS (Wu, Zhai and Cao, CVPR 2022) as its authors train it on CUB (github.com/wpy1999/BAS at
+    54c395e, ``CUB/train.py``, ``CUB/utils/optimizer.py``, ``CUB/Model/resnet.py``,
+    ``CUB/BAS_inference.py``); defaults are its ResNet-50's. Its optimiser has wsolevaluation's
+    shape: SGD with Nesterov momentum, a step decay and parameter groups (the two classifiers' weights
+    at lr x `head_lr_mult`, every bias at x `bias_lr_mult` on top of its group's)."""
+
+    lr: float = 1e-3
+    """train.py ``--lr`` default."""
+    weight_decay: float = 5e-4
+    """train.py ``--weight_decay`` default."""
+    head_lr_mult: float = 10.0
+    """utils/optimizer.py: parameters named ``classifier`` (classifier_cls, classifier_loc) at lr x 10."""
+    bias_lr_mult: float = 2.0
+    """utils/optimizer.py: biases at 2 x their group's lr (lr x 2; the classifiers' at lr x 20)."""
+    lr_decay_frequency: int = 80
+    """train.py ``poly_lr_scheduler(optimizer, epoch, decay_epoch=80)``: x0.1 before epochs 80, 160, ...
+    counted from 0 (scheduler step; BAS's count, not wsolevaluation's)."""
+    area_weight: float = 1.2
+    """Weight of the area term in ``bas_loss`` (Model/resnet.py: 1.2; Model/vgg.py: 0.7; ILSVRC's ResNet: 2)."""
+    fg_weight: float = 0.5
+    """Weight of ``score_2``'s cross entropy (train.py: 0.5; 0.0 for VGG)."""
+    top_k: int = 200
+    """Test-time map: mean of the foreground maps of the top-k classes of ``score_1``
+    (BAS_inference.py ``--top_k`` default, every CUB class; VGG: 80); 1: the label's map."""
+    head_width: int = 1024
+    """Channels of classifier_cls's two 3x3 convs (Model/resnet.py and Model/vgg.py: 1024). Not a BAS
+    flag: the CPU presets narrow it."""
+
+    def check(self, section: str = "bas") -> None:
+        self.check_optimisation(section)
+        if not self.bias_lr_mult > 0:
+            raise ConfigError(f"{section}.bias_lr_mult must be positive, got {self.bias_lr_mult}")
+        for key in ("area_weight", "fg_weight"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"{section}.{key} must be >= 0, got {getattr(self, key)}")
+        if isinstance(self.top_k, bool) or int(self.top_k) != self.top_k or self.top_k < 1:
+            raise ConfigError(f"{section}.top_k must be a positive number of classes, got {self.top_k}")
+        _channels(section, "head_width", self.head_width)

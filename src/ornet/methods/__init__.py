@@ -1,8 +1,8 @@
 """The methods registry: one entry per WSOL method (`METHODS.get("ornet")`), each a `Method`
 (`entry.py`) in its own module or package: `cam` (the CAM baseline), `ornet` (ORNet's three
 stages), and wsolevaluation's methods re-implemented as one-stage methods: `has`, `cutmix`,
-`adl` (CAM variants), `acol`, `spg` (docs/methods.md). Torch-free: listing the methods imports
-no network.
+`adl` (CAM variants), `acol`, `spg`, and `bas` from its authors' code (docs/methods.md).
+Torch-free: listing the methods imports no network.
 
 A config names its method with ``wsol_method`` (docs/training.md, "Methods"); without it, the
 method is the one whose stages ``stages`` lists (configs written before the key existed).
@@ -24,6 +24,7 @@ from ..extractors import DEFAULT_MAPS
 from ..registry import Registry
 from .acol import AcolMethod
 from .adl import AdlMethod
+from .bas import BasMethod
 from .cam import CamMethod
 from .cutmix import CutMixMethod
 from .entry import Method, Stage, load_state
@@ -56,6 +57,7 @@ register(CutMixMethod())
 register(AdlMethod())
 register(AcolMethod())
 register(SpgMethod())
+register(BasMethod())
 
 
 def method_of(cfg) -> Method:

@@ -22,10 +22,10 @@ def decay_factor(epoch: int, every: int) -> float:
     return 0.1 ** ((epoch + 1) // every)
 
 
-def configure_optimizers(task):
+def configure_optimizers(task, decay=decay_factor):
     """SGD (with Nesterov momentum where set) on the stage's parameter groups, and the step
-    schedule (`decay_factor`, per epoch); other optimisers and schedules as every stage
-    (`methods.base`)."""
+    schedule (`decay(epoch, every)`: the lr factor during an epoch counted from 0; default
+    `decay_factor`); other optimisers and schedules as every stage (`methods.base`)."""
     import torch
 
     from .base import build_optimizer, build_scheduler
@@ -40,7 +40,7 @@ def configure_optimizers(task):
         optimizer = build_optimizer(s, task.param_groups())
     if s.scheduler == "step":
         every = int(s.lr_decay_frequency)
-        sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: decay_factor(epoch, every))
+        sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: decay(epoch, every))
         scheduler = {"scheduler": sched, "interval": "epoch"}
     else:
         total = task.trainer.estimated_stepping_batches if task._trainer is not None else s.epochs
