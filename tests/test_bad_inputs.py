@@ -349,7 +349,7 @@ CASES: list[Case] = [
     Case("train-unknown-stage", train("--stages", "[coarse,fine]"), "unknown stage 'fine'"),
     Case("train-no-stage", train("--stages", "[]"), "stages is empty"),
     Case("train-cam-with-others", train("--stages", "[cam,coarse]"), "stage 'coarse' is not a stage of method cam; its stages, in order: cam"),
-    Case("train-unknown-method", train("--wsol_method", "nope"), "unknown method 'nope'; known: acol, adl, cam, cutmix, has, ornet, spg"),
+    Case("train-unknown-method", train("--wsol_method", "nope"), "unknown method 'nope'; known: acol, adl, bas, cam, cutmix, has, ornet, spg"),
     Case("train-refine-without-coarse", train("--stages", "[refine]"), "coarse.ckpt"),
     Case("train-unknown-reader-option", train("--data.options", '{"levle": "family"}'), "levle"),
     Case("train-workers-negative", train("--data.num_workers", "-1"), "data.num_workers"),
