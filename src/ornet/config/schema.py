@@ -189,7 +189,7 @@ class TrainerConfig:
     channels_last: bool = True
     """Networks in channels-last (NHWC) memory layout for training and evaluation: faster
     convolutions on CPU and GPU, results equal up to float rounding (`models/memory_format.py`;
-    measured in benchmarks/results/train_speed.md). false: PyTorch's default layout."""
+    benchmarks/bench_train_speed.py measures it). false: PyTorch's default layout."""
     validate: Literal["every_epoch", "last_epoch"] = "last_epoch"
     """When a stage runs its validation pass (val/* logs and the progress bar): after every epoch,
     or after the last one only. Validation changes no weight, so both train the same networks;

@@ -5,7 +5,7 @@ input, and give its output, in that layout: oneDNN's fast NHWC kernels on CPU (d
 convolutions above all, which EfficientNet is full of) and tensor-core kernels on GPU. Images
 need no conversion: the first convolution produces NHWC activations from an NCHW batch, and
 later layers keep that layout. Results equal the default layout's up to float rounding (other
-kernels sum in another order). Measured: `benchmarks/results/train_speed.md`.
+kernels sum in another order). `benchmarks/bench_train_speed.py` measures the speed.
 """
 
 from __future__ import annotations
