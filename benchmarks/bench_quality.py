@@ -271,6 +271,12 @@ def _gate_cell(run: dict) -> str:
     return f"{float(run['cam_gate']):g}" + (f" ({detail})" if detail else "")
 
 
+def _missing(runs: dict, wanted: list[int]) -> str:
+    """` Not finished (not in the tables): ornet seed 2.` when some (method, seed) has no run yet."""
+    gone = [f"{m} seed {s}" for m, rs in runs.items() for s in wanted if s not in {r["seed"] for r in rs}]
+    return f" NOT FINISHED (not in the tables): {', '.join(gone)}." if gone else ""
+
+
 def write_report(path: Path, args, seeds: dict, results: dict, commands: list[str], builds: dict) -> None:
     import torch
 
@@ -310,7 +316,7 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
     for name, runs in results.items():
         lines += [f"## {name} ({set_role(name).upper()} set): {SET_INFO[name]}", "",
                   f"Built by `{builds[name]}`.", "",
-                  f"Training seeds: {' '.join(map(str, seeds[name]))}.", "",
+                  f"Training seeds: {' '.join(map(str, seeds[name]))}." + _missing(runs, seeds[name]), "",
                   "| method | " + " | ".join(TITLES) + " |", "| --- |" + " --- |" * len(TITLES)]
         for method, rs in runs.items():
             cells = [stats([r[k] for r in rs if isinstance(r.get(k), (int, float))]) for k in KEYS]
