@@ -7,31 +7,19 @@ from __future__ import annotations
 import torch
 
 from ...data.sample import Batch
-from ..base import MapValidation, StageTask
-from ..wsoleval_stage import configure_optimizers, refuse_evaluator_weights
+from ..wsoleval_task import WsolevalTask
 from .spg_losses import spg_losses
 
 
-class SpgTask(MapValidation, StageTask):
+class SpgTask(WsolevalTask):
     stage = "spg"
+    method_title = "SPG"
 
-    def __init__(self, cfg: dict, num_classes: int, classes: list[str] | None = None):
-        super().__init__(cfg, num_classes, classes)
+    def build_model(self):
         from ...models.spg_network import SpgModel
 
-        refuse_evaluator_weights(self.cfg, "SPG")
         s, m = self.stage_cfg, self.model_cfg
-        self.model = SpgModel(m.backbone, self.num_classes, m.backbone_weights, s.branch_width, s.c_width)
-        self._init_map_metrics()
-
-    def localize(self, images: torch.Tensor, labels: torch.Tensor | None = None):
-        return self.model.predict(images, labels)
-
-    def param_groups(self):
-        return self.model.lr_groups(self.stage_cfg.head_lr_mult)
-
-    def configure_optimizers(self):
-        return configure_optimizers(self)
+        return SpgModel(m.backbone, self.num_classes, m.backbone_weights, s.branch_width, s.c_width)
 
     def _step(self, batch: Batch, split: str) -> torch.Tensor:
         out = self.model(batch.images)
