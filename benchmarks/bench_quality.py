@@ -1,9 +1,11 @@
 """Quality benchmark: ORNet (configs/demo.yaml) against the CAM baseline (configs/demo_cam.yaml),
-Grad-CAM (the grad-cam package on ORNet's trained evaluator) and a pretrained-CAM reference, on the
-demo's synthetic set and the realistic sets, over several training seeds.
+the method zoo (HaS, CutMix, ADL, ACoL, SPG, BAS: configs/demo_<method>.yaml), the map extractors on
+the CAM runs (cam+gradcam, ..., cam+pc1: `ornet evaluate --eval.maps`), Grad-CAM (the grad-cam
+package on ORNet's trained evaluator) and a pretrained-CAM reference, on the demo's synthetic set
+and the realistic sets, over several training seeds; one protocol for all.
 
     cd benchmarks && ../.venv/bin/python bench_quality.py [--sets synth objects digits]
-        [--seeds 0 1 2] [--set-seeds digits=0] [--methods ornet cam gradcam cam_160] [--jobs 2]
+        [--seeds 0 1 2] [--set-seeds digits=0] [--methods ornet cam gradcam cam_160 | all] [--jobs 2]
         [--work DIR] [--data-root DIR] [--override KEY=VALUE ...] [--reuse] [--no-train]
         [--notes results/quality_notes.md] [--results results/quality.md]
 
@@ -18,11 +20,19 @@ synth, objects and digits are TUNING sets (the presets' settings were chosen on 
 objects_heldout and digits_heldout are HELD OUT (no setting chosen on them): quote claims from those. The
 report marks each set's role and names the command that built it.
 
-Each (set, method, seed) is one `ornet train` subprocess (timed, OMP_NUM_THREADS=--threads), `--jobs` at
-a time; gradcam evaluates the stage-0 evaluator of the ornet run of the same set and seed
-(gradcam_eval.py). Runs land in WORK/<set>/<method>_seed<S>; `--reuse` takes finished ones as they are.
-The report gives, per set, mean, sample standard deviation and min-max over seeds, every run, the ORNet -
-CAM gap per seed and the issue's targets (objects: ORNet GT-known >= 80 and >= CAM + 5 on every seed).
+Methods: ornet, cam, has, cutmix, adl, acol, spg, bas train their preset; cam+<extractor> (gradcam,
+gradcam++, xgradcam, layercam, scorecam, pc1) train nothing: `ornet evaluate WORK/<set>/cam_seed<S>
+--eval.maps <extractor> --out WORK/<set>/cam+<extractor>_seed<S>`, once that cam run finished (the run's
+own data and eval settings; metrics.json's `maps` names the extractor). `--methods all` is those 14;
+cam_160, gradcam and the ornet_* ablations run only when named (the default: ornet cam gradcam cam_160).
+
+Each (set, method, seed) is one subprocess (timed, OMP_NUM_THREADS=--threads), `--jobs` at a time: an
+`ornet train`, or an evaluation of a finished run of the same set and seed (cam+<extractor>: the cam
+run's; gradcam: the stage-0 evaluator of the ornet run, gradcam_eval.py), which waits for that run.
+Runs land in WORK/<set>/<method>_seed<S>; `--reuse` takes finished ones as they are. The report gives,
+per set, a row per method (its maps beside it): mean, sample standard deviation and min-max over seeds,
+every run, the ORNet - CAM gap per seed, ORNet against the best other row per seed, and the issue's
+targets (objects: ORNet GT-known >= 80 and >= CAM + 5 on every seed).
 """
 
 from __future__ import annotations
@@ -58,7 +68,21 @@ METHODS = {  # name -> (preset, extra flags, what it is)
                          "ORNet with the paper's weighted-entropy weight 1.5"),
     "ornet_attentive_erasing": ("configs/demo.yaml", ["--method.erasing", "attentive"],
                                 "ORNet with the paper's attentive erasing"),
+    # the method zoo (docs/methods.md), each on its demo preset: demo_cam.yaml's network, size and budget
+    "has": ("configs/demo_has.yaml", [], "Hide-and-Seek, `configs/demo_has.yaml`"),
+    "cutmix": ("configs/demo_cutmix.yaml", [], "CutMix, `configs/demo_cutmix.yaml`"),
+    "adl": ("configs/demo_adl.yaml", [], "ADL, `configs/demo_adl.yaml`"),
+    "acol": ("configs/demo_acol.yaml", [], "ACoL, `configs/demo_acol.yaml`"),
+    "spg": ("configs/demo_spg.yaml", [], "SPG, `configs/demo_spg.yaml`"),
+    "bas": ("configs/demo_bas.yaml", [], "BAS, `configs/demo_bas.yaml`"),
 }
+EXTRACTORS = ("gradcam", "gradcam++", "xgradcam", "layercam", "scorecam", "pc1")
+"""The map extractors scored on each CAM run (docs/maps.md; `own` and `cam` are the CAM run's own map)."""
+# no training: `ornet evaluate` of the cam run of the same set and seed with another map; seconds: that evaluation's
+METHODS.update({f"cam+{e}": (None, ["--eval.maps", e], f"{e} maps of the cam run's network "
+                             f"(`ornet evaluate CAM_RUN --eval.maps {e}`, no training)") for e in EXTRACTORS})
+ALL = ["ornet", "cam", "has", "cutmix", "adl", "acol", "spg", "bas", *(f"cam+{e}" for e in EXTRACTORS)]
+"""`--methods all`: every method and every extractor on CAM (not the ablations, cam_160 or gradcam)."""
 KEYS = ["gt_known_loc", "top1_loc", "max_box_acc_v2", "pxap", "top1_cls", "seconds"]
 TITLES = ["GT-known Loc", "Top-1 Loc", "MaxBoxAccV2", "PxAP", "Top-1 Cls", "seconds"]
 SET_INFO = {
@@ -135,16 +159,45 @@ def build_set(name: str, folder: Path, log: Path) -> str:
     return ("ornet " if name == "synth" else "python ") + " ".join(shown)
 
 
-def train_cmd(method: str, data: Path, out: Path, seed: int, extra: list[str], set_args=()) -> list[str]:
+def expand_methods(names: list[str]) -> list[str]:
+    """--methods as given, `all` replaced by ALL; each method once, in the order first named."""
+    out = []
+    for name in names:
+        out += [m for m in (ALL if name == "all" else [name]) if m not in out]
+    return out
+
+
+def base_method(method: str) -> str | None:
+    """The method whose run (same set and seed) a method evaluates instead of training; None: it trains."""
     if method == "gradcam":
-        return [sys.executable, str(ROOT / "benchmarks" / "gradcam_eval.py"), str(out.with_name(f"ornet_seed{seed}")),
-                "--out", str(out)]
+        return "ornet"
+    return "cam" if method.startswith("cam+") else None
+
+
+def job_cmd(method: str, data: Path, out: Path, seed: int, extra: list[str], set_args=()) -> list[str]:
+    """The command of one (set, method, seed): `ornet train`, or an evaluation of its base method's run."""
+    base = out.with_name(f"{base_method(method)}_seed{seed}")
+    if method == "gradcam":
+        return [sys.executable, str(ROOT / "benchmarks" / "gradcam_eval.py"), str(base), "--out", str(out)]
+    if base_method(method) == "cam":  # the run's data and eval settings (its config.yaml), another map
+        return [*ornet_cmd(), "evaluate", str(base), *METHODS[method][1], "--out", str(out), "--force", "--quiet"]
     preset, flags, _ = METHODS[method]
     # a method's own flags win over the set's (cam_160 stays at 160 px on every set)
     pairs = [(k, v) for k, v in zip(set_args[::2], set_args[1::2]) if k not in flags[::2]]
     return [*ornet_cmd(), "train", "--config", preset, "--data.root", str(data), "--out", str(out),
             "--trainer.seed", str(seed), "--trainer.progress", "false", "--force", "--quiet",
             *[a for pair in pairs for a in pair], *flags, *extra]
+
+
+def make_job(name: str, method: str, seed: int, cmd: list[str], work: Path, jobs: list[dict]) -> dict:
+    """One job; an evaluation waits for the job of its base run (`after`), or needs that run finished."""
+    key, base = f"{name}/{method}_seed{seed}", base_method(method)
+    after = f"{name}/{base}_seed{seed}" if base else None
+    if after and after not in {j["key"] for j in jobs}:
+        if not (work / after / "metrics.json").is_file():
+            raise SystemExit(f"{key} evaluates {work / after}, which is not a finished run: add {base} to --methods")
+        after = None
+    return {"key": key, "method": method, "cmd": cmd, "out": work / key, "log": work / f"{key}.log", "after": after}
 
 
 def run_all(jobs: list[dict], parallel: int, threads: int) -> None:
@@ -170,9 +223,10 @@ def run_all(jobs: list[dict], parallel: int, threads: int) -> None:
                 raise SystemExit(f"failed ({proc.returncode}): {' '.join(job['cmd'])}; see {job['log']}")
             metrics_file = job["out"] / "metrics.json"
             metrics = json.loads(metrics_file.read_text())
-            if job["method"] != "gradcam":
-                metrics["seconds"] = round(time.perf_counter() - t0, 1)  # wall clock of the whole command
-                metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+            if base_method(job["method"]):  # an evaluation: its in-process seconds kept beside the wall clock
+                metrics.setdefault("seconds_eval", metrics.get("seconds"))
+            metrics["seconds"] = round(time.perf_counter() - t0, 1)  # wall clock of the whole command
+            metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
             done.add(key)
             print(f"done {key}: GT-known {metrics.get('gt_known_loc', 0):.1f}", flush=True)
         time.sleep(1)
@@ -184,7 +238,8 @@ def main() -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--set-seeds", nargs="*", default=["digits=0"],
                    help="SET=S1,S2: other training seeds for a set (default: digits=0)")
-    p.add_argument("--methods", nargs="+", default=["ornet", "cam", "gradcam", "cam_160"], choices=list(METHODS))
+    p.add_argument("--methods", nargs="+", default=["ornet", "cam", "gradcam", "cam_160"],
+                   choices=[*METHODS, "all"], help="all: " + " ".join(ALL))
     p.add_argument("--data-root", default="/tmp/ornet-bench/data", help="where the sets are (built when absent)")
     p.add_argument("--work", default="/tmp/ornet-bench/runs", help="run folders: WORK/<set>/<method>_seed<S>")
     p.add_argument("--jobs", type=int, default=2, help="trainings at once (default 2: one per core)")
@@ -198,6 +253,7 @@ def main() -> int:
     p.add_argument("--results", default=DEFAULT_RESULTS)
     args = p.parse_args()
     args.commit = git_commit(ROOT)  # now: the code that trains
+    args.methods_given, args.methods = args.methods, expand_methods(args.methods)  # the report quotes the former
     if args.notes and not Path(args.notes).is_file():  # said now, not after hours of training
         p.error(f"--notes {args.notes}: no such file")
 
@@ -218,20 +274,16 @@ def main() -> int:
         builds[name] = build_set(name, data_root / name, work / f"{name}_build.log")
         commands.append(builds[name])
         for seed in seeds[name]:
-            for method in args.methods:
+            for method in sorted(args.methods, key=lambda m: base_method(m) is not None):  # trainings first
                 out = work / name / f"{method}_seed{seed}"
-                cmd = train_cmd(method, data_root / name, out, seed, extra if method != "gradcam" else [],
-                                FULL["train"] if name == "synth" else [])  # as `ornet demo` trains it
+                cmd = job_cmd(method, data_root / name, out, seed, extra,
+                              FULL["train"] if name == "synth" else [])  # as `ornet demo` trains it
                 commands.append(("python " + " ".join(cmd[1:])) if method == "gradcam"
                                 else "ornet " + " ".join(cmd[len(ornet_cmd()):]))
                 finished = (out / "metrics.json").is_file()
                 if (args.reuse and finished) or args.no_train:
                     continue
-                ornet_job = f"{name}/ornet_seed{seed}"
-                jobs.append({"key": f"{name}/{method}_seed{seed}", "method": method, "cmd": cmd, "out": out,
-                             "log": work / name / f"{method}_seed{seed}.log",
-                             "after": ornet_job if method == "gradcam" and any(j["key"] == ornet_job for j in jobs)
-                             else None})
+                jobs.append(make_job(name, method, seed, cmd, work, jobs))
     run_all(jobs, args.jobs, args.threads)
     results = {name: {m: [] for m in args.methods} for name in args.sets}
     for name in args.sets:
@@ -296,7 +348,7 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
         + (f"; overrides: `{' '.join(args.override)}`" if args.override else ""),
         "- command: `cd benchmarks && ../.venv/bin/python bench_quality.py --sets " + " ".join(args.sets)
         + " --seeds " + " ".join(map(str, args.seeds)) + " --set-seeds " + " ".join(args.set_seeds)
-        + " --methods " + " ".join(args.methods) + f" --jobs {args.jobs}"
+        + " --methods " + " ".join(args.methods_given) + f" --jobs {args.jobs}"
         + (" --override " + " ".join(args.override) if args.override else "")
         + "".join(f" --{k} {v}" for k, v in (("data-root", args.data_root), ("work", args.work)))
         + (" --reuse" if args.reuse else "") + (" --no-train" if args.no_train else "")
