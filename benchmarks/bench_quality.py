@@ -314,6 +314,27 @@ def _gap_lines(name: str, runs: dict[str, list[dict]]) -> list[str]:
     return out
 
 
+def _best_other_lines(runs: dict[str, list[dict]]) -> list[str]:
+    """ORNet's GT-known Loc against the best other row of each seed: another method or extractor (gradcam and
+    cam+<extractor> count; ORNet's ablations, ornet_*, do not)."""
+    parts = []
+    for o in runs.get("ornet", []):
+        others = [(r["gt_known_loc"], m) for m, rs in runs.items() if not m.startswith("ornet")
+                  for r in rs if r["seed"] == o["seed"] and isinstance(r.get("gt_known_loc"), (int, float))]
+        if others:
+            best, method = max(others)
+            gap = round(o["gt_known_loc"] - best, 1)
+            word = "level with" if gap == 0 else f"ahead by {gap:.1f}" if gap > 0 else f"behind by {-gap:.1f}"
+            parts.append(f"seed {o['seed']}: {word} ({o['gt_known_loc']:.1f} vs {method} {best:.1f})")
+    line = f"ORNet against the best other method or extractor, GT-known Loc, per seed: {'; '.join(parts)}."
+    return [line] if parts else []
+
+
+def _maps(method: str, run: dict) -> str:
+    """The map a run was scored on, as its metrics.json records it (gradcam_eval.py's: its `method`)."""
+    return str(run.get("method", "gradcam")) if method == "gradcam" else str(run.get("maps", "own"))
+
+
 def _gate_cell(run: dict) -> str:
     """metrics.json's class gate: the chosen exponent and, when candidates were scored, their val GT-known."""
     if run.get("cam_gate") is None:
@@ -334,7 +355,7 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     lines = [
-        "# Quality: ORNet vs CAM vs Grad-CAM vs a pretrained CAM",
+        "# Quality: ORNet against the other methods and map extractors, one protocol",
         "",
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- commit: {args.commit} " + ("(the code that wrote this report; --no-train: the runs found finished "
@@ -362,25 +383,29 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
         "- threshold chosen on the held-out val split (5 images per class carved from train), applied to test;",
         "  boxes from the largest region, IoU >= 0.5, maps min-max normalised (wsolevaluation conventions).",
         "- seconds: wall clock of the whole `ornet train` (all stages + evaluation + figures), with another",
-        "  training beside it on the other core; for gradcam, of its evaluation only.",
+        "  training beside it on the other core; for gradcam and cam+<extractor>, no training: the wall clock of",
+        "  the evaluation command only (`gradcam_eval.py`, `ornet evaluate`: loading, maps of val and test, scoring).",
+        "- maps: the map each run was scored on, from its metrics.json (`maps`; own: the method's own map).",
         "",
     ]
     for name, runs in results.items():
         lines += [f"## {name} ({set_role(name).upper()} set): {SET_INFO[name]}", "",
                   f"Built by `{builds[name]}`.", "",
                   f"Training seeds: {' '.join(map(str, seeds[name]))}." + _missing(runs, seeds[name]), "",
-                  "| method | " + " | ".join(TITLES) + " |", "| --- |" + " --- |" * len(TITLES)]
+                  "| method | maps | " + " | ".join(TITLES) + " |", "| --- | --- |" + " --- |" * len(TITLES)]
         for method, rs in runs.items():
             cells = [stats([r[k] for r in rs if isinstance(r.get(k), (int, float))]) for k in KEYS]
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            maps = " / ".join(sorted({_maps(method, r) for r in rs})) or "-"
+            lines.append(f"| {method} | {maps} | " + " | ".join(cells) + " |")
         lines += ["", "mean ± sample standard deviation (min-max) over seeds.", ""]
-        lines += _gap_lines(name, runs)
-        lines += ["", "| method | seed | " + " | ".join(TITLES) + " | threshold | class gate (val GT-known: none / each) |",
-                  "| --- | --- |" + " --- |" * len(TITLES) + " --- | --- |"]
+        lines += _gap_lines(name, runs) + _best_other_lines(runs)
+        lines += ["", "| method | maps | seed | " + " | ".join(TITLES)
+                  + " | threshold | class gate (val GT-known: none / each) |",
+                  "| --- | --- | --- |" + " --- |" * len(TITLES) + " --- | --- |"]
         for method, rs in runs.items():
             for r in rs:
                 cells = [f"{r[k]:.1f}" if isinstance(r.get(k), (int, float)) else "-" for k in KEYS]
-                lines.append(f"| {method} | {r['seed']} | " + " | ".join(cells)
+                lines.append(f"| {method} | {_maps(method, r)} | {r['seed']} | " + " | ".join(cells)
                              + f" | {r.get('threshold') or 0:.2f} | {_gate_cell(r)} |")
         lines += ["", "class gate: the exponent of ORNet's class gate chosen on val (`eval.cam_gate`, "
                   "docs/method.md; 0: none), with each candidate's val GT-known.", ""]
