@@ -110,3 +110,42 @@ def test_under_bf16_autocast_the_map_and_the_area_loss_stay_float32():
     assert plain.p_a.dtype == torch.float32 and mixed.f_a.dtype == torch.bfloat16
     assert mixed.p_a.dtype == torch.float32 and loss.dtype == torch.float32
     assert (mixed.p_a - plain.p_a).abs().max() < 0.05  # bfloat16 convolutions: close, not equal
+
+
+ORNET_TINY = ["--model.backbone", "resnet18", "--model.evaluator", "resnet18", "--model.generator_width", "8",
+              "--data.resize", "40", "--data.crop", "32", "--data.batch_size", "4", "--data.eval_batch_size", "8",
+              "--data.num_workers", "0", "--data.val_per_class", "2", "--trainer.accelerator", "cpu",
+              "--trainer.devices", "1", "--trainer.limit_train_batches", "2", "--trainer.snapshot_images", "0",
+              "--evaluator.epochs", "1", "--coarse.epochs", "1", "--refine.epochs", "2", "--quiet"]
+
+
+def test_folded_batch_norms_train_and_evaluate_as_the_unfolded_network(data, tmp_path, monkeypatch):
+    """`trainer.fold_frozen_bn`: stage 2's evaluator and the evaluation passes run a folded copy; the
+    refined weights equal the unfolded run's up to float rounding, and the metrics are the same."""
+    import shutil
+
+    from ornet.models import fold_bn
+
+    built = []
+    real = fold_bn.folded_copy
+    monkeypatch.setattr(fold_bn, "folded_copy", lambda m, run: built.append(type(m).__name__) or real(m, run))
+    run = tmp_path / "run"
+    assert main(["train", "--data.root", str(data), "--out", str(run), *ORNET_TINY]) == 0
+    assert built == ["SplitClassifier", "ORNet", "ORNet"]  # stage 2's evaluator once; the val and test passes
+    plain = tmp_path / "plain"
+    shutil.copytree(run, plain)
+    refine = ["--stages", "[refine]"]
+    built.clear()
+    assert main(["train", "--data.root", str(data), "--out", str(plain), *ORNET_TINY, *refine,
+                 "--trainer.fold_frozen_bn", "false"]) == 0
+    assert built == []  # off: nothing folded
+    assert main(["train", "--data.root", str(data), "--out", str(run), *ORNET_TINY, *refine]) == 0
+    a = torch.load(run / "checkpoints" / "refine.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    b = torch.load(plain / "checkpoints" / "refine.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys()
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-3
+    import json
+
+    m_fold, m_plain = (json.loads((r / "metrics.json").read_text()) for r in (run, plain))
+    for key in ("gt_known_loc", "top1_cls", "max_box_acc_v2", "threshold"):
+        assert m_fold[key] == m_plain[key], key

@@ -190,6 +190,11 @@ class TrainerConfig:
     """Networks in channels-last (NHWC) memory layout for training and evaluation: faster
     convolutions on CPU and GPU, results equal up to float rounding (`models/memory_format.py`;
     benchmarks/bench_train_speed.py measures it). false: PyTorch's default layout."""
+    fold_frozen_bn: bool = True
+    """Batch norms of networks that do not train folded into the convolution before them, in a copy
+    used for speed (`models/fold_bn.py`): stage 2's frozen evaluator, and every network during
+    evaluation passes. Results equal up to float rounding; checkpoints are unchanged. false: the
+    networks run as they are."""
     validate: Literal["every_epoch", "last_epoch"] = "last_epoch"
     """When a stage runs its validation pass (val/* logs and the progress bar): after every epoch,
     or after the last one only. Validation changes no weight, so both train the same networks;

@@ -85,8 +85,13 @@ class LocalizationPass(L.LightningModule):
 
     def __init__(self, model: torch.nn.Module, eval_cfg: EvalConfig, image_ids: list[str],
                  with_masks: bool, threshold_index: int | None = None, scoremap_dir: Path | None = None,
-                 with_boxes: bool = True):
+                 with_boxes: bool = True, fold_bn: bool = False):
         super().__init__()
+        from ..models.fold_bn import FoldedCache
+
+        # `trainer.fold_frozen_bn`: a folded copy of the model, built at the pass's first batch (the
+        # class gate, set between passes, is part of what it copies) and dropped with the pass
+        self._folded = FoldedCache(model, enabled=fold_bn and getattr(model, "foldable", True), frozen_only=False)
         self.with_boxes = with_boxes
         self.classification = _Classification()
         self.model = model
@@ -103,7 +108,8 @@ class LocalizationPass(L.LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         images, labels = batch.images, batch.labels
-        maps, logits = self.model.predict(images, labels)
+        net = self._folded.get(lambda m: m.predict(images[:2], labels[:2]))
+        maps, logits = net.predict(images, labels)
         maps, logits = maps.float(), logits.float()
         size = tuple(images.shape[-2:])
         self.classification.update(logits, labels)
@@ -155,12 +161,12 @@ class LocalizationPass(L.LightningModule):
 
 
 def run_pass(trainer: L.Trainer, model: torch.nn.Module, datamodule, split: str, eval_cfg: EvalConfig,
-             threshold_index: int | None = None, scoremap_dir: Path | None = None) -> PassResult:
+             threshold_index: int | None = None, scoremap_dir: Path | None = None, fold_bn: bool = False) -> PassResult:
     ds = datamodule.dataset(split, train_transform=False)
     with_masks = bool(getattr(datamodule.index, "has_masks", False))
     with_boxes = bool(getattr(datamodule.index, "has_boxes", True))
     module = LocalizationPass(model, eval_cfg, [r.image_id for r in ds.records], with_masks,
-                              threshold_index, scoremap_dir, with_boxes=with_boxes)
+                              threshold_index, scoremap_dir, with_boxes=with_boxes, fold_bn=fold_bn)
     data = SplitData(ds, datamodule.cfg.eval_batch_size, datamodule.cfg.num_workers)
     try:
         trainer.test(module, datamodule=data, verbose=False)

@@ -50,7 +50,11 @@ class WsolEvaluation(Protocol):
         from .class_gate import choose_gate
         from .outputs import EvalResult
         from .split_runner import eval_trainer
-        from .sweep_pass import PassResult, curves, run_pass
+        from .sweep_pass import PassResult, curves
+        from .sweep_pass import run_pass as one_pass
+
+        def run_pass(*args, **kwargs):
+            return one_pass(*args, fold_bn=cfg.trainer.fold_frozen_bn, **kwargs)
 
         e = cfg.eval
         model.eval()

@@ -27,6 +27,9 @@ class MapsModel(nn.Module):
     """`model` whose ``predict`` gives extractor `entry`'s maps of `target` (its classifier), and that
     classifier's logits (the same as the model's own: the CAM network's, ORNet's evaluator's)."""
 
+    foldable = False
+    """Evaluation passes run it as it is (`models/fold_bn.py`): its extractor holds hooks on the model."""
+
     def __init__(self, model: nn.Module, entry, target):
         super().__init__()
         self.model = model

@@ -99,15 +99,18 @@ class ORNet(nn.Module):
         y_hat = self.rest_head(f_c * out.p_a)  # p_a (B x 1 x h x w) gates every channel
         return y_hat, out.attn_logits, out
 
-    def evaluate_masked(self, images: Tensor, p_map: Tensor, mode: str = "bilinear") -> Tensor:
+    def evaluate_masked(self, images: Tensor, p_map: Tensor, mode: str = "bilinear",
+                        evaluator: nn.Module | None = None) -> Tensor:
         """Stage 2: F_e(I_e * upsample(p_map)) -> B x K logits; `mode`: `upsample_mask`'s.
 
         I_e = `to_evaluator`(images): the evaluator sees its own normalised image times the map
-        (the release's semantics), whatever the stem's normalisation.
+        (the release's semantics), whatever the stem's normalisation. `evaluator`: a network to run
+        in F_e's place (stage 2's folded copy of it, `models/fold_bn.py`).
         """
         if self.evaluator is None:
             raise RuntimeError("this ORNet has no evaluator")
-        return self.evaluator(self.to_evaluator(images) * upsample_mask(p_map, images.shape[-2:], mode))
+        net = self.evaluator if evaluator is None else evaluator
+        return net(self.to_evaluator(images) * upsample_mask(p_map, images.shape[-2:], mode))
 
     def set_cam_gate(self, alpha: float) -> None:
         """Gate `predict`'s map by the evaluator's class activation map (docs/method.md, "The

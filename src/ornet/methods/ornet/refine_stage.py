@@ -42,6 +42,11 @@ class RefineTask(OrnetTask):
         self.eraser = build_eraser(m.erasing, p=m.erase_p, f_max=m.f_max, min_half=m.min_half)
         self.freeze_for_stage()
         self.train(True)  # frozen parts in eval mode from the start
+        from ...models.fold_bn import FoldedCache
+
+        # `trainer.fold_frozen_bn`: F_e runs as a copy with its batch norms folded (frozen_mode
+        # train: F_e's batch norms use batch statistics, so it runs as it is)
+        self._evaluator = FoldedCache(self.model.evaluator, enabled=self.cfg.trainer.fold_frozen_bn)
 
     def freeze_for_stage(self) -> None:
         """requires_grad only on the parameters METHOD.md trains in stage 2."""
@@ -76,7 +81,9 @@ class RefineTask(OrnetTask):
         images, labels = batch.images, batch.labels
         out = self.model.maps(images)  # step 1
         p_e = self.eraser(out.p_a) if split == "train" else out.p_a  # step 2 (identity in eval mode)
-        logits = self.model.evaluate_masked(images, p_e, m.mask_upsample)  # step 3: F_e(convert(I) * up(p_e))
+        probe = self.model.to_evaluator(images[:2])
+        f_e = self._evaluator.get(lambda net: net(probe))
+        logits = self.model.evaluate_masked(images, p_e, m.mask_upsample, f_e)  # step 3: F_e(convert(I) * up(p_e))
         loss_e = cross_entropy(logits, labels)
         loss_we = weighted_entropy(out.p_a, m.mu, m.sigma, m.beta, eps=m.entropy_eps)  # step 4
         probs = logits.detach().float().softmax(dim=1)
@@ -84,7 +91,7 @@ class RefineTask(OrnetTask):
         loss = m.eval_weight * loss_e + m.area_weight * loss_a + m.entropy_weight * loss_we  # step 6
         terms = {"loss_eval": loss_e, "loss_area": loss_a, "loss_entropy": loss_we, "map_mean": out.p_a.mean()}
         if m.background_weight:  # not in the paper: the evaluator must not find the class outside the map
-            loss_bg = background_loss(self.model.evaluate_masked(images, 1 - out.p_a, m.mask_upsample), labels)
+            loss_bg = background_loss(self.model.evaluate_masked(images, 1 - out.p_a, m.mask_upsample, f_e), labels)
             loss = loss + m.background_weight * loss_bg
             terms["loss_background"] = loss_bg
         self.log_common(split, loss, logits, labels, terms)
