@@ -121,14 +121,26 @@ class ORNet(nn.Module):
         alpha = float(alpha)
         if not math.isfinite(alpha) or alpha < 0:
             raise OrnetError(f"the class gate's exponent must be a finite number >= 0, got {alpha}")
-        fc = None
-        if alpha > 0:
-            fc = (gap_linear(self.evaluator.head, self.evaluator.feature_channels)
-                  if self.evaluator is not None else None)
-            if fc is None:
-                raise OrnetError(f"a class gate (eval.cam_gate) needs an evaluator whose head is GAP + Linear, "
-                                 f"so that its CAM is defined; this model's evaluator is {self.evaluator_name!r}")
-        self._gate = (alpha, fc)
+        self._gate = (alpha, self.cam_linear("a class gate (eval.cam_gate)") if alpha > 0 else None)
+
+    def cam_linear(self, user: str) -> nn.Linear:
+        """The evaluator's GAP Linear, whose class rows give its CAM (`class_activation_map`);
+        OrnetError naming `user` (what needs the CAM) when the evaluator's head is not GAP + Linear."""
+        fc = (gap_linear(self.evaluator.head, self.evaluator.feature_channels)
+              if self.evaluator is not None else None)
+        if fc is None:
+            raise OrnetError(f"{user} needs an evaluator whose head is GAP + Linear, so that its CAM is "
+                             f"defined; this model's evaluator is {self.evaluator_name!r}")
+        return fc
+
+    def label_cam(self, images: Tensor, classes: Tensor, size, fc: nn.Linear,
+                  evaluator: nn.Module | None = None) -> Tensor:
+        """The evaluator's raw CAM of `classes` (B) on the clean `images`, B x 1 x `size`: its last conv
+        features of `to_evaluator`(images) weighted by `fc`'s class rows (`cam_linear`), resized
+        bilinearly to `size` (p_a's grid): the class gate's factor before min-max (`predict`).
+        `evaluator`: a network to run in F_e's place (stage 2's folded copy)."""
+        net = self.evaluator if evaluator is None else evaluator
+        return cam_on_grid(fc, net.features(self.to_evaluator(images)), classes, size)
 
     @property
     def cam_gate(self) -> float:
@@ -159,10 +171,16 @@ class ORNet(nn.Module):
         alpha, fc = self._gate
         if alpha > 0:
             classes = logits.argmax(dim=1) if labels is None else labels
-            cam = class_activation_map(fc, features, classes).unsqueeze(1)
-            cam = F.interpolate(cam, size=p_a.shape[-2:], mode="bilinear", align_corners=False)
+            cam = cam_on_grid(fc, features, classes, p_a.shape[-2:])
             p_a = minmax_normalize(p_a) * minmax_normalize(cam) ** alpha
         return p_a, logits
+
+
+def cam_on_grid(fc: nn.Linear, features: Tensor, classes: Tensor, size) -> Tensor:
+    """`class_activation_map` of `classes` as B x 1 x h x w, resized bilinearly (align_corners=False)
+    to `size`; raw values (no ReLU, no normalisation)."""
+    cam = class_activation_map(fc, features, classes).unsqueeze(1)
+    return F.interpolate(cam, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def upsample_mask(p_map: Tensor, size, mode: str = "bilinear") -> Tensor:
