@@ -3,6 +3,12 @@
 `weighted_entropy` and `area_loss` reduce to scalars; the stage-2 total is
 ``L = L_e + 0.02 * L_a + 1.5 * L_we`` (MethodConfig.area_weight / entropy_weight), with
 L_e = CE(F_e(I * upsample(p_e)), y) computed by the task.
+
+Not in the paper: `background_loss`, and the constraints against texture noise of issue 30
+(docs/method.md, "Constraints against texture noise"): `gate_distillation`, `total_variation`,
+`flip_consistency`, `scale_consistency`. Each is a scalar; their weights are `method.*` keys, 0 by
+default (the paper's stage 2). They compute in float32 at least (half-precision maps under
+autocast are widened).
 """
 
 from __future__ import annotations
@@ -81,3 +87,96 @@ def background_loss(logits: Tensor, labels: Tensor) -> Tensor:
         raise ValueError(f"background_loss shapes do not agree: logits {tuple(logits.shape)}, "
                          f"labels {tuple(labels.shape)}")
     return logits.float().softmax(dim=1).gather(1, labels[:, None].long()).mean()
+
+
+
+# ---------------------------------------------------------------- constraints against texture noise (issue 30)
+def gate_distill_target(p_a: Tensor, cam: Tensor, alpha: float = 0.5,
+                        form: Literal["product", "cam"] = "product") -> Tensor:
+    """T, the class gate's map (docs/method.md, "The class gate") as a target for p_a, without gradient:
+
+        product: T = minmax(p_a) * minmax(cam) ** alpha
+        cam:     T = minmax(cam)
+
+    `p_a` B x 1 x h x w in [0, 1]; `cam` B x 1 x h x w, the evaluator's raw CAM of each image's label
+    already on p_a's grid. minmax is per image ((x - min) / (max - min); a flat map -> 0, as
+    `models.cam_network.minmax_normalize`). T is in [0, 1]; alpha = 0 gives minmax(p_a) (0 ** 0 = 1).
+    """
+    from ...models.cam_network import minmax_normalize
+
+    if form not in ("product", "cam"):
+        raise ValueError(f"gate distillation form must be 'product' or 'cam', got {form!r}")
+    if cam.shape != p_a.shape:
+        raise ValueError(f"gate_distill_target shapes do not agree: p_a {tuple(p_a.shape)}, cam {tuple(cam.shape)}")
+    gate = minmax_normalize(_wide(cam.detach()))
+    if form == "cam":
+        return gate
+    return minmax_normalize(_wide(p_a.detach())) * gate ** alpha
+
+
+def gate_distillation(p_a: Tensor, target: Tensor, eps: float = 1e-6) -> Tensor:
+    """L_gd = - mean over all elements of [T log(p_a + eps) + (1 - T) log(1 - p_a + eps)], T = `target`
+    (`gate_distill_target`, detached here too): the binary cross-entropy of p_a against T.
+
+    Cross-entropy, not squared error, because p_a is a sigmoid and the weighted entropy drives it to
+    saturation: on the pre-sigmoid logit the cross-entropy's gradient is (p_a - T) / N, full size on
+    a saturated pixel that fires on texture (p_a ~ 1, T ~ 0), where the squared error's,
+    2 (p_a - T) p_a (1 - p_a) / N, vanishes. Its minimum over p_a is at p_a = T (the value there is
+    mean H(T), not 0).
+    """
+    if target.shape != p_a.shape:
+        raise ValueError(f"gate_distillation shapes do not agree: p_a {tuple(p_a.shape)}, target {tuple(target.shape)}")
+    p, t = _wide(p_a), _wide(target.detach())
+    return -(t * torch.log(p + eps) + (1 - t) * torch.log(1 - p + eps)).mean()
+
+
+def total_variation(p: Tensor) -> Tensor:
+    """L_tv = mean |p[..., i, j+1] - p[..., i, j]| + mean |p[..., i+1, j] - p[..., i, j]|.
+
+    Anisotropic total variation of a B x 1 x h x w map: the mean absolute difference of horizontally
+    adjacent pixels plus that of vertically adjacent ones, each mean over its own pairs (a direction
+    without pairs, w = 1 or h = 1, adds 0). It charges the map's edges, i.e. its perimeter: speckle
+    fired on texture (many small islands) costs far more than one blob of the same area.
+    """
+    if p.dim() != 4:
+        raise ValueError(f"total_variation expects a B x 1 x h x w map, got {tuple(p.shape)}")
+    p = _wide(p)
+    loss = p.new_zeros(())
+    if p.shape[-1] > 1:
+        loss = loss + (p[..., :, 1:] - p[..., :, :-1]).abs().mean()
+    if p.shape[-2] > 1:
+        loss = loss + (p[..., 1:, :] - p[..., :-1, :]).abs().mean()
+    return loss
+
+
+def flip_consistency(p_a: Tensor, p_flipped: Tensor) -> Tensor:
+    """L_flip = mean over all elements of (p_a - flip(p_flipped))^2.
+
+    `p_flipped`: the map of the horizontally flipped batch (B x 1 x h x w); flip(.) mirrors it back
+    (last dim), so a map that is equivariant under the flip scores 0. `p_flipped` is a target:
+    detached, only p_a gets the gradient (docs/method.md: over flip-symmetric data the gradient of
+    both branches is twice this one in expectation, at twice the cost).
+    """
+    if p_flipped.shape != p_a.shape:
+        raise ValueError(f"flip_consistency shapes do not agree: p_a {tuple(p_a.shape)}, "
+                         f"p_flipped {tuple(p_flipped.shape)}")
+    return (_wide(p_a) - _wide(p_flipped.detach()).flip(-1)).pow(2).mean()
+
+
+def scale_consistency(p_a: Tensor, p_small: Tensor) -> Tensor:
+    """L_scale = mean over all elements of (p_a - up(p_small))^2.
+
+    `p_small`: the map of the down-scaled batch (B x 1 x h' x w'); up(.) resizes it bilinearly
+    (align_corners=False) to p_a's h x w. `p_small` is a target: detached, only p_a gets the gradient
+    (the coarser view, which resolves less fine texture, teaches the map that is used).
+    """
+    if p_small.dim() != 4 or p_small.shape[:2] != p_a.shape[:2]:
+        raise ValueError(f"scale_consistency shapes do not agree: p_a {tuple(p_a.shape)}, "
+                         f"p_small {tuple(p_small.shape)}")
+    up = F.interpolate(_wide(p_small.detach()), size=tuple(p_a.shape[-2:]), mode="bilinear", align_corners=False)
+    return (_wide(p_a) - up).pow(2).mean()
+
+
+def _wide(t: Tensor) -> Tensor:
+    """float16 / bfloat16 (autocast) as float32; float32 and float64 as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
