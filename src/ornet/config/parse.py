@@ -15,9 +15,12 @@ from ..errors import ConfigError
 from ..extractors import check_maps
 from ..models.weights_spec import weights_spec
 from .schema import (
+    MIN_SIDE,
     DataConfig,
+    MethodConfig,
     RunConfig,
     apply_protocol,
+    downscaled_side,
     from_dict,
     stage_sections,
 )
@@ -237,6 +240,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"method.entropy_eps must be in (0, 1), got {m.entropy_eps}")
     if m.area_topk <= 0 or m.area_skip < 0:
         raise ConfigError("method.area_topk must be positive and method.area_skip >= 0")
+    _check_constraints(m, d.crop)
     if cfg.model.generator_width <= 0:
         raise ConfigError(f"model.generator_width must be positive, got {cfg.model.generator_width}")
     if not 0.0 < cfg.model.generator_bn_momentum <= 1.0:
@@ -262,3 +266,27 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"eval.cam_gate must list exponents >= 0, got {e.cam_gate}")
     if not (math.isfinite(e.cam_gate_margin) and e.cam_gate_margin >= 0):
         raise ConfigError(f"eval.cam_gate_margin must be a number of points >= 0, got {e.cam_gate_margin}")
+
+
+CONSTRAINT_WEIGHTS = ("gate_distill_weight", "tv_weight", "flip_consistency_weight", "scale_consistency_weight")
+"""Stage 2's constraints against texture noise (issue 30; docs/method.md): 0 turns each off."""
+
+
+def _check_constraints(m: MethodConfig, crop: int) -> None:
+    """The constraint keys: weights finite and >= 0, the distillation's exponent and form, the
+    down-scale factor in (0, 1) with a down-scaled crop the generator still takes."""
+    for key in CONSTRAINT_WEIGHTS:
+        v = getattr(m, key)
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            raise ConfigError(f"method.{key} must be a number >= 0 (0: off), got {v}")
+    if not (math.isfinite(m.gate_distill_alpha) and m.gate_distill_alpha >= 0):
+        raise ConfigError(f"method.gate_distill_alpha must be a number >= 0, got {m.gate_distill_alpha}")
+    if m.gate_distill_form not in ("product", "cam"):
+        raise ConfigError(f"method.gate_distill_form must be product or cam, got {m.gate_distill_form!r}")
+    f = m.scale_consistency_factor
+    if not (math.isfinite(f) and 0 < f < 1):
+        raise ConfigError(f"method.scale_consistency_factor must be in (0, 1), got {f}")
+    if m.scale_consistency_weight and downscaled_side(crop, f) < MIN_SIDE:
+        raise ConfigError(f"method.scale_consistency_factor {f} makes the {crop} px crop "
+                          f"{downscaled_side(crop, f)} px, below the generator's smallest input "
+                          f"({MIN_SIDE} px): raise the factor or data.crop")

@@ -43,17 +43,24 @@ class OrnetMethod(Method):
                               "set eval.cam_gate: []")
 
     def check_networks(self, cfg) -> None:
-        """eval.cam_gate needs an evaluator whose head is GAP + Linear: said before a run trains
-        (builds the evaluator once, without weights; nothing when no gate is asked for)."""
-        if not any(a > 0 for a in cfg.eval.cam_gate):
+        """eval.cam_gate, and method.gate_distill_weight in a run with stage 2, need an evaluator whose
+        head is GAP + Linear: said before a run trains (builds the evaluator once, without weights;
+        nothing when neither asks for its CAM)."""
+        users = []
+        if any(a > 0 for a in cfg.eval.cam_gate):
+            users.append(("eval.cam_gate", "set eval.cam_gate: []"))
+        if cfg.method.gate_distill_weight and REFINE in cfg.stages:
+            users.append(("method.gate_distill_weight", "set method.gate_distill_weight: 0"))
+        if not users:
             return
         from ...models.backbones import build_classifier
         from ...models.split import gap_linear
 
         net = build_classifier(cfg.model.evaluator, 2, "none")
         if gap_linear(net.head, net.feature_channels) is None:
-            raise ConfigError(f"eval.cam_gate needs an evaluator whose head is GAP + Linear (its CAM is defined); "
-                              f"model.evaluator {cfg.model.evaluator!r} has another head: set eval.cam_gate: []")
+            key, fix = users[0]
+            raise ConfigError(f"{key} needs an evaluator whose head is GAP + Linear (its CAM is defined); "
+                              f"model.evaluator {cfg.model.evaluator!r} has another head: {fix}")
 
     def check_run(self, cfg, out: Path) -> None:
         from ...models.names import canonical
