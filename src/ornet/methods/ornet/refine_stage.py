@@ -19,16 +19,34 @@ Per batch (METHOD.md, Stage 2, steps 1-6):
         the true class on I_e * upsample(1 - p_a), `method.losses.background_loss`).
 I_e is the batch in the evaluator's own normalisation (`ORNet.to_evaluator`; the batch itself when
 the stem and the evaluator share one), so the evaluator sees its normalised image times the map.
+
+Not in the paper either, each off at weight 0 (issue 30; docs/method.md, "Constraints against
+texture noise"): + gate_distill_weight * L_gd + tv_weight * L_tv + flip_consistency_weight * L_flip
++ scale_consistency_weight * L_scale, all on p_a before erasing (`_constraints`).
 """
 
 from __future__ import annotations
 
-import torch
+from contextlib import contextmanager
 
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...config.schema import downscaled_side
 from ...data.sample import Batch
 from ..base import cross_entropy
 from .coarse_stage import OrnetTask
-from .losses import area_loss, background_loss, weighted_entropy
+from .losses import (
+    area_loss,
+    background_loss,
+    flip_consistency,
+    gate_distill_target,
+    gate_distillation,
+    scale_consistency,
+    total_variation,
+    weighted_entropy,
+)
 
 
 class RefineTask(OrnetTask):
@@ -47,6 +65,9 @@ class RefineTask(OrnetTask):
         # `trainer.fold_frozen_bn`: F_e runs as a copy with its batch norms folded (frozen_mode
         # train: F_e's batch norms use batch statistics, so it runs as it is)
         self._evaluator = FoldedCache(self.model.evaluator, enabled=self.cfg.trainer.fold_frozen_bn)
+        # the evaluator's GAP Linear for `method.gate_distill_weight` (a tuple: not registered as a
+        # submodule of the task, so never in its state dict); refused here when there is none
+        self._cam_fc = (self.model.cam_linear("method.gate_distill_weight") if m.gate_distill_weight else None,)
 
     def freeze_for_stage(self) -> None:
         """requires_grad only on the parameters METHOD.md trains in stage 2."""
@@ -94,10 +115,67 @@ class RefineTask(OrnetTask):
             loss_bg = background_loss(self.model.evaluate_masked(images, 1 - out.p_a, m.mask_upsample, f_e), labels)
             loss = loss + m.background_weight * loss_bg
             terms["loss_background"] = loss_bg
+        for name, (weight, term) in self._constraints(images, labels, out.p_a, f_e).items():
+            loss = loss + weight * term
+            terms[name] = term
         self.log_common(split, loss, logits, labels, terms)
         if split == "val":
             self.update_map_metrics(batch)
         return loss
 
+    def _constraints(self, images: torch.Tensor, labels: torch.Tensor, p_a: torch.Tensor,
+                     f_e: nn.Module) -> dict[str, tuple[float, torch.Tensor]]:
+        """Issue 30's constraints against texture noise with a weight > 0: {log name: (weight, term)}.
+
+        Their extra passes (the evaluator's CAM of the label on the clean batch; stem + generator on
+        the flipped and on the down-scaled batch) give targets: they run without gradient and leave
+        every batch norm's running statistics as they were, so the maps used at inference are
+        normalised with the training batches' statistics only (a down-scaled batch's differ)."""
+        m = self.method_cfg
+        out: dict[str, tuple[float, torch.Tensor]] = {}
+        if m.tv_weight:
+            out["loss_tv"] = (m.tv_weight, total_variation(p_a))
+        if not (m.gate_distill_weight or m.flip_consistency_weight or m.scale_consistency_weight):
+            return out
+        with torch.no_grad(), running_stats_kept(self.model):
+            if m.gate_distill_weight:
+                cam = self.model.label_cam(images, labels, p_a.shape[-2:], self._cam_fc[0], f_e)
+                target = gate_distill_target(p_a, cam, m.gate_distill_alpha, m.gate_distill_form)
+            if m.flip_consistency_weight:
+                p_flipped = self.model.maps(images.flip(-1)).p_a
+            if m.scale_consistency_weight:
+                p_small = self.model.maps(downscale(images, m.scale_consistency_factor)).p_a
+        if m.gate_distill_weight:
+            out["loss_gate_distill"] = (m.gate_distill_weight, gate_distillation(p_a, target, m.entropy_eps))
+        if m.flip_consistency_weight:
+            out["loss_flip"] = (m.flip_consistency_weight, flip_consistency(p_a, p_flipped))
+        if m.scale_consistency_weight:
+            out["loss_scale"] = (m.scale_consistency_weight, scale_consistency(p_a, p_small))
+        return out
 
 
+def downscale(images: torch.Tensor, factor: float) -> torch.Tensor:
+    """The batch resized to `downscaled_side` of each side (bilinear, antialiased: a plain bilinear
+    down-scale aliases fine texture into the coarse view instead of removing it)."""
+    size = [downscaled_side(s, factor) for s in images.shape[-2:]]
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+@contextmanager
+def running_stats_kept(module: nn.Module):
+    """Every batch norm of `module` that would update its running statistics (train mode) updates
+    throw-away copies of them inside the block: extra passes must not move them. The originals are
+    swapped out, not restored by a copy: the main pass's backward checks that they are unchanged."""
+    stats = ("running_mean", "running_var", "num_batches_tracked")
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and m.training and m.track_running_stats]
+    kept = [{name: getattr(m, name) for name in stats} for m in norms]
+    for m, originals in zip(norms, kept):
+        for name, t in originals.items():
+            setattr(m, name, None if t is None else t.clone())
+    try:
+        yield
+    finally:
+        for m, originals in zip(norms, kept):
+            for name, t in originals.items():
+                setattr(m, name, t)
