@@ -170,7 +170,7 @@ def test_constraints_compute_in_float32_under_bfloat16():
 
 
 # ---------------------------------------------------------------- config checks
-@pytest.mark.parametrize("key", CONSTRAINT_WEIGHTS)
+@pytest.mark.parametrize("key", [*CONSTRAINT_WEIGHTS, "eval_weight", "area_weight", "entropy_weight", "background_weight"])
 @pytest.mark.parametrize("value", [-0.1, float("nan"), float("inf")])
 def test_a_bad_weight_is_refused_naming_its_key(key, value):
     cfg = RunConfig()

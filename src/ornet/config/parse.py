@@ -275,7 +275,7 @@ CONSTRAINT_WEIGHTS = ("gate_distill_weight", "tv_weight", "flip_consistency_weig
 def _check_constraints(m: MethodConfig, crop: int) -> None:
     """The constraint keys: weights finite and >= 0, the distillation's exponent and form, the
     down-scale factor in (0, 1) with a down-scaled crop the generator still takes."""
-    for key in CONSTRAINT_WEIGHTS:
+    for key in (*CONSTRAINT_WEIGHTS, "eval_weight", "area_weight", "entropy_weight", "background_weight"):
         v = getattr(m, key)
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
             raise ConfigError(f"method.{key} must be a number >= 0 (0: off), got {v}")
