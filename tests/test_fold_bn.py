@@ -141,7 +141,7 @@ def test_the_lite0_evaluator_folds_every_batch_norm_under_autocast():
         torch.testing.assert_close(copy(x), net(x), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("alpha", [0.0, 0.5])
+@pytest.mark.parametrize("alpha", [0.0, 0.25, 0.5])
 def test_an_ornet_predict_copy_keeps_its_class_gate(alpha):
     from ornet.models.ornet_network import ORNet
 
