@@ -79,9 +79,9 @@ def test_a_table_that_is_not_summary_json_is_refused(bench_demo, tmp_path):
 
 
 def test_git_commit_names_the_checkout(bench_demo, tmp_path):
-    from machine import git_commit
-
     import subprocess
+
+    from machine import git_commit
 
     assert git_commit(tmp_path) == "unknown (not a git checkout)"
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
