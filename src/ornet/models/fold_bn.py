@@ -175,7 +175,7 @@ def _fold_pairs(module: nn.Module, pairs: list[tuple[str, str]]) -> nn.Module:
     return module.requires_grad_(False)
 
 
-def _float32(module: nn.Module):
+def _autocast_off(module: nn.Module):
     """Autocast off on `module`'s device while probing."""
     first = next(module.parameters(), None)
     return torch.autocast(first.device.type if first is not None else "cpu", enabled=False)
@@ -188,7 +188,7 @@ def folded_copy(module: nn.Module, run: Callable[[nn.Module], Any]) -> nn.Module
     The check runs in float64 (the module and its folded copy, both cast): in float32, rounding alone
     reaches 1e-3 after a min-max normalisation and a fractional power (ORNet's class gate), too close
     to a wrong fold's effect to tell apart; in float64 it stays below 1e-5 (`_TOLERANCE`)."""
-    with _float32(module):
+    with _autocast_off(module):
         pairs = conv_bn_pairs(module, run)
         if not pairs:
             return None
