@@ -1,6 +1,9 @@
 """What kind of misses a finished run makes: of its test images (predictions.csv), the share
 localised (IoU >= 0.5) and, among the misses, the share whose box is too big (area > 1.5x the GT
-box's), too small (< 2/3) or of about the right size but elsewhere.
+box's), too small (< 2/3) or of about the right size but elsewhere; and the share of the misses
+**on background**: more than half of the predicted box lies outside every GT box, i.e. the map
+fired on the background (texture, clutter) rather than on part of the object. Too-small misses
+inside the object are not on background; most too-big and elsewhere misses are.
 
     .venv/bin/python benchmarks/studies/miss_kinds.py RUN [RUN ...] --data-root DIR [--split val]
         [--by-background [--leave-out PHOTO ...]] [--best-threshold]
@@ -64,16 +67,41 @@ def evaluate_rows(run: Path, data_root: str, split: str, scoremap_dir: str | Non
     return [{k: str(v) for k, v in r.items()} for r in result.rows]
 
 
+def background_share(box: tuple[float, float, float, float], gt_boxes: list) -> float:
+    """The share of `box` (inclusive pixels x0, y0, x1, y1) outside every GT box (the same
+    convention), counted on the pixel grid so that overlapping GT boxes count once."""
+    import numpy as np
+
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    if x1 < x0 or y1 < y0:
+        return 0.0
+    inside = np.zeros((y1 - y0 + 1, x1 - x0 + 1), dtype=bool)
+    for g in gt_boxes:
+        gx0, gy0, gx1, gy1 = (int(round(v)) for v in g)
+        ax0, ay0, ax1, ay1 = max(gx0, x0), max(gy0, y0), min(gx1, x1), min(gy1, y1)
+        if ax1 >= ax0 and ay1 >= ay0:
+            inside[ay0 - y0:ay1 - y0 + 1, ax0 - x0:ax1 - x0 + 1] = True
+    return 1.0 - float(inside.mean())
+
+
 def miss_kinds(rows: dict[str, dict], boxes: dict, strict: bool) -> dict[str, float]:
-    """Shares (percent) localised / too big / too small / elsewhere."""
+    """Shares (percent of the images) localised / too big / too small / elsewhere, and "on background"
+    as a percent of the misses (`background_share` > 0.5; 0 when nothing is missed)."""
     counts = {"localised": 0, "too big": 0, "too small": 0, "elsewhere": 0}
+    on_background = 0
     for image_id, r in rows.items():
-        gt_area = max((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in boxes[image_id].tolist())
-        ratio = (float(r["x1"]) - float(r["x0"]) + 1) * (float(r["y1"]) - float(r["y0"]) + 1) / gt_area
+        gt = boxes[image_id].tolist()
+        box = tuple(float(r[k]) for k in ("x0", "y0", "x1", "y1"))
+        gt_area = max((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in gt)
+        ratio = (box[2] - box[0] + 1) * (box[3] - box[1] + 1) / gt_area
         kind = ("localised" if localised(float(r["iou"]), strict) else "too big" if ratio > TOO_BIG
                 else "too small" if ratio < TOO_SMALL else "elsewhere")
         counts[kind] += 1
-    return {k: 100 * v / len(rows) for k, v in counts.items()}
+        on_background += kind != "localised" and background_share(box, gt) > 0.5
+    out = {k: 100 * v / len(rows) for k, v in counts.items()}
+    misses = len(rows) - counts["localised"]
+    out["on background"] = 100 * on_background / misses if misses else 0.0
+    return out
 
 
 def best_threshold(cfg, boxes: dict, rows: dict[str, dict], scoremap_dir: str, index: int) -> dict[str, bool]:
@@ -167,13 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"--leave-out: no image of {args.data_root} is on {', '.join(unknown)}; "
                 f"photos: {', '.join(sorted(set(photos.values())))}")
-    print("| run | localised | too big | too small | elsewhere |"
+    print("| run | localised | too big | too small | elsewhere | misses on background |"
           + (" localised at each image's best threshold |" if args.best_threshold else ""))
-    print("| --- " * (5 + args.best_threshold) + "|")
+    print("| --- " * (6 + args.best_threshold) + "|")
     found = {}
     for run in args.runs:
         k, ok, best = analyse(run, args.data_root, args.split, args.best_threshold)
-        line = f"| {run} | {k['localised']:.1f}% | {k['too big']:.1f}% | {k['too small']:.1f}% | {k['elsewhere']:.1f}% |"
+        line = (f"| {run} | {k['localised']:.1f}% | {k['too big']:.1f}% | {k['too small']:.1f}% "
+                f"| {k['elsewhere']:.1f}% | {k['on background']:.1f}% |")
         print(line + (f" {share(best, lambda _: True)[0]:.1f}% |" if best else ""), flush=True)
         found[run] = (ok, best)
     if not photos:

@@ -112,7 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--deadline", type=float, default=float("inf"), help="seconds after which no run starts")
     p.add_argument("--accelerator", default="cpu")
-    p.add_argument("--data", nargs="*", default=[], help="NAME=DIR pairs")
+    p.add_argument("--data", nargs="+", action="extend", default=[], help="NAME=DIR pairs (repeatable)")
     p.add_argument("--only", nargs="*", default=None, help="run only these names")
     p.add_argument("--tune-per-class", type=int, default=5,
                    help="training images per class carved into the tune split the runs are scored on (default 5)")
