@@ -23,12 +23,13 @@ report marks each set's role and names the command that built it.
 Methods: ornet, cam, has, cutmix, adl, acol, spg, bas train their preset; cam+<extractor> (gradcam,
 gradcam++, xgradcam, layercam, scorecam, pc1) train nothing: `ornet evaluate WORK/<set>/cam_seed<S>
 --eval.maps <extractor> --out WORK/<set>/cam+<extractor>_seed<S>`, once that cam run finished (the run's
-own data and eval settings; metrics.json's `maps` names the extractor). `--methods all` is those 14;
+own data and eval settings; metrics.json's `maps` names the extractor); likewise ornet+plain scores the
+ornet run's own map without the class gate (`ornet evaluate WORK/<set>/ornet_seed<S> --eval.cam_gate '[0]'`). `--methods all` is those 14;
 cam_160, gradcam and the ornet_* ablations run only when named (the default: ornet cam gradcam cam_160).
 
 Each (set, method, seed) is one subprocess (timed, OMP_NUM_THREADS=--threads), `--jobs` at a time: an
 `ornet train`, or an evaluation of a finished run of the same set and seed (cam+<extractor>: the cam
-run's; gradcam: the stage-0 evaluator of the ornet run, gradcam_eval.py), which waits for that run.
+run's; ornet+plain: the ornet run's; gradcam: the stage-0 evaluator of the ornet run, gradcam_eval.py), which waits for that run.
 Runs land in WORK/<set>/<method>_seed<S>; `--reuse` takes finished ones as they are. The report gives,
 per set, a row per method (its maps beside it): mean, sample standard deviation and min-max over seeds,
 every run, the ORNet - CAM gap per seed, ORNet against the best other row per seed, and the issue's
@@ -81,6 +82,9 @@ EXTRACTORS = ("gradcam", "gradcam++", "xgradcam", "layercam", "scorecam", "pc1")
 # no training: `ornet evaluate` of the cam run of the same set and seed with another map; seconds: that evaluation's
 METHODS.update({f"cam+{e}": (None, ["--eval.maps", e], f"{e} maps of the cam run's network "
                              f"(`ornet evaluate CAM_RUN --eval.maps {e}`, no training)") for e in EXTRACTORS})
+# no training: the ornet run of the same set and seed scored on its own map p_a, the class gate off (issue 30)
+METHODS["ornet+plain"] = (None, ["--eval.cam_gate", "[0]"], "ORNet's own map p_a without the class gate "
+                          "(`ornet evaluate ORNET_RUN --eval.cam_gate '[0]'`, no training)")
 ALL = ["ornet", "cam", "has", "cutmix", "adl", "acol", "spg", "bas", *(f"cam+{e}" for e in EXTRACTORS)]
 """`--methods all`: every method and every extractor on CAM (not the ablations, cam_160 or gradcam)."""
 KEYS = ["gt_known_loc", "top1_loc", "max_box_acc_v2", "pxap", "top1_cls", "seconds"]
@@ -171,7 +175,7 @@ def base_method(method: str) -> str | None:
     """The method whose run (same set and seed) a method evaluates instead of training; None: it trains."""
     if method == "gradcam":
         return "ornet"
-    return "cam" if method.startswith("cam+") else None
+    return "cam" if method.startswith("cam+") else "ornet" if method.startswith("ornet+") else None
 
 
 def job_cmd(method: str, data: Path, out: Path, seed: int, extra: list[str], set_args=()) -> list[str]:
@@ -179,7 +183,7 @@ def job_cmd(method: str, data: Path, out: Path, seed: int, extra: list[str], set
     base = out.with_name(f"{base_method(method)}_seed{seed}")
     if method == "gradcam":
         return [sys.executable, str(ROOT / "benchmarks" / "gradcam_eval.py"), str(base), "--out", str(out)]
-    if base_method(method) == "cam":  # the run's data and eval settings (its config.yaml), another map
+    if base_method(method):  # the run's data and eval settings (its config.yaml), another map or gate
         return [*ornet_cmd(), "evaluate", str(base), *METHODS[method][1], "--out", str(out), "--force", "--quiet"]
     preset, flags, _ = METHODS[method]
     # a method's own flags win over the set's (cam_160 stays at 160 px on every set)
@@ -311,6 +315,13 @@ def _gap_lines(name: str, runs: dict[str, list[dict]]) -> list[str]:
         ok = all(v >= 80 and g >= 5 for _, v, g in pairs)
         out.append(f"Target (ORNet >= 80 and >= CAM + 5 on every seed): {'met' if ok else 'NOT met'} "
                    f"({', '.join(f'seed {s}: {v:.1f}, {g:+.1f}' for s, v, g in pairs)}).")
+    plain = [(o["seed"], o["gt_known_loc"] - cam[o["seed"]]["gt_known_loc"]) for o in runs.get("ornet+plain", [])
+             if o["seed"] in cam]
+    if plain:
+        ok = all(g >= 5 for _, g in plain)
+        out.append(f"ORNet's plain map (ornet+plain, no class gate) - CAM, GT-known Loc, per seed: "
+                   f"{', '.join(f'{g:+.1f}' for _, g in plain)}; target (>= CAM + 5 on every seed, issue 30): "
+                   f"{'met' if ok else 'NOT met'}.")
     return out
 
 
@@ -383,8 +394,8 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
         "- threshold chosen on the held-out val split (5 images per class carved from train), applied to test;",
         "  boxes from the largest region, IoU >= 0.5, maps min-max normalised (wsolevaluation conventions).",
         "- seconds: wall clock of the whole `ornet train` (all stages + evaluation + figures), with another",
-        "  training beside it on the other core; for gradcam and cam+<extractor>, no training: the wall clock of",
-        "  the evaluation command only (`gradcam_eval.py`, `ornet evaluate`: loading, maps of val and test, scoring).",
+        "  training beside it on the other core; for gradcam, cam+<extractor> and ornet+plain, no training: the wall",
+        "  clock of the evaluation command only (`gradcam_eval.py`, `ornet evaluate`: loading, maps of val and test, scoring).",
         "- maps: the map each run was scored on, from its metrics.json (`maps`; own: the method's own map).",
         "",
     ]

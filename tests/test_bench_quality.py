@@ -181,3 +181,30 @@ def test_report_gap_to_the_best_other_method(bq, tmp_path):
     assert any(line.startswith("| cam+gradcam | gradcam | 1 | 83.2 | 73.2 |") for line in lines)
     assert "NOT FINISHED (not in the tables): has seed 2, cam+gradcam seed 2, ornet_paper_loss seed 1, " \
            "ornet_paper_loss seed 2." in path.read_text()
+
+
+def test_plain_ornet_row_evaluates_the_ornet_run_without_gate(bq):
+    out = Path("/w/objects_heldout/ornet+plain_seed1")
+    cmd = bq.job_cmd("ornet+plain", Path("/d/objects_heldout"), out, 1, ["--refine.epochs", "3"])
+    assert cmd == ["ornet", "evaluate", "/w/objects_heldout/ornet_seed1", "--eval.cam_gate", "[0]",
+                   "--out", "/w/objects_heldout/ornet+plain_seed1", "--force", "--quiet"]
+    assert bq.base_method("ornet+plain") == "ornet" and bq.base_method("ornet_paper_loss") is None
+    from ornet.commands.evaluate import build_parser
+    from ornet.config.parse import parse
+
+    ns = parse(build_parser("ornet evaluate"), cmd[2:])
+    assert (ns.model, list(ns.eval.cam_gate)) == ("/w/objects_heldout/ornet_seed1", [0.0])
+
+
+def test_report_plain_map_gap_and_target(bq):
+    runs = {"ornet": [_run(0, 90.0), _run(1, 88.0)], "cam": [_run(0, 80.0), _run(1, 84.0)],
+            "ornet+plain": [_run(0, 86.0), _run(1, 88.5)]}
+    lines = bq._gap_lines("objects_heldout", runs)
+    # by hand: 86.0 - 80.0 = +6.0 (>= 5), 88.5 - 84.0 = +4.5 (< 5): not met; and the plain row is no "other method"
+    assert ("ORNet's plain map (ornet+plain, no class gate) - CAM, GT-known Loc, per seed: +6.0, +4.5; "
+            "target (>= CAM + 5 on every seed, issue 30): NOT met.") in lines
+    runs["ornet+plain"][1] = _run(1, 89.0)
+    assert lines[-1].replace("+4.5", "+5.0").replace("NOT met", "met") == bq._gap_lines("objects_heldout", runs)[-1]
+    assert bq._best_other_lines(runs) == ["ORNet against the best other method or extractor, GT-known Loc, per seed: "
+                                          "seed 0: ahead by 10.0 (90.0 vs cam 80.0); seed 1: ahead by 4.0 (88.0 vs "
+                                          "cam 84.0)."]
