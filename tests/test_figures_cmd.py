@@ -19,8 +19,9 @@ ALL_FILES = ["evolution.png", "failures.png", "grid.png", "histogram.png", "over
              "overlay_02.png", "overlay_03.png", "threshold_curve.png"]
 
 
-def make_run(root: Path, data_root: Path, snapshots: bool = True) -> Path:
-    """A run folder as `ornet train` leaves it, with an untrained tiny model (speed, not quality)."""
+def make_run(root: Path, data_root: Path, snapshots: bool = True, cam_gate: float | None = None) -> Path:
+    """A run folder as `ornet train` leaves it, with an untrained tiny model (speed, not quality);
+    with `cam_gate`, an ORNet with an evaluator whose class gate has that exponent."""
     import torch
 
     from ornet.config.schema import RunConfig, dump_yaml
@@ -30,15 +31,18 @@ def make_run(root: Path, data_root: Path, snapshots: bool = True) -> Path:
 
     cfg = RunConfig()
     cfg.data.root, cfg.data.resize, cfg.data.crop, cfg.data.val_per_class = str(data_root), 64, 64, 1
-    cfg.model.backbone, cfg.model.evaluator, cfg.model.generator_width = "mobilenet_v3_small", None, 8
+    cfg.model.backbone, cfg.model.generator_width = "mobilenet_v3_small", 8
+    cfg.model.evaluator = "resnet18" if cam_gate else None  # GAP + Linear head: its CAM is defined
     root.mkdir(parents=True)
     (root / "config.yaml").write_text(dump_yaml(cfg))
     index = read_index(cfg.data)
     torch.manual_seed(0)
-    model = ORNet(cfg.model.backbone, index.num_classes, evaluator=None, generator_width=8).eval()
-    export_model(root, model, model_meta(cfg, "ornet", index.classes, 0.5, 50))
+    model = ORNet(cfg.model.backbone, index.num_classes, evaluator=cfg.model.evaluator, generator_width=8).eval()
+    export_model(root, model, model_meta(cfg, "ornet", index.classes, 0.5, 50, cam_gate))
     metrics = {"top1_cls": 40.0, "top1_loc": 20.0, "gt_known_loc": 50.0, "max_box_acc_v2": 45.5, "threshold": 0.5,
                "threshold_split": "val", "box_mode": "largest", "split": "test", "method": "ornet", "num_images": 6}
+    if cam_gate:
+        metrics["cam_gate"] = cam_gate
     (root / "metrics.json").write_text(json.dumps(metrics))
     rng = np.random.default_rng(1)
     with open(root / "predictions.csv", "w", newline="") as f:
@@ -184,3 +188,38 @@ def test_parse_curves_reads_sweep_counters():
 
     with pytest.raises(OrnetError, match="do not fit"):
         parse_curves({**curves, "thresholds": [0, 1]})
+
+
+def test_gate_shows_the_plain_and_the_gated_map(tmp_path, capsys):
+    """A run with a class gate: gate.png has a row per image, the plain map p_a beside the gated one; the
+    model's gate is back on afterwards. A run without a gate: skipped under `all`, refused alone."""
+    from PIL import Image
+
+    from ornet.reports.render import draw_records, fig_gate
+    from ornet.reports.run_model import ModelRun
+
+    run = make_run(tmp_path / "gated", write_cub_tree(tmp_path / "cub"), snapshots=False, cam_gate=0.5)
+    mr = ModelRun(run, device="cpu")
+    model, meta = mr.model()
+    assert model.cam_gate == 0.5 and meta["localization"]["cam_gate"] == 0.5
+    records = mr.records()
+    picked = [records[i] for i in sample_indices(len(records), 2)]  # fig_gate's sample
+    gated = np.stack(draw_records(mr, picked).eval_maps)
+    model.set_cam_gate(0.0)
+    plain = np.stack(draw_records(mr, picked).eval_maps)
+    model.set_cam_gate(0.5)
+    assert not np.allclose(plain, gated, atol=1e-3)  # the gate changes the map on these images
+    image = fig_gate(mr, 2)["gate.png"]
+    assert model.cam_gate == 0.5  # restored
+    from ornet.viz.figures import evolution_grid
+
+    expected = evolution_grid(draw_records(mr, picked).images, [("plain map (no gate)", plain),
+                                                                ("gated (0.5), scored", gated)], tile_size=128)
+    assert image.shape == expected.shape and np.array_equal(image, expected)
+    assert cli(["figures", "gate", str(run), "--device", "cpu", "--n", "3"]) == 0, capsys.readouterr().err
+    with Image.open(run / "figures" / "gate.png") as im:
+        assert im.mode == "RGB" and im.size[0] > im.size[1] // 2
+    assert "gate.png" in (run / "report.html").read_text()
+    plain_run = make_run(tmp_path / "plain", tmp_path / "cub", snapshots=False)
+    assert cli(["figures", "gate", str(plain_run), "--device", "cpu"]) == 2
+    assert "no class gate chosen" in capsys.readouterr().err

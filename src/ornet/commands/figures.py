@@ -4,7 +4,7 @@
     ornet figures failures runs/ornet --n 12
     ornet figures grid runs/ornet --data.name dogs --data.root /data/dogs --out dogs_maps
 
-KIND: overlay, evolution, histogram, failures, threshold-curve, grid or all; which files each
+KIND: overlay, evolution, histogram, failures, threshold-curve, grid, gate or all; which files each
 reads, and the images it draws on, are in `ornet.reports.render` (and docs/figures.md). PNGs go to
 RUN_DIR/figures (or --out); writing there also refreshes RUN_DIR/report.html. With KIND=all a
 figure whose source is missing (no snapshots in a CAM run, say) is skipped with a note; naming

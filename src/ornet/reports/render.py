@@ -9,6 +9,7 @@
 | overlay, grid,  | the model (model.safetensors + model.json) re-run on the run's dataset  |
 | histogram       | (config.yaml's data section; --data.* overrides), evaluated split       |
 | failures        | predictions.csv (lowest IoU) + the model on those images               |
+| gate            | the model, when it has a class gate: its map without and with the gate |
 
 Images go through the evaluation transform (resize, centre crop), so boxes and maps are those
 the metrics saw; predicted boxes come from predictions.csv when it lists the image. A figure
@@ -31,10 +32,10 @@ from ..errors import OrnetError
 from ..runs.files import MissingSource, PredictionRow, read_json, read_predictions
 from .run_model import ModelRun
 
-KINDS = ("threshold-curve", "evolution", "overlay", "histogram", "failures", "grid")
-FIGURE_FILE = re.compile(r"^(threshold_curve|evolution|histogram|failures|grid|overlay_\d+)\.png$")
+KINDS = ("threshold-curve", "evolution", "overlay", "histogram", "failures", "grid", "gate")
+FIGURE_FILE = re.compile(r"^(threshold_curve|evolution|histogram|failures|grid|gate|overlay_\d+)\.png$")
 """Names of the files `render` writes: `ornet figures` redraws a folder holding only these without --force."""
-DEFAULT_N = {"overlay": 4, "evolution": 8, "histogram": 8, "failures": 8, "grid": 16}
+DEFAULT_N = {"overlay": 4, "evolution": 8, "histogram": 8, "failures": 8, "grid": 16, "gate": 6}
 SAMPLE_SEED = 0
 
 
@@ -209,8 +210,32 @@ def fig_grid(run: ModelRun, n: int | None) -> dict[str, np.ndarray]:
     return {"grid.png": grid(d.images, d.eval_maps, labels=[_short(i, 40) for i in d.ids])}
 
 
+def fig_gate(run: ModelRun, n: int | None) -> dict[str, np.ndarray]:
+    """Rows: images of the split; columns: ORNet's own map p_a (the class gate off) and the map the run was
+    scored on (gated, `ORNet.set_cam_gate`), both normalised as in evaluation. Only for a model whose class
+    gate is on (eval.cam_gate chose an exponent > 0): otherwise the plain map is the scored map."""
+    from ..viz.figures import evolution_grid
+
+    model, _ = run.model()
+    alpha = float(getattr(model, "cam_gate", 0.0) or 0.0)
+    if alpha <= 0:
+        raise MissingSource("no class gate chosen (cam_gate 0): the scored map is the plain map")
+    records = run.records()
+    picked = [records[i] for i in sample_indices(len(records), n or DEFAULT_N["gate"])]
+    gated = draw_records(run, picked)
+    model.set_cam_gate(0.0)
+    try:
+        plain = draw_records(run, picked)
+    finally:
+        model.set_cam_gate(alpha)
+    columns = [("plain map (no gate)", np.stack(plain.eval_maps)),
+               (f"gated ({alpha:g}), scored", np.stack(gated.eval_maps))]
+    return {"gate.png": evolution_grid(gated.images, columns, tile_size=128)}
+
+
 FIGURES = {"threshold-curve": fig_threshold_curve, "evolution": fig_evolution, "overlay": fig_overlay,
-           "histogram": fig_histogram, "failures": fig_failures, "grid": fig_grid}
+           "histogram": fig_histogram, "failures": fig_failures, "grid": fig_grid,
+           "gate": fig_gate}
 
 
 def _predictions_or_none(run: ModelRun) -> dict[str, PredictionRow] | None:
