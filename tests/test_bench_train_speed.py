@@ -54,3 +54,16 @@ def test_versions_alternate(bench):
         "--data.resize", "64", "--trainer.limit_train_batches", "2"]
     with pytest.raises(SystemExit):
         bench.pairs(["data.resize"])
+
+
+def test_case_table_ratio_against_the_issue_target_or_the_given_one(bench):
+    runs = [{"version": "old", "seconds": 100.0, "gt_known": 80.0, "stages": "-"},
+            {"version": "new", "seconds": 115.0, "gt_known": 81.0, "stages": "-"},
+            {"version": "new", "seconds": 125.0, "gt_known": 81.0, "stages": "-"},
+            {"version": "old", "seconds": 110.0, "gt_known": 80.0, "stages": "-"}]
+    # by hand: medians old 105, new 120; 105 / 120 = 0.875
+    assert ("Median seconds: old 105.0, new 120.0; old / new **0.88x**; the issue's target >= 2.5x (not met)."
+            in bench.case_table("demo_subset", runs))
+    assert ("Median seconds: old 105.0, new 120.0; old / new **0.88x**; the target (--target) >= 0.833x (met)."
+            in bench.case_table("demo_subset", runs, 0.833))
+    assert "(not met)" in bench.case_table("demo_subset", runs, 0.9)[-2]
