@@ -43,6 +43,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -282,8 +283,8 @@ def main() -> int:
                 out = work / name / f"{method}_seed{seed}"
                 cmd = job_cmd(method, data_root / name, out, seed, extra,
                               FULL["train"] if name == "synth" else [])  # as `ornet demo` trains it
-                commands.append(("python " + " ".join(cmd[1:])) if method == "gradcam"
-                                else "ornet " + " ".join(cmd[len(ornet_cmd()):]))
+                commands.append(("python " + shlex.join(cmd[1:])) if method == "gradcam"
+                                else "ornet " + shlex.join(cmd[len(ornet_cmd()):]))
                 finished = (out / "metrics.json").is_file()
                 if (args.reuse and finished) or args.no_train:
                     continue
