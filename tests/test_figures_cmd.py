@@ -213,8 +213,8 @@ def test_gate_shows_the_plain_and_the_gated_map(tmp_path, capsys):
     assert model.cam_gate == 0.5  # restored
     from ornet.viz.figures import evolution_grid
 
-    expected = evolution_grid(draw_records(mr, picked).images, [("plain map (no gate)", plain),
-                                                                ("gated (0.5), scored", gated)], tile_size=128)
+    expected = evolution_grid(draw_records(mr, picked).images, [("plain p_a", plain),
+                                                                ("gated 0.5", gated)], tile_size=128)
     assert image.shape == expected.shape and np.array_equal(image, expected)
     assert cli(["figures", "gate", str(run), "--device", "cpu", "--n", "3"]) == 0, capsys.readouterr().err
     with Image.open(run / "figures" / "gate.png") as im:

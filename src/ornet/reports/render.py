@@ -228,8 +228,8 @@ def fig_gate(run: ModelRun, n: int | None) -> dict[str, np.ndarray]:
         plain = draw_records(run, picked)
     finally:
         model.set_cam_gate(alpha)
-    columns = [("plain map (no gate)", np.stack(plain.eval_maps)),
-               (f"gated ({alpha:g}), scored", np.stack(gated.eval_maps))]
+    columns = [("plain p_a", np.stack(plain.eval_maps)),  # short: a label wider than its tile is cut
+               (f"gated {alpha:g}", np.stack(gated.eval_maps))]
     return {"gate.png": evolution_grid(gated.images, columns, tile_size=128)}
 
 

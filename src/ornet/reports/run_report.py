@@ -75,9 +75,10 @@ FIGURES: list[tuple[str, str, str]] = [
      "modes METHOD.md lists."),
     ("grid", "Maps on many images", "The map on a sample of the dataset."),
     ("gate", "Plain and gated maps",
-     "Left: ORNet's own map p_a, without the class gate; right: the map the metrics scored, p_a times "
-     "the evaluator's class activation map to the chosen exponent (eval.cam_gate). Shown when a gate "
-     "was chosen, so that what ORNet's refinement found and what the gate added can be told apart."),
+     "Left (plain p_a): ORNet's own map, without the class gate; right (gated): the map the metrics "
+     "scored, p_a times the evaluator's class activation map to the chosen exponent (eval.cam_gate). "
+     "Shown when a gate was chosen, so that what ORNet's refinement found and what the gate added can "
+     "be told apart."),
 ]
 
 _CSS = """
