@@ -24,12 +24,14 @@ Methods: ornet, cam, has, cutmix, adl, acol, spg, bas train their preset; cam+<e
 gradcam++, xgradcam, layercam, scorecam, pc1) train nothing: `ornet evaluate WORK/<set>/cam_seed<S>
 --eval.maps <extractor> --out WORK/<set>/cam+<extractor>_seed<S>`, once that cam run finished (the run's
 own data and eval settings; metrics.json's `maps` names the extractor); likewise ornet+plain scores the
-ornet run's own map without the class gate (`ornet evaluate WORK/<set>/ornet_seed<S> --eval.cam_gate '[0]'`). `--methods all` is those 14;
-cam_160, gradcam and the ornet_* ablations run only when named (the default: ornet cam gradcam cam_160).
+ornet run's own map without the class gate (`ornet evaluate WORK/<set>/ornet_seed<S> --eval.cam_gate '[0]'`).
+`--methods all` is those 14; cam_160, gradcam, ornet+plain and the ornet_* ablations run only when named
+(the default: ornet cam gradcam cam_160).
 
 Each (set, method, seed) is one subprocess (timed, OMP_NUM_THREADS=--threads), `--jobs` at a time: an
 `ornet train`, or an evaluation of a finished run of the same set and seed (cam+<extractor>: the cam
-run's; ornet+plain: the ornet run's; gradcam: the stage-0 evaluator of the ornet run, gradcam_eval.py), which waits for that run.
+run's; ornet+plain: the ornet run's; gradcam: the stage-0 evaluator of the ornet run, gradcam_eval.py),
+which waits for that run.
 Runs land in WORK/<set>/<method>_seed<S>; `--reuse` takes finished ones as they are. The report gives,
 per set, a row per method (its maps beside it): mean, sample standard deviation and min-max over seeds,
 every run, the ORNet - CAM gap per seed, ORNet against the best other row per seed, and the issue's

@@ -68,8 +68,9 @@ def evaluate_rows(run: Path, data_root: str, split: str, scoremap_dir: str | Non
 
 
 def background_share(box: tuple[float, float, float, float], gt_boxes: list) -> float:
-    """The share of `box` (inclusive pixels x0, y0, x1, y1) outside every GT box (the same
-    convention), counted on the pixel grid so that overlapping GT boxes count once."""
+    """The share of `box` (inclusive pixels x0, y0, x1, y1) outside every GT box, counted on the
+    pixel grid so that overlapping GT boxes count once. GT corners are rounded to pixels and taken
+    as inclusive too: one pixel at an edge does not move a share across the 0.5 that counts."""
     import numpy as np
 
     x0, y0, x1, y1 = (int(round(v)) for v in box)
