@@ -6,7 +6,7 @@ and the realistic sets, over several training seeds; one protocol for all.
 
     cd benchmarks && ../.venv/bin/python bench_quality.py [--sets synth objects digits]
         [--seeds 0 1 2] [--set-seeds digits=0] [--methods ornet cam gradcam cam_160 | all] [--jobs 2]
-        [--work DIR] [--data-root DIR] [--override KEY=VALUE ...] [--reuse] [--no-train]
+        [--method-seeds cam+scorecam=0] [--work DIR] [--data-root DIR] [--override KEY=VALUE ...] [--reuse] [--no-train]
         [--notes results/quality_notes.md] [--results results/quality.md]
 
 Sets (built under --data-root when absent; seeded, byte-reproducible):
@@ -245,6 +245,9 @@ def main() -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--set-seeds", nargs="*", default=["digits=0"],
                    help="SET=S1,S2: other training seeds for a set (default: digits=0)")
+    p.add_argument("--method-seeds", nargs="*", default=[],
+                   help="METHOD=S1,S2: run and report a method on these of each set's seeds only "
+                        "(e.g. cam+scorecam=0: Score-CAM's forward per channel is slow on a CPU)")
     p.add_argument("--methods", nargs="+", default=["ornet", "cam", "gradcam", "cam_160"],
                    choices=[*METHODS, "all"], help="all: " + " ".join(ALL))
     p.add_argument("--data-root", default="/tmp/ornet-bench/data", help="where the sets are (built when absent)")
@@ -273,6 +276,7 @@ def main() -> int:
         name, _, values = item.partition("=")
         if name in seeds:
             seeds[name] = [int(v) for v in values.split(",")]
+    args.only = parse_method_seeds(args.method_seeds, args.methods, p)
     data_root, work = Path(args.data_root), Path(args.work)
     data_root.mkdir(parents=True, exist_ok=True)
     builds, jobs, commands = {}, [], []
@@ -282,6 +286,8 @@ def main() -> int:
         commands.append(builds[name])
         for seed in seeds[name]:
             for method in sorted(args.methods, key=lambda m: base_method(m) is not None):  # trainings first
+                if seed not in args.only.get(method, [seed]):
+                    continue
                 out = work / name / f"{method}_seed{seed}"
                 cmd = job_cmd(method, data_root / name, out, seed, extra,
                               FULL["train"] if name == "synth" else [])  # as `ornet demo` trains it
@@ -296,6 +302,8 @@ def main() -> int:
     for name in args.sets:
         for seed in seeds[name]:
             for method in args.methods:
+                if seed not in args.only.get(method, [seed]):
+                    continue
                 f = work / name / f"{method}_seed{seed}" / "metrics.json"
                 if f.is_file():
                     results[name][method].append({**json.loads(f.read_text()), "seed": seed})
@@ -358,10 +366,30 @@ def _gate_cell(run: dict) -> str:
     return f"{float(run['cam_gate']):g}" + (f" ({detail})" if detail else "")
 
 
-def _missing(runs: dict, wanted: list[int]) -> str:
-    """` Not finished (not in the tables): ornet seed 2.` when some (method, seed) has no run yet."""
-    gone = [f"{m} seed {s}" for m, rs in runs.items() for s in wanted if s not in {r["seed"] for r in rs}]
-    return f" NOT FINISHED (not in the tables): {', '.join(gone)}." if gone else ""
+def parse_method_seeds(items: list[str], methods: list[str], parser) -> dict[str, list[int]]:
+    """--method-seeds METHOD=S1,S2 ... as {method: seeds}; a method not in --methods or a bad seed: an error."""
+    only = {}
+    for item in items:
+        method, _, values = item.partition("=")
+        if method not in methods:
+            parser.error(f"--method-seeds {item}: {method!r} is not one of --methods ({' '.join(methods)})")
+        try:
+            only[method] = [int(v) for v in values.split(",")]
+        except ValueError:
+            parser.error(f"--method-seeds {item}: seeds must be integers, as METHOD=0,1")
+    return only
+
+
+def _missing(runs: dict, wanted: list[int], only: dict | None = None) -> str:
+    """` NOT FINISHED (not in the tables): ornet seed 2.` when some (method, seed) has no run yet; a method
+    of --method-seeds is wanted on its own seeds only (those said in ` Run on fewer seeds: ...`)."""
+    only = only or {}
+    gone = [f"{m} seed {s}" for m, rs in runs.items() for s in wanted
+            if s in only.get(m, [s]) and s not in {r["seed"] for r in rs}]
+    fewer = [f"{m} seed{'s' if len(ss) > 1 else ''} {' '.join(map(str, ss))}"
+             for m, ss in only.items() if m in runs and [s for s in wanted if s in ss] != wanted]
+    return ((f" Run on fewer seeds (`--method-seeds`): {', '.join(fewer)}." if fewer else "")
+            + (f" NOT FINISHED (not in the tables): {', '.join(gone)}." if gone else ""))
 
 
 def write_report(path: Path, args, seeds: dict, results: dict, commands: list[str], builds: dict) -> None:
@@ -383,6 +411,7 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
         + (f"; overrides: `{' '.join(args.override)}`" if args.override else ""),
         "- command: `cd benchmarks && ../.venv/bin/python bench_quality.py --sets " + " ".join(args.sets)
         + " --seeds " + " ".join(map(str, args.seeds)) + " --set-seeds " + " ".join(args.set_seeds)
+        + (" --method-seeds " + " ".join(args.method_seeds) if getattr(args, "method_seeds", None) else "")
         + " --methods " + " ".join(args.methods_given) + f" --jobs {args.jobs}"
         + (" --override " + " ".join(args.override) if args.override else "")
         + "".join(f" --{k} {v}" for k, v in (("data-root", args.data_root), ("work", args.work)))
@@ -405,12 +434,14 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
     for name, runs in results.items():
         lines += [f"## {name} ({set_role(name).upper()} set): {SET_INFO[name]}", "",
                   f"Built by `{builds[name]}`.", "",
-                  f"Training seeds: {' '.join(map(str, seeds[name]))}." + _missing(runs, seeds[name]), "",
-                  "| method | maps | " + " | ".join(TITLES) + " |", "| --- | --- |" + " --- |" * len(TITLES)]
+                  f"Training seeds: {' '.join(map(str, seeds[name]))}."
+                  + _missing(runs, seeds[name], getattr(args, "only", {})), "",
+                  "| method | maps | seeds | " + " | ".join(TITLES) + " |", "| --- | --- | --- |" + " --- |" * len(TITLES)]
         for method, rs in runs.items():
             cells = [stats([r[k] for r in rs if isinstance(r.get(k), (int, float))]) for k in KEYS]
             maps = " / ".join(sorted({_maps(method, r) for r in rs})) or "-"
-            lines.append(f"| {method} | {maps} | " + " | ".join(cells) + " |")
+            ran = " ".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"])) or "-"
+            lines.append(f"| {method} | {maps} | {ran} | " + " | ".join(cells) + " |")
         lines += ["", "mean ± sample standard deviation (min-max) over seeds.", ""]
         lines += _gap_lines(name, runs) + _best_other_lines(runs)
         lines += ["", "| method | maps | seed | " + " | ".join(TITLES)

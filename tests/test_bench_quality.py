@@ -175,9 +175,9 @@ def test_report_gap_to_the_best_other_method(bq, tmp_path):
             "seed 0: ahead by 2.5 (85.0 vs has 82.5); seed 1: behind by 5.2 (78.0 vs cam+gradcam 83.2); seed 2: level with (70.0 vs cam 70.0).") in lines
     assert "ORNet - CAM, GT-known Loc, per seed: +5.0, -1.0, +0.0 (mean +1.3 points)." in lines
     # a row per method, its maps beside it, in the summary and per run
-    assert "| method | maps | GT-known Loc | Top-1 Loc | MaxBoxAccV2 | PxAP | Top-1 Cls | seconds |" in lines
-    assert any(line.startswith("| cam+gradcam | gradcam | 82.1 ± 1.6 (81.0-83.2) |") for line in lines)
-    assert any(line.startswith("| has | own | 81.5 ± 1.4 (80.5-82.5) |") for line in lines)
+    assert "| method | maps | seeds | GT-known Loc | Top-1 Loc | MaxBoxAccV2 | PxAP | Top-1 Cls | seconds |" in lines
+    assert any(line.startswith("| cam+gradcam | gradcam | 0 1 | 82.1 ± 1.6 (81.0-83.2) |") for line in lines)
+    assert any(line.startswith("| has | own | 0 1 | 81.5 ± 1.4 (80.5-82.5) |") for line in lines)
     assert any(line.startswith("| cam+gradcam | gradcam | 1 | 83.2 | 73.2 |") for line in lines)
     assert "NOT FINISHED (not in the tables): has seed 2, cam+gradcam seed 2, ornet_paper_loss seed 1, " \
            "ornet_paper_loss seed 2." in path.read_text()
@@ -208,3 +208,27 @@ def test_report_plain_map_gap_and_target(bq):
     assert bq._best_other_lines(runs) == ["ORNet against the best other method or extractor, GT-known Loc, per seed: "
                                           "seed 0: ahead by 10.0 (90.0 vs cam 80.0); seed 1: ahead by 4.0 (88.0 vs "
                                           "cam 84.0)."]
+
+
+def test_method_seeds_runs_a_method_on_some_seeds_only(bq, monkeypatch, tmp_path):
+    jobs, args = _main(bq, monkeypatch, tmp_path, "--sets", "objects", "--seeds", "0", "1", "2",
+                       "--methods", "cam", "cam+scorecam", "cam+pc1", "--method-seeds", "cam+scorecam=0")
+    ran = sorted((j["method"], int(j["key"].rsplit("_seed", 1)[1])) for j in jobs)
+    assert ran == [("cam", 0), ("cam", 1), ("cam", 2), ("cam+pc1", 0), ("cam+pc1", 1), ("cam+pc1", 2),
+                   ("cam+scorecam", 0)]
+    assert args.only == {"cam+scorecam": [0]}
+    # the report: fewer seeds said, not counted as unfinished; a missing run of another method is
+    runs = {"cam": [_run(0, 80.0), _run(1, 81.0)], "cam+scorecam": [_run(0, 70.0, maps="scorecam")]}
+    text = bq._missing(runs, [0, 1, 2], {"cam+scorecam": [0]})
+    assert text == (" Run on fewer seeds (`--method-seeds`): cam+scorecam seed 0."
+                    " NOT FINISHED (not in the tables): cam seed 2.")
+
+
+@pytest.mark.parametrize("item, message", [("gradcam=0", "'gradcam' is not one of --methods"),
+                                           ("cam=a", "seeds must be integers")])
+def test_method_seeds_bad_value(bq, monkeypatch, tmp_path, capsys, item, message):
+    with pytest.raises(SystemExit) as exc:
+        _main(bq, monkeypatch, tmp_path, "--sets", "objects", "--methods", "cam", "--method-seeds", item)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--method-seeds {item}: " in err and message in err
