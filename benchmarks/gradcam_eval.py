@@ -81,7 +81,8 @@ def main() -> int:
     if isinstance(target, torch.nn.Sequential):
         target = target[-1]
     result = evaluate_split(GradCAMLocalizer(classifier, target), dm, cfg, split="test", quiet=True)
-    metrics = {**result.metrics, "method": f"gradcam ({cfg.model.evaluator}.{layer})",
+    # maps: what the scores are of (evaluate_split records the localizer's as the run's own)
+    metrics = {**result.metrics, "maps": "gradcam", "method": f"gradcam ({cfg.model.evaluator}.{layer})",
                "source_run": str(args.run), "seconds_eval": round(time.perf_counter() - start, 2)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
