@@ -263,3 +263,27 @@ def test_run_models_give_their_classifier_and_cam_of_a_cam_run_is_its_own_map():
         with_maps(ORNet("resnet18", 3, evaluator=None, generator_width=8), "pc1")
     with pytest.raises(ConfigError, match="eval.maps: unknown map extractor 'gradcam2'"):
         with_maps(cam, "gradcam2")
+
+
+def test_score_cam_runs_one_image_per_library_call(monkeypatch):
+    # The library materialises B x C x 3 x H x W masked copies at once (36 GB for 64 Lite0 images at 192 px, an
+    # OOM kill on a 24 GB machine): ornet hands it one image at a time, with the same maps and logits.
+    import pytorch_grad_cam
+
+    sizes = []
+    original = pytorch_grad_cam.ScoreCAM.get_cam_weights
+
+    def spy(self, input_tensor, *rest):
+        sizes.append(input_tensor.shape[0])
+        return original(self, input_tensor, *rest)
+
+    monkeypatch.setattr(pytorch_grad_cam.ScoreCAM, "get_cam_weights", spy)
+    target = toy(200 * torch.eye(3) - 100 * (1 - torch.eye(3)))
+    x, labels = images(), torch.tensor([0, 1, 2])
+    maps, logits = extract("scorecam", target, x, labels)
+    assert sizes == [1, 1, 1]
+    singles = [extract("scorecam", target, x[i:i + 1], labels[i:i + 1]) for i in range(3)]
+    assert torch.equal(maps, torch.cat([m for m, _ in singles]))
+    assert torch.allclose(logits, target.network(x), atol=1e-5)
+    maps_free, _ = extract("scorecam", target, x, None)  # no labels: each image's predicted class
+    assert torch.equal(maps_free, extract("scorecam", target, x, logits.argmax(1))[0])
