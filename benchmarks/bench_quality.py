@@ -141,11 +141,13 @@ def run(cmd: list[str], log: Path) -> float:
 
 
 def stats(values: list[float]) -> str:
+    """`mean ± sample sd (min-max)`; one run: its value alone (a spread of one run is not 0, it is unknown)."""
     if not values:
         return "-"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
     mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {sd:.1f} ({min(values):.1f}-{max(values):.1f})"
+    return f"{mean:.1f} ± {statistics.stdev(values):.1f} ({min(values):.1f}-{max(values):.1f})"
 
 
 def build_set(name: str, folder: Path, log: Path) -> str:
@@ -442,7 +444,7 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
             maps = " / ".join(sorted({_maps(method, r) for r in rs})) or "-"
             ran = " ".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"])) or "-"
             lines.append(f"| {method} | {maps} | {ran} | " + " | ".join(cells) + " |")
-        lines += ["", "mean ± sample standard deviation (min-max) over seeds.", ""]
+        lines += ["", "mean ± sample standard deviation (min-max) over seeds; a row of one seed: that run's figure.", ""]
         lines += _gap_lines(name, runs) + _best_other_lines(runs)
         lines += ["", "| method | maps | seed | " + " | ".join(TITLES)
                   + " | threshold | class gate (val GT-known: none / each) |",

@@ -174,6 +174,8 @@ def test_report_gap_to_the_best_other_method(bq, tmp_path):
     assert ("ORNet against the best other method or extractor, GT-known Loc, per seed: "
             "seed 0: ahead by 2.5 (85.0 vs has 82.5); seed 1: behind by 5.2 (78.0 vs cam+gradcam 83.2); seed 2: level with (70.0 vs cam 70.0).") in lines
     assert "ORNet - CAM, GT-known Loc, per seed: +5.0, -1.0, +0.0 (mean +1.3 points)." in lines
+    assert any(line.startswith("| ornet_paper_loss | own | 0 | 90.0 | 80.0 | 85.0 | 60.0 | 90.0 | 100.0 |")
+               for line in lines)  # one seed: its figures, no spread
     # a row per method, its maps beside it, in the summary and per run
     assert "| method | maps | seeds | GT-known Loc | Top-1 Loc | MaxBoxAccV2 | PxAP | Top-1 Cls | seconds |" in lines
     assert any(line.startswith("| cam+gradcam | gradcam | 0 1 | 82.1 ± 1.6 (81.0-83.2) |") for line in lines)
