@@ -112,7 +112,7 @@ def write_report(path: Path, args, rows: dict[str, dict[int, dict]], commands: l
         f"{' '.join(map(str, args.seeds))} --threads {args.threads}` (variants may run as two such commands "
         "at once, split by `--variants`, then once more with `--reuse` to gather them)",
         "- every variant reruns stage 2 only, from the stage-0 and stage-1 checkpoints of the quality run of",
-        "  the same seed (benchmarks/results/quality.md); test split, threshold chosen on val, IoU >= 0.5.",
+        "  the same seed (benchmarks/results/quality_presets.md); test split, threshold chosen on val, IoU >= 0.5.",
         "- cells: mean ± sample standard deviation over seeds; Δ = mean per-seed difference to the base row",
         "  in GT-known Loc (positive: the variant is better).", "",
         "| group | variant | GT-known Loc | Δ GT-known | Top-1 Loc | MaxBoxAccV2 | PxAP |",

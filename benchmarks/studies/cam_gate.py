@@ -1,5 +1,5 @@
 """ORNet's map gated by its own evaluator's CAM at one fixed exponent (`ORNet.set_cam_gate`), on
-finished runs: the figures of results/quality.md that compare fixed gates with the class gate
+finished runs: the figures of results/quality_presets.md that compare fixed gates with the class gate
 that `configs/demo.yaml` chooses on val (`eval.cam_gate`, docs/method.md, "The class gate").
 
     .venv/bin/python benchmarks/studies/cam_gate.py RUN [RUN ...] --data-root DIR [--alpha 0.5] [--out DIR]
@@ -9,7 +9,7 @@ For each finished ORNet run (an `ornet train` folder whose evaluator has a GAP +
 whatever gate the run chose; everything else is `ornet.evaluate` on the run as it is (threshold
 chosen on the run's val carve, wsolevaluation's protocol), so alpha = 0 gives the plain map's
 figures. Prints one line per run (GT-known Loc, Top-1 Loc, the threshold chosen on val) and the
-mean GT-known. (The `--floor` variant quoted in quality.md is this script at commit 783dc49.)
+mean GT-known. (The `--floor` variant quoted in quality_presets.md is this script at commit 783dc49.)
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ inside the object are not on background; most too-big and elsewhere misses are.
 
 Boxes are compared in the frame the metrics used: predictions.csv's inclusive-pixel boxes against
 the GT boxes after the run's evaluation transform (its config's data section, the root replaced);
-an image with several GT boxes counts its largest. The figures are quoted in results/quality.md.
+an image with several GT boxes counts its largest. The figures are quoted in results/quality_presets.md.
 
 - `--by-background`: a second table, the share localised per background photo (the set's
   `backgrounds.txt`, written by `benchmarks/realistic_sets` since format version 2); `--leave-out` adds a

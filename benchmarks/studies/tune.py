@@ -26,7 +26,7 @@ Settings are chosen on the tune split only: the test split's metrics (the metric
 `ornet train` writes into the run folder) are never read, `--split` accepts only `tune`, and a
 variant that would choose anything on test (``keep: best_test``) or set ``data.tune_per_class``
 itself is refused before any run starts, in one line, exit 2. Read test once, for the final table,
-with the settings this sweep chose. Used for the tuning log in benchmarks/results/quality.md.
+with the settings this sweep chose. Used for the tuning log in benchmarks/results/quality_presets.md.
 """
 
 from __future__ import annotations
