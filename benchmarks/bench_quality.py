@@ -413,7 +413,7 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
         + (f"; overrides: `{' '.join(args.override)}`" if args.override else ""),
         "- command: `cd benchmarks && ../.venv/bin/python bench_quality.py --sets " + " ".join(args.sets)
         + " --seeds " + " ".join(map(str, args.seeds)) + " --set-seeds " + " ".join(args.set_seeds)
-        + (" --method-seeds " + " ".join(args.method_seeds) if getattr(args, "method_seeds", None) else "")
+        + (" --method-seeds " + " ".join(args.method_seeds) if args.method_seeds else "")
         + " --methods " + " ".join(args.methods_given) + f" --jobs {args.jobs}"
         + (" --override " + " ".join(args.override) if args.override else "")
         + "".join(f" --{k} {v}" for k, v in (("data-root", args.data_root), ("work", args.work)))
@@ -437,7 +437,7 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
         lines += [f"## {name} ({set_role(name).upper()} set): {SET_INFO[name]}", "",
                   f"Built by `{builds[name]}`.", "",
                   f"Training seeds: {' '.join(map(str, seeds[name]))}."
-                  + _missing(runs, seeds[name], getattr(args, "only", {})), "",
+                  + _missing(runs, seeds[name], args.only), "",
                   "| method | maps | seeds | " + " | ".join(TITLES) + " |", "| --- | --- | --- |" + " --- |" * len(TITLES)]
         for method, rs in runs.items():
             cells = [stats([r[k] for r in rs if isinstance(r.get(k), (int, float))]) for k in KEYS]

@@ -162,7 +162,7 @@ def test_report_gap_to_the_best_other_method(bq, tmp_path):
         "ornet_paper_loss": [_run(0, 90.0, maps="own")],  # an ablation of ORNet, not another method
     }}
     args = Namespace(commit="abc1234", no_train=True, reuse=False, threads=1, jobs=2, sets=["objects_heldout"],
-                     seeds=[0, 1, 2], set_seeds=[], methods=list(results["objects_heldout"]),
+                     seeds=[0, 1, 2], set_seeds=[], method_seeds=[], only={}, methods=list(results["objects_heldout"]),
                      methods_given=list(results["objects_heldout"]), override=[], data_root="/d", work="/w",
                      notes="", results=str(tmp_path / "quality.md"))
     path = tmp_path / "quality.md"
