@@ -119,6 +119,22 @@ def test_repeated_labels_get_the_folder_name_and_evaluations_find_their_run(runs
     assert column.run_dir == copy and column.is_evaluation and column.label == "cam + gradcam"
 
 
+def test_ornet_columns_that_differ_by_their_class_gate_are_labelled_by_it(runs, tmp_path):
+    """A run with its gate and the same run scored without (`--eval.cam_gate '[0]'`): labelled by the
+    gate, not by folder names; equal gates fall back to the folder names."""
+    cam = runs[0]
+    folders = []
+    for name, gate in (("gated", 0.25), ("plain", 0.0), ("again", 0.25)):
+        dest = tmp_path / name
+        shutil.copytree(cam, dest, ignore=shutil.ignore_patterns("checkpoints", "logs"))
+        m = json.loads((dest / "metrics.json").read_text())
+        (dest / "metrics.json").write_text(json.dumps({**m, "method": "ornet", "cam_gate": gate}))
+        folders.append(dest)
+    assert [c.label for c in label_columns(folders[:2])] == ["ornet, gate 0.25", "ornet, no gate"]
+    assert [c.label for c in label_columns(folders)] == ["ornet (gated)", "ornet (plain)", "ornet (again)"]
+    assert [c.label for c in label_columns([folders[1], cam])] == ["ornet", "cam"]  # no repeat: no qualifier
+
+
 def _write_other_images(run: Path, dest: Path) -> Path:
     shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints", "logs"))
     text = (dest / "predictions.csv").read_text().replace("img_000", "img_099")

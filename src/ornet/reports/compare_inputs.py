@@ -11,8 +11,10 @@ A column is either
   the current folder), then beside the evaluation folder (the default ``RUN/evaluate_<split>``).
 
 Its label is the method, plus `` + <extractor>`` for maps of a map extractor (metrics.json's
-``maps``, docs/maps.md): ``cam``, ``cam + gradcam``. Labels that would repeat get the folder's
-name, then its path, in brackets. Columns are comparable when they were evaluated on the same
+``maps``, docs/maps.md): ``cam``, ``cam + gradcam``. Labels that would repeat are told apart by
+ORNet's class gate when it differs between them (metrics.json's ``cam_gate``: ``ornet, no gate``
+beside ``ornet, gate 0.25``, e.g. a run and its `ornet evaluate RUN --eval.cam_gate '[0]'`), else
+by the folder's name, then its path, in brackets. Columns are comparable when they were evaluated on the same
 split and their predictions.csv list the same image ids (an evaluation folder does not record its
 dataset; the same ids on the same split is what the page needs: every column is drawn on the same
 images). Every check raises an `OrnetError` of one line naming the folder, before anything is
@@ -95,6 +97,14 @@ def base_label(metrics: dict) -> str:
     return metrics["method"] if maps == "own" else f"{metrics['method']} + {maps}"
 
 
+def gate_label(metrics: dict) -> str | None:
+    """``no gate`` / ``gate <alpha>`` for an ORNet evaluation that records its class gate, else None."""
+    gate = metrics.get("cam_gate")
+    if isinstance(gate, bool) or not isinstance(gate, (int, float)):
+        return None
+    return "no gate" if gate == 0 else f"gate {gate:g}"
+
+
 def label_columns(folders: Sequence[str | os.PathLike]) -> list[Column]:
     """Open each folder and give it a unique label (see the module's docstring)."""
     if not folders:
@@ -109,7 +119,13 @@ def label_columns(folders: Sequence[str | os.PathLike]) -> list[Column]:
     columns = []
     for (root, run_dir, m), base in zip(opened, bases):
         group = [r.name for (r, _, _), b in zip(opened, bases) if b == base]
-        label = base if len(group) == 1 else f"{base} ({root.name})" if group.count(root.name) == 1 else f"{base} ({root})"
+        gates = [gate_label(om) for (_, _, om), b in zip(opened, bases) if b == base]
+        if len(group) == 1:
+            label = base
+        elif None not in gates and len(set(gates)) == len(gates):  # the gate tells them apart
+            label = f"{base}, {gate_label(m)}"
+        else:
+            label = f"{base} ({root.name})" if group.count(root.name) == 1 else f"{base} ({root})"
         columns.append(Column(label, root, run_dir, m))
     return columns
 
