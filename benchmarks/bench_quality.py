@@ -6,7 +6,7 @@ and the realistic sets, over several training seeds; one protocol for all.
 
     cd benchmarks && ../.venv/bin/python bench_quality.py [--sets synth objects digits]
         [--seeds 0 1 2] [--set-seeds digits=0] [--methods ornet cam gradcam cam_160 | all] [--jobs 2]
-        [--method-seeds cam+scorecam=0] [--work DIR] [--data-root DIR] [--override KEY=VALUE ...] [--reuse] [--no-train]
+        [--method-seeds [SET:]METHOD=S1,S2 ...] [--work DIR] [--data-root DIR] [--override KEY=VALUE ...] [--reuse] [--no-train]
         [--notes results/quality_notes.md] [--results results/quality.md]
 
 Sets (built under --data-root when absent; seeded, byte-reproducible):
@@ -248,8 +248,9 @@ def main() -> int:
     p.add_argument("--set-seeds", nargs="*", default=["digits=0"],
                    help="SET=S1,S2: other training seeds for a set (default: digits=0)")
     p.add_argument("--method-seeds", nargs="*", default=[],
-                   help="METHOD=S1,S2: run and report a method on these of each set's seeds only "
-                        "(e.g. cam+scorecam=0: Score-CAM's forward per channel is slow on a CPU)")
+                   help="[SET:]METHOD=S1,S2: run and report a method on these of each set's seeds only "
+                        "(e.g. cam+scorecam=0: Score-CAM's forward per channel is slow on a CPU), or of one "
+                        "set's (objects:has=0); a set's own item wins over a general one")
     p.add_argument("--methods", nargs="+", default=["ornet", "cam", "gradcam", "cam_160"],
                    choices=[*METHODS, "all"], help="all: " + " ".join(ALL))
     p.add_argument("--data-root", default="/tmp/ornet-bench/data", help="where the sets are (built when absent)")
@@ -278,7 +279,7 @@ def main() -> int:
         name, _, values = item.partition("=")
         if name in seeds:
             seeds[name] = [int(v) for v in values.split(",")]
-    args.only = parse_method_seeds(args.method_seeds, args.methods, p)
+    args.only = parse_method_seeds(args.method_seeds, args.methods, p, args.sets)
     data_root, work = Path(args.data_root), Path(args.work)
     data_root.mkdir(parents=True, exist_ok=True)
     builds, jobs, commands = {}, [], []
@@ -288,7 +289,7 @@ def main() -> int:
         commands.append(builds[name])
         for seed in seeds[name]:
             for method in sorted(args.methods, key=lambda m: base_method(m) is not None):  # trainings first
-                if seed not in args.only.get(method, [seed]):
+                if seed not in seeds_of(args.only, name, method, [seed]):
                     continue
                 out = work / name / f"{method}_seed{seed}"
                 cmd = job_cmd(method, data_root / name, out, seed, extra,
@@ -304,7 +305,7 @@ def main() -> int:
     for name in args.sets:
         for seed in seeds[name]:
             for method in args.methods:
-                if seed not in args.only.get(method, [seed]):
+                if seed not in seeds_of(args.only, name, method, [seed]):
                     continue
                 f = work / name / f"{method}_seed{seed}" / "metrics.json"
                 if f.is_file():
@@ -368,28 +369,41 @@ def _gate_cell(run: dict) -> str:
     return f"{float(run['cam_gate']):g}" + (f" ({detail})" if detail else "")
 
 
-def parse_method_seeds(items: list[str], methods: list[str], parser) -> dict[str, list[int]]:
-    """--method-seeds METHOD=S1,S2 ... as {method: seeds}; a method not in --methods or a bad seed: an error."""
+def parse_method_seeds(items: list[str], methods: list[str], parser, sets: list[str] | None = None) -> dict[str, list[int]]:
+    """--method-seeds [SET:]METHOD=S1,S2 ... as {method or "SET:method": seeds}; a method not in --methods, a set
+    not in --sets or a bad seed: an error."""
     only = {}
     for item in items:
-        method, _, values = item.partition("=")
+        key, _, values = item.partition("=")
+        set_name, _, method = key.rpartition(":")
         if method not in methods:
             parser.error(f"--method-seeds {item}: {method!r} is not one of --methods ({' '.join(methods)})")
+        if set_name and sets is not None and set_name not in sets:
+            parser.error(f"--method-seeds {item}: {set_name!r} is not one of --sets ({' '.join(sets)})")
         try:
-            only[method] = [int(v) for v in values.split(",")]
+            only[key] = [int(v) for v in values.split(",")]
         except ValueError:
             parser.error(f"--method-seeds {item}: seeds must be integers, as METHOD=0,1")
     return only
 
 
-def _missing(runs: dict, wanted: list[int], only: dict | None = None) -> str:
+def seeds_of(only: dict, set_name: str | None, method: str, default=None):
+    """The seeds --method-seeds gives `method` on `set_name` (its set's own item first), else `default`."""
+    return only.get(f"{set_name}:{method}", only.get(method, default))
+
+
+def _missing(runs: dict, wanted: list[int], only: dict | None = None, set_name: str | None = None) -> str:
     """` NOT FINISHED (not in the tables): ornet seed 2.` when some (method, seed) has no run yet; a method
     of --method-seeds is wanted on its own seeds only (those said in ` Run on fewer seeds: ...`)."""
     only = only or {}
     gone = [f"{m} seed {s}" for m, rs in runs.items() for s in wanted
-            if s in only.get(m, [s]) and s not in {r["seed"] for r in rs}]
-    fewer = [f"{m} seed{'s' if len(ss) > 1 else ''} {' '.join(map(str, ss))}"
-             for m, ss in only.items() if m in runs and [s for s in wanted if s in ss] != wanted]
+            if s in seeds_of(only, set_name, m, [s]) and s not in {r["seed"] for r in rs}]
+    fewer = []
+    for m in runs:
+        ss = seeds_of(only, set_name, m)
+        kept = [s for s in wanted if ss is not None and s in ss]
+        if ss is not None and kept != wanted:
+            fewer.append(f"{m} seed{'s' if len(kept) > 1 else ''} {' '.join(map(str, kept)) or '(none)'}")
     return ((f" Run on fewer seeds (`--method-seeds`): {', '.join(fewer)}." if fewer else "")
             + (f" NOT FINISHED (not in the tables): {', '.join(gone)}." if gone else ""))
 
@@ -437,7 +451,7 @@ def write_report(path: Path, args, seeds: dict, results: dict, commands: list[st
         lines += [f"## {name} ({set_role(name).upper()} set): {SET_INFO[name]}", "",
                   f"Built by `{builds[name]}`.", "",
                   f"Training seeds: {' '.join(map(str, seeds[name]))}."
-                  + _missing(runs, seeds[name], args.only), "",
+                  + _missing(runs, seeds[name], args.only, name), "",
                   "| method | maps | seeds | " + " | ".join(TITLES) + " |", "| --- | --- | --- |" + " --- |" * len(TITLES)]
         for method, rs in runs.items():
             cells = [stats([r[k] for r in rs if isinstance(r.get(k), (int, float))]) for k in KEYS]

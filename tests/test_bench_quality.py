@@ -226,7 +226,23 @@ def test_method_seeds_runs_a_method_on_some_seeds_only(bq, monkeypatch, tmp_path
                     " NOT FINISHED (not in the tables): cam seed 2.")
 
 
+def test_method_seeds_of_one_set_win_over_the_general_item(bq, monkeypatch, tmp_path):
+    jobs, args = _main(bq, monkeypatch, tmp_path, "--sets", "objects", "synth", "--seeds", "0", "1", "2",
+                       "--methods", "cam", "has", "--method-seeds", "has=0,1", "objects:has=0")
+    keys = sorted(j["key"] for j in jobs)
+    assert [k for k in keys if "/has_" in k] == ["objects/has_seed0", "synth/has_seed0", "synth/has_seed1"]
+    assert len(keys) == 9  # and cam on both sets, seeds 0-2
+    assert args.only == {"has": [0, 1], "objects:has": [0]}
+    assert bq.seeds_of(args.only, "objects", "has") == [0] and bq.seeds_of(args.only, "synth", "has") == [0, 1]
+    assert bq.seeds_of(args.only, "synth", "cam", "all") == "all"
+    runs = {"cam": [_run(s, 80.0) for s in (0, 1, 2)], "has": [_run(0, 60.0)]}
+    assert bq._missing(runs, [0, 1, 2], args.only, "objects") == " Run on fewer seeds (`--method-seeds`): has seed 0."
+    assert bq._missing(runs, [0, 1, 2], args.only, "synth") == (" Run on fewer seeds (`--method-seeds`): has seeds 0 1."
+                                                               " NOT FINISHED (not in the tables): has seed 1.")
+
+
 @pytest.mark.parametrize("item, message", [("gradcam=0", "'gradcam' is not one of --methods"),
+                                           ("digits:cam=0", "'digits' is not one of --sets"),
                                            ("cam=a", "seeds must be integers")])
 def test_method_seeds_bad_value(bq, monkeypatch, tmp_path, capsys, item, message):
     with pytest.raises(SystemExit) as exc:
