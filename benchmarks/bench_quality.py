@@ -250,7 +250,8 @@ def main() -> int:
     p.add_argument("--method-seeds", nargs="*", default=[],
                    help="[SET:]METHOD=S1,S2: run and report a method on these of each set's seeds only "
                         "(e.g. cam+scorecam=0: Score-CAM's forward per channel is slow on a CPU), or of one "
-                        "set's (objects:has=0); a set's own item wins over a general one")
+                        "set's (objects:has=0; objects:has= leaves it out there); a set's own item wins over a "
+                        "general one")
     p.add_argument("--methods", nargs="+", default=["ornet", "cam", "gradcam", "cam_160"],
                    choices=[*METHODS, "all"], help="all: " + " ".join(ALL))
     p.add_argument("--data-root", default="/tmp/ornet-bench/data", help="where the sets are (built when absent)")
@@ -381,7 +382,7 @@ def parse_method_seeds(items: list[str], methods: list[str], parser, sets: list[
         if set_name and sets is not None and set_name not in sets:
             parser.error(f"--method-seeds {item}: {set_name!r} is not one of --sets ({' '.join(sets)})")
         try:
-            only[key] = [int(v) for v in values.split(",")]
+            only[key] = [int(v) for v in values.split(",")] if values else []  # none: not on that set
         except ValueError:
             parser.error(f"--method-seeds {item}: seeds must be integers, as METHOD=0,1")
     return only
@@ -403,7 +404,8 @@ def _missing(runs: dict, wanted: list[int], only: dict | None = None, set_name: 
         ss = seeds_of(only, set_name, m)
         kept = [s for s in wanted if ss is not None and s in ss]
         if ss is not None and kept != wanted:
-            fewer.append(f"{m} seed{'s' if len(kept) > 1 else ''} {' '.join(map(str, kept)) or '(none)'}")
+            fewer.append(f"{m} seed{'s' if len(kept) > 1 else ''} {' '.join(map(str, kept))}" if kept
+                         else f"{m} on none (not run on this set)")
     return ((f" Run on fewer seeds (`--method-seeds`): {', '.join(fewer)}." if fewer else "")
             + (f" NOT FINISHED (not in the tables): {', '.join(gone)}." if gone else ""))
 

@@ -228,17 +228,22 @@ def test_method_seeds_runs_a_method_on_some_seeds_only(bq, monkeypatch, tmp_path
 
 def test_method_seeds_of_one_set_win_over_the_general_item(bq, monkeypatch, tmp_path):
     jobs, args = _main(bq, monkeypatch, tmp_path, "--sets", "objects", "synth", "--seeds", "0", "1", "2",
-                       "--methods", "cam", "has", "--method-seeds", "has=0,1", "objects:has=0")
+                       "--methods", "cam", "has", "cam+pc1", "--method-seeds", "has=0,1", "objects:has=0",
+                       "synth:cam+pc1=")
     keys = sorted(j["key"] for j in jobs)
     assert [k for k in keys if "/has_" in k] == ["objects/has_seed0", "synth/has_seed0", "synth/has_seed1"]
-    assert len(keys) == 9  # and cam on both sets, seeds 0-2
-    assert args.only == {"has": [0, 1], "objects:has": [0]}
+    assert [k for k in keys if "pc1" in k] == ["objects/cam+pc1_seed0", "objects/cam+pc1_seed1", "objects/cam+pc1_seed2"]
+    assert len(keys) == 12  # and cam on both sets, seeds 0-2
+    assert args.only == {"has": [0, 1], "objects:has": [0], "synth:cam+pc1": []}
     assert bq.seeds_of(args.only, "objects", "has") == [0] and bq.seeds_of(args.only, "synth", "has") == [0, 1]
     assert bq.seeds_of(args.only, "synth", "cam", "all") == "all"
     runs = {"cam": [_run(s, 80.0) for s in (0, 1, 2)], "has": [_run(0, 60.0)]}
     assert bq._missing(runs, [0, 1, 2], args.only, "objects") == " Run on fewer seeds (`--method-seeds`): has seed 0."
     assert bq._missing(runs, [0, 1, 2], args.only, "synth") == (" Run on fewer seeds (`--method-seeds`): has seeds 0 1."
                                                                " NOT FINISHED (not in the tables): has seed 1.")
+    runs["cam+pc1"] = []
+    assert bq._missing(runs, [0, 1, 2], args.only, "synth").startswith(
+        " Run on fewer seeds (`--method-seeds`): has seeds 0 1, cam+pc1 seed (none).")
 
 
 @pytest.mark.parametrize("item, message", [("gradcam=0", "'gradcam' is not one of --methods"),
