@@ -243,7 +243,7 @@ def test_method_seeds_of_one_set_win_over_the_general_item(bq, monkeypatch, tmp_
                                                                " NOT FINISHED (not in the tables): has seed 1.")
     runs["cam+pc1"] = []
     assert bq._missing(runs, [0, 1, 2], args.only, "synth").startswith(
-        " Run on fewer seeds (`--method-seeds`): has seeds 0 1, cam+pc1 seed (none).")
+        " Run on fewer seeds (`--method-seeds`): has seeds 0 1, cam+pc1 on none (not run on this set).")
 
 
 @pytest.mark.parametrize("item, message", [("gradcam=0", "'gradcam' is not one of --methods"),
