@@ -100,6 +100,18 @@ def measure(args) -> tuple[dict[str, list[float]], float | None]:
     return times, compile_s
 
 
+def cpu_bf16_flags() -> str:
+    """The bfloat16 / VNNI / AMX flags /proc/cpuinfo lists (what makes bf16 fast on a CPU), or why none."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                found = sorted(f for f in line.split(":", 1)[1].split() if "bf16" in f or "vnni" in f or "amx" in f)
+                return " ".join(found) or "no bf16 / VNNI / AMX flag"
+    except OSError:
+        pass
+    return "unknown (no /proc/cpuinfo)"
+
+
 def write_report(args, times: dict[str, list[float]], compile_s: float | None, load: tuple[float, float],
                  path: Path) -> None:
     import torch
@@ -112,7 +124,7 @@ def write_report(args, times: dict[str, list[float]], compile_s: float | None, l
         "",
         f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- machine: {cpu_model()}, {os.cpu_count()} cores visible; torch {torch.__version__}; "
-        f"bfloat16 autocast on CPU: {'yes' if torch.backends.mkldnn.is_available() else 'no oneDNN'}",
+        f"CPU flags: {cpu_bf16_flags()}",
         f"- commit: {git_commit(ROOT)}",
         f"- load average (1 min) at the start / end: {load[0]:.2f} / {load[1]:.2f}",
         f"- network: `build_evaluator({args.network!r}, {args.classes})`, channels-last, batch {args.batch} at "

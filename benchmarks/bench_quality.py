@@ -402,8 +402,10 @@ def _missing(runs: dict, wanted: list[int], only: dict | None = None, set_name: 
     fewer = []
     for m in runs:
         ss = seeds_of(only, set_name, m)
-        kept = [s for s in wanted if ss is not None and s in ss]
-        if ss is not None and kept != wanted:
+        if ss is None:
+            continue
+        kept = [s for s in wanted if s in ss]
+        if kept != wanted:
             fewer.append(f"{m} seed{'s' if len(kept) > 1 else ''} {' '.join(map(str, kept))}" if kept
                          else f"{m} on none (not run on this set)")
     return ((f" Run on fewer seeds (`--method-seeds`): {', '.join(fewer)}." if fewer else "")
