@@ -287,3 +287,47 @@ def test_score_cam_runs_one_image_per_library_call(monkeypatch):
     assert torch.allclose(logits, target.network(x), atol=1e-5)
     maps_free, _ = extract("scorecam", target, x, None)  # no labels: each image's predicted class
     assert torch.equal(maps_free, extract("scorecam", target, x, logits.argmax(1))[0])
+
+
+def test_score_cam_runs_blank_masked_copies_once_and_matches_the_library():
+    # Channels 3-5 of the image, hence of the feature map, are zero everywhere: their masked copies are all-zero
+    # images. ornet runs one of them per library call and gives the others its logits; the maps equal the
+    # library's on the unchanged network (every copy run), and the network sees 3 live copies + 1 blank + the image.
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    weights = torch.cat([W, torch.tensor([[0.3, -0.2, 0.1]] * 3).T], dim=1)  # 3 classes x 6 channels
+    head = ClassifierHead(nn.AdaptiveAvgPool2d(1), nn.Linear(6, 3, bias=True))
+    with torch.no_grad():
+        head.classifier.weight.copy_(weights)
+        head.classifier.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))  # a blank image's scores are not zero
+    net = SplitClassifier("toy", nn.Identity(), nn.AvgPool2d(4), head, 6, 6, 3).eval()
+    target = ExplainedClassifier(net, nn.Identity(), "toy network", "toy")
+    x = torch.cat([images(2), torch.zeros(2, 3, 32, 32)], dim=1)
+    x[1, :3] *= torch.linspace(0.5, 1.5, 32)  # two different images
+    rows = []
+    net.stem.register_forward_hook(lambda m, i, o: rows.append(o.shape[0]))
+    maps, _ = extract("scorecam", target, x, torch.tensor([0, 2]))
+    assert rows == [1, 1, 3] * 2  # per image: its own forward, the blank copy, the live copies (one batch)
+
+    class Plain(nn.Module):  # the network as the library would see it without ornet's wrapper
+        def __init__(self):
+            super().__init__()
+            self.net, self.tap = net, nn.Identity()
+
+        def forward(self, images):
+            return self.net.head(self.tap(self.net.features(images)))
+
+    plain = Plain()
+    for i, c in enumerate((0, 2)):
+        cam = pytorch_grad_cam.ScoreCAM(model=plain, target_layers=[plain.tap])
+        want = cam(input_tensor=x[i:i + 1], targets=[ClassifierOutputTarget(c)])
+        cam.activations_and_grads.release()
+        assert np.abs(maps[i, 0].numpy() - want[0]).max() < 1e-6, c
+    assert maps[0, 0].max() == pytest.approx(1.0)
+    # the blank rows' scores (the bias here) reach the library as the network's own: a mixed batch
+    from ornet.extractors.library_cams import _Tapped
+
+    batch = torch.stack([x[0], torch.zeros_like(x[0]), x[1], torch.zeros_like(x[0])])
+    with torch.no_grad():
+        assert torch.allclose(_Tapped(net)(batch), net(batch), atol=1e-6)

@@ -16,6 +16,13 @@ around it, else the library's hook would keep every masked copy's feature map un
 ends (C x C x h x w floats per image, gigabytes for a ResNet-50). The library also builds every
 masked copy of the whole batch at once (B x C x 3 x H x W floats: 36 GB for 64 Lite0 images at
 192 px), so Score-CAM is given one image per call; each image's map is its own, the same either way.
+
+Much of that work is wasted on blank copies: a channel that is zero everywhere after the network's
+last ReLU (about half of Lite0's 1,280 on real photos: 0.33-0.65 per image on the objects sets) masks
+the image to all zeros, and every such copy has the same scores, those of an all-zero image. `_Tapped`
+runs the network once per library call on one of them and gives the rest its logits (the other
+copies run as the library batches them), which changes no map beyond float rounding (tested
+against the library run on the unchanged network) and makes Score-CAM several times faster.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ from torch import Tensor, nn
 
 from .maps_model import float_weights, gradients
 
-SCORECAM_BATCH = 32
-"""Masked images per forward in Score-CAM (the library's ``batch_size``; its default is 16)."""
+SCORECAM_BATCH = 16
+"""Masked images per forward in Score-CAM (the library's ``batch_size``, its default). With the blank
+copies skipped, 16 ran a Lite0 map at 192 px in 14 s on one core, 32 in 18 s, 64 in 27 s."""
 
 
 class _Tapped(nn.Module):
@@ -39,12 +47,26 @@ class _Tapped(nn.Module):
         super().__init__()
         self.network = network
         self.tap = nn.Identity()
+        self.blank_logits: Tensor | None = None
+        """The logits of an all-zero image; reset by each library call (`LibraryCam.__call__`)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        features = self.network.features(x)
         if torch.is_grad_enabled():
-            features = self.tap(features.detach().requires_grad_())  # a leaf: gradients stop here
-        return self.network.head(features)
+            features = self.tap(self.network.features(x).detach().requires_grad_())  # a leaf: gradients stop here
+            return self.network.head(features)
+        # Score-CAM's masked copies: the blank ones (all zeros) share one forward (module doc)
+        blank = x.flatten(1).abs().amax(1) == 0
+        if not blank.any():
+            return self._logits(x)
+        if self.blank_logits is None:
+            self.blank_logits = self._logits(x[blank][:1])[0]
+        out = self.blank_logits.expand(x.shape[0], -1).clone()
+        if not blank.all():
+            out[~blank] = self._logits(x[~blank])
+        return out
+
+    def _logits(self, x: Tensor) -> Tensor:
+        return self.network.head(self.network.features(x))
 
 
 class LibraryCam:
@@ -70,6 +92,7 @@ class LibraryCam:
         with gradients(self.target.network, images.device):
             x = self.target.convert(images.detach().clone().to(dtype))  # a normal tensor, not an inference one
             cam = self.cam_class(model=self.tapped, target_layers=[self.tapped.tap])
+            self.tapped.blank_logits = None  # this call's network and input size
             try:
                 if self.score_cam:
                     cam.batch_size = SCORECAM_BATCH
