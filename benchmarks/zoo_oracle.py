@@ -18,8 +18,10 @@ Two shims keep the oracle's code as it is on a current, CPU-only install: ``np.i
 NumPy 1.24; ``rand_bbox`` uses it) is ``int`` while the oracle runs, and ``Tensor.cuda`` (cutmix
 moves its permutation to the GPU) returns the tensor itself.
 
-The input builders (`has_inputs`, `cutmix_inputs`, `adl_input`, `fixed_weights`) are imported by
-the test, so both sides see the same tensors; they import neither the oracle nor ornet.
+The input builders (`has_inputs`, `cutmix_inputs`, `adl_input`, `fixed_weights`, `adl_network_input`)
+are imported by the test, so both sides see the same tensors; they import neither the oracle nor ornet.
+The ADL networks run in float64 (`DTYPE`; weights drawn in float32 and widened): their float32 logits
+(hundreds) move by more than 1e-6 between CPUs' kernels, in float64 by about 1e-12.
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ def cutmix_inputs(shape: tuple[int, ...], classes: int = 5, seed: int = 0):
     labels = torch.randint(classes, (shape[0],), generator=g)
     logits = torch.randn((shape[0], classes), generator=g)
     return images, labels, logits
+
+
+DTYPE = torch.float64  # the ADL networks' (module docstring)
+
+
+def adl_network_input(side: int) -> torch.Tensor:
+    """The ADL networks' 2 x 3 x side x side images, in `DTYPE`."""
+    return torch.randn((2, 3, side, side), generator=torch.Generator().manual_seed(3)).to(DTYPE)
 
 
 def adl_input(seed: int = 0) -> torch.Tensor:
@@ -194,8 +204,9 @@ def oracle_adl_networks(wsol) -> dict:
         oracle = getattr(package, arch)("adl", num_classes=3, large_feature_map=False, pretrained=False,
                                         adl_drop_rate=0.75, adl_drop_threshold=0.9, acol_drop_threshold=0.7,
                                         dataset_name="CUB")
-        oracle.load_state_dict(_to_oracle_state(model, arch, oracle), strict=True)
-        x = torch.randn((2, 3, side, side), generator=torch.Generator().manual_seed(3))
+        model.to(DTYPE)
+        oracle.to(DTYPE).load_state_dict(_to_oracle_state(model, arch, oracle), strict=True)
+        x = adl_network_input(side)
         labels = torch.tensor([0, 2])
         oracle.eval()
         with torch.no_grad():
@@ -256,16 +267,17 @@ def ornet_differences(ref: dict) -> dict:
         r = ref["adl_networks"][arch]
         model = ADLModel(arch, 3, drop_rate=0.75, drop_threshold=0.9)
         fixed_weights(model, 1)
-        x = torch.randn((2, 3, side, side), generator=torch.Generator().manual_seed(3))
+        model.to(DTYPE)
+        x = adl_network_input(side)
         model.eval()
         with torch.no_grad():
             maps, logits = model.predict(x, torch.tensor([0, 2]))
-            d = [(logits - torch.tensor(r["eval_logits"])).abs().max(),
-                 (maps.flatten() - torch.tensor(r["maps"])).abs().max()]
+            d = [(logits - torch.tensor(r["eval_logits"], dtype=DTYPE)).abs().max(),
+                 (maps.flatten() - torch.tensor(r["maps"], dtype=DTYPE)).abs().max()]
             model.train()
             for seed, values in r["train_logits"].items():
                 torch.manual_seed(seed)
-                d.append((model(x) - torch.tensor(values)).abs().max())
+                d.append((model(x) - torch.tensor(values, dtype=DTYPE)).abs().max())
         diff[f"adl {arch}"] = float(max(d))
     return diff
 

@@ -13,6 +13,11 @@ the names), runs both on the same images and prints, per case, the oracle's valu
 below computes the same summary from ornet's outputs), ornet's, and the largest difference. The
 tests embed the oracle's lines. Inputs: ACoL at 112 px, SPG at 224 px (wsolevaluation's SPG
 resizes every map to a fixed 224 x 224). Runs on the CPU in about a minute.
+
+Both networks and the images are float64 (`DTYPE`; the weights are drawn in float32 and widened):
+in float32 the two sides agree exactly on one machine, but the values differ by a few 1e-6 from
+one CPU's kernels to another's (AVX-512 against AVX2), more than the tests' 1e-6; in float64 that
+spread is around 1e-12, so the embedded values hold on any machine.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ SIZES = {"acol": 112, "spg": 224}
 CASES = (("acol", "resnet50"), ("acol", "vgg16"), ("spg", "resnet50"), ("spg", "vgg16"))
 SPG_THRESHOLDS = ((0.7, 0.01), (0.5, 0.05), (0.7, 0.1))  # config.py's defaults
 ACOL_THRESHOLD = 0.7  # config.py's default
+DTYPE = torch.float64  # module docstring
 
 
 def fixed_weights(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -55,7 +61,7 @@ def fixed_weights(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 t.copy_(1 + 0.1 * n if name.endswith("weight") else 0.1 * n)
             else:
                 t.copy_(0.01 * n)
-    return model.eval()
+    return model.to(DTYPE).eval()
 
 
 def _is_bn(model, name: str) -> bool:
@@ -63,7 +69,7 @@ def _is_bn(model, name: str) -> bool:
 
 
 def fixed_images(size: int, seed: int = 1) -> torch.Tensor:
-    return torch.randn(len(LABELS), 3, size, size, generator=torch.Generator().manual_seed(seed))
+    return torch.randn(len(LABELS), 3, size, size, generator=torch.Generator().manual_seed(seed)).to(DTYPE)
 
 
 def ours(method: str, backbone: str) -> torch.nn.Module:
@@ -164,7 +170,7 @@ def oracle_values(wsol, method: str, backbone: str, model, images, labels) -> di
     net = getattr(wsol, backbone)(architecture_type=method, pretrained=False, num_classes=K,
                                   large_feature_map=False, acol_drop_threshold=ACOL_THRESHOLD)
     state = {oracle_name(method, backbone, k): v for k, v in model.state_dict().items()}
-    net.load_state_dict(state, strict=True)
+    net.to(DTYPE).load_state_dict(state, strict=True)
     net.eval()
     with torch.no_grad():
         if method == "acol":

@@ -17,7 +17,8 @@ the oracle's network (`oracle_name`) and runs both on the same images:
   backward of the total, the gradients of the localization head, the classification head's first
   conv, layer3 and layer4 (which checks what BAS's deep copies keep from the background term).
 
-The oracle's ``Tensor.cuda`` calls are made no-ops while it runs (its only CUDA use). It prints,
+Both networks and the images are float64 (`zoo_oracle_acol_spg.DTYPE`: float32 values move by a few
+1e-6 between CPUs). The oracle's ``Tensor.cuda`` calls are made no-ops while it runs (its only CUDA use). It prints,
 per case, the oracle's values (`values` computes the same summary from ornet's), the largest
 difference, and the lines the tests embed. CPU, about a minute.
 """
@@ -33,7 +34,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zoo_oracle_acol_spg import _list, _sum, fixed_images, fixed_weights, largest_difference  # noqa: E402
+from zoo_oracle_acol_spg import DTYPE, _list, _sum, fixed_images, fixed_weights, largest_difference  # noqa: E402
 
 K = 200
 SIZE = 224
@@ -102,11 +103,22 @@ def normalize_map(cam: torch.Tensor) -> torch.Tensor:
 
 
 def oracle_values(module, backbone: str, model, images, labels, area_weight: float, fg_weight: float) -> dict:
+    """The oracle's summary; torch's default dtype is `DTYPE` meanwhile (the oracle's ``torch.zeros``
+    buffers: x_sum, x_saliency, x_erase_sum)."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(DTYPE)
+    try:
+        return _oracle_values(module, backbone, model, images, labels, area_weight, fg_weight)
+    finally:
+        torch.set_default_dtype(default)
+
+
+def _oracle_values(module, backbone: str, model, images, labels, area_weight: float, fg_weight: float) -> dict:
     if backbone.startswith("resnet"):
         net = module.model(None, pretrained=False)
     else:
         net = module.Model(argparse.Namespace(num_classes=K))
-    net.load_state_dict({oracle_name(backbone, k): v for k, v in model.state_dict().items()}, strict=True)
+    net.to(DTYPE).load_state_dict({oracle_name(backbone, k): v for k, v in model.state_dict().items()}, strict=True)
     net.eval()
     with torch.no_grad():
         logits, _ = net(images, labels, 1)

@@ -208,8 +208,14 @@ class MapValidation:
                 self.log(f"val/{key}", float(summary[key]), prog_bar=key == "gt_known_loc")
 
 
+def wide(t: torch.Tensor) -> torch.Tensor:
+    """`t` in float32 at least: half precision (autocast) widened, float64 kept (the zoo's parity
+    tests run both sides in float64, benchmarks/zoo_oracle_acol_spg.py)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.float(), labels)
+    return F.cross_entropy(wide(logits), labels)
 
 
 def trainable(params: Iterable[nn.Parameter]) -> list[nn.Parameter]:

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ...models.cam_network import minmax_normalize
 from ...models.spg_network import SpgOutputs
+from ..base import wide
 
 IGNORE = 255.0
 """A mask's value for pixels no loss reads (``get_mask``'s fill)."""
@@ -33,8 +34,8 @@ FALLBACK_RATIO = 0.7
 
 
 def upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:
-    """``nn.Upsample(size, mode='bilinear')``, in float32."""
-    return F.interpolate(maps.float(), size=size, mode="bilinear", align_corners=False)
+    """``nn.Upsample(size, mode='bilinear')``, in float32 at least (`wide`)."""
+    return F.interpolate(wide(maps), size=size, mode="bilinear", align_corners=False)
 
 
 def class_attention(class_maps: Tensor, labels: Tensor, size: tuple[int, int]) -> Tensor:
@@ -75,7 +76,7 @@ def spg_losses(out: SpgOutputs, labels: Tensor, size: tuple[int, int],
     (h1, l1), (h2, l2), (h3, l3) = thresholds
     b1, b2, c = (upsample(t, size) for t in (out.logits_b1, out.logits_b2, out.logits_c))
     terms = {
-        "loss_cls": F.cross_entropy(out.logits.float(), labels),
+        "loss_cls": F.cross_entropy(wide(out.logits), labels),
         "loss_b2": masked_bce(b2, guidance_mask(class_attention(out.class_maps, labels, size), h1, l1)),
         "loss_b1": masked_bce(b1, guidance_mask(torch.sigmoid(b2), h2, l2)),
         "loss_c": masked_bce(c, guidance_mask(fused_attention(out.logits_b1, out.logits_b2, size), h3, l3)),
