@@ -79,6 +79,10 @@ class ModelConfig:
     """The generator's encoder: release (three max-pool + conv blocks from scratch, as the paper) or
     backbone (a copy of the backbone's stages at 1/8, 1/16, 1/32, with its weights: pretrained features
     for the map; models/generator_encoder.py)."""
+    generator_stem_skip: Literal["concat", "none", "gated"] = "concat"
+    """What the generator's last up block takes from the stem features f_c: concat (the release), none
+    (the map from the upsampled 1/8 decoder features only) or gated (f_c times a spatial gate computed
+    from those features); against the low-level texture noise of issue 30, docs/method.md."""
     generator_bn_momentum: float = 0.01
     """Momentum of the running averages of the generator's U-Net batch norms (the release: 0.01, for
     schedules of thousands of steps; a run of a few hundred steps needs about 0.1)."""

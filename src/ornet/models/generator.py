@@ -12,6 +12,12 @@ With an `encoder` (``model.generator_encoder: backbone``, `generator_encoder.Bac
 the three down blocks are the backbone's own pretrained stages at 1/8, 1/16, 1/32 instead, with
 their channel counts (C1, C2, C3) in place of 2c, 4c, 8c; the decoder is the same.
 
+``stem_skip`` (``model.generator_stem_skip``, docs/method.md) sets what up3 takes from f_c, the
+low-level features the paper's failure analysis blames for texture noise: ``concat`` (the release),
+``none`` (no f_c: up3 is a block on the upsampled 1/8 features alone, 3c -> K) or ``gated`` (f_c
+times a spatial gate sigmoid(conv1x1(x)) from the upsampled decoder features, so the coarser,
+semantic path decides where low-level detail enters the map).
+
 block = (conv3x3 no bias - BN(momentum 0.01) - LeakyReLU(0.01)) x 2. Upsampling is bilinear
 to the skip's exact size, so any h, w >= 8 works (odd sizes too; the release doubles and
 needs h, w divisible by 8). f_a is the last block's LeakyReLU output, so it can be negative
@@ -82,6 +88,29 @@ class Up(nn.Module):
         return self.block(torch.cat([skip, x], dim=1))
 
 
+STEM_SKIPS = ("concat", "none", "gated")
+"""`model.generator_stem_skip` values: what the last up block takes from the stem features f_c."""
+
+
+class StemUp(Up):
+    """up3 with the stem skip f_c handled by `stem_skip` (module docstring)."""
+
+    def __init__(self, c_x: int, c_skip: int, c_out: int, stem_skip: str):
+        if stem_skip not in STEM_SKIPS:
+            raise OrnetError(f"generator stem skip must be one of {', '.join(STEM_SKIPS)}, got {stem_skip!r}")
+        super().__init__(c_x + (0 if stem_skip == "none" else c_skip), c_out)
+        self.stem_skip = stem_skip
+        self.gate = nn.Conv2d(c_x, 1, kernel_size=1) if stem_skip == "gated" else None
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        if self.stem_skip == "concat":
+            return super().forward(x, skip)
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        if self.gate is None:
+            return self.block(x)
+        return self.block(torch.cat([skip * torch.sigmoid(self.gate(x)), x], dim=1))
+
+
 REFINE_SCOPES = ("release", "decoder", "generator")
 """`method.refine_scope` values: how much of the generator stage 2 trains."""
 
@@ -97,7 +126,8 @@ class ActivationMapGenerator(nn.Module):
     MIN_SIZE = 8  # three 2x max-pools
 
     def __init__(self, in_channels: int, num_classes: int, width: int = 64, attention_head: bool = True,
-                 encoder: BackboneEncoder | None = None, bn_momentum: float = BN_MOMENTUM):
+                 encoder: BackboneEncoder | None = None, bn_momentum: float = BN_MOMENTUM,
+                 stem_skip: str = "concat"):
         super().__init__()
         if not 0.0 < bn_momentum <= 1.0:
             raise OrnetError(f"generator BN momentum must be in (0, 1], got {bn_momentum}")
@@ -117,7 +147,8 @@ class ActivationMapGenerator(nn.Module):
             c1, c2, c3 = encoder.channels
         self.up1 = Up(c3 + c2, 4 * c)
         self.up2 = Up(4 * c + c1, 3 * c)
-        self.up3 = Up(3 * c + in_channels, num_classes)
+        self.up3 = StemUp(3 * c, in_channels, num_classes, stem_skip)
+        self.stem_skip = stem_skip
         self.out_conv = nn.Conv2d(num_classes, 1, kernel_size=3, padding=1, bias=False)
         self.out_bn = nn.BatchNorm2d(1)
         self.attn_conv = (nn.Conv2d(num_classes, num_classes, kernel_size=1, bias=False)

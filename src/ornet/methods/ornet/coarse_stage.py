@@ -32,7 +32,8 @@ class OrnetTask(MapValidation, StageTask):
         self.model = ORNet(m.backbone, self.num_classes, evaluator=m.evaluator, generator_width=m.generator_width,
                            backbone_weights=weights, evaluator_weights="none", input_norm=input_norm,
                            evaluator_norm=evaluator_norm, generator_encoder=m.generator_encoder,
-                           generator_bn_momentum=m.generator_bn_momentum)
+                           generator_bn_momentum=m.generator_bn_momentum,
+                           generator_stem_skip=m.generator_stem_skip)
         self._init_map_metrics()
 
     def init_from(self, ornet_state: dict | None = None, evaluator_state: dict | None = None) -> None:

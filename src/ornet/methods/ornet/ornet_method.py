@@ -117,7 +117,8 @@ class OrnetMethod(Method):
         input_norm, evaluator_norm = model_normalizations(m)
         model = ORNet(m.backbone, num_classes, evaluator=m.evaluator, generator_width=m.generator_width,
                       backbone_weights="none", evaluator_weights="none", input_norm=input_norm,
-                      evaluator_norm=evaluator_norm, generator_encoder=m.generator_encoder)
+                      evaluator_norm=evaluator_norm, generator_encoder=m.generator_encoder,
+                      generator_stem_skip=m.generator_stem_skip)
         model.load_state_dict(load_state(checkpoint_path(out, stage)))
         self.complete(model, stage, out)
         return model.eval()
@@ -130,7 +131,7 @@ class OrnetMethod(Method):
     def architecture(self, model_cfg, backbone_norm, evaluator_norm) -> dict:
         m = model_cfg
         return dict(evaluator=m.evaluator, generator_width=int(m.generator_width),
-                    generator_encoder=m.generator_encoder,
+                    generator_encoder=m.generator_encoder, generator_stem_skip=m.generator_stem_skip,
                     evaluator_mean=list(evaluator_norm.mean), evaluator_std=list(evaluator_norm.std))
 
     def build_network(self, meta: dict):
@@ -141,7 +142,8 @@ class OrnetMethod(Method):
                       backbone_weights="none", evaluator_weights="none",
                       input_norm=_normalization(arch, "backbone"), evaluator_norm=_normalization(arch, "evaluator"),
                       stage1_head=bool(arch.get("stage1_head", True)),
-                      generator_encoder=arch.get("generator_encoder", "release"))
+                      generator_encoder=arch.get("generator_encoder", "release"),
+                      generator_stem_skip=arch.get("generator_stem_skip", "concat"))  # absent before it existed
         model.set_cam_gate(meta["localization"].get("cam_gate") or 0.0)  # absent before the gate existed
         return model
 
