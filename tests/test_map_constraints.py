@@ -422,3 +422,18 @@ def test_the_issue_30_variants_are_valid_for_tune_py():
     for key in CONSTRAINT_WEIGHTS:
         swept = {r["overrides"].get(f"method.{key}") for r in runs} - {None, 0}
         assert len(swept) >= 2, key
+
+
+def test_the_stem_skip_variants_are_valid_for_tune_py():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tune", ROOT / "benchmarks" / "studies" / "tune.py")
+    tune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tune)
+    runs = json.loads((ROOT / "benchmarks" / "studies" / "variants_issue30_stem.json").read_text())
+    assert len({r["name"] for r in runs}) == len(runs)
+    for run in runs:
+        assert run["data"] == "objects_heldout" and run["overrides"]["eval.cam_gate"] == []  # the plain map
+        tune.check_variant({**run, "config": str(ROOT / run["config"])}, "objects_heldout", 5)
+    skips = {r["overrides"].get("model.generator_stem_skip", "concat") for r in runs}
+    assert skips == {"concat", "none", "gated"}
