@@ -5,16 +5,25 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
+"""The /proc/cpuinfo flags that set which float kernels PyTorch runs: two machines with the same model
+name but other flags (an AVX2 and an AVX-512 EPYC) round a float32 training differently, enough to move
+one seed's GT-known by several points (results/plain_map_notes.md), so every result file names them."""
+
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, else what `platform` knows."""
+    """The CPU's model name from /proc/cpuinfo with its `VECTOR_FLAGS` in brackets (e.g. ``AMD EPYC
+    [avx2]``), else what `platform` knows."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+        lines = []
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+    if name is None:
+        return platform.processor() or platform.machine() or "unknown CPU"
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    vector = [f for f in VECTOR_FLAGS if f in flags]
+    return f"{name} [{' '.join(vector) or 'no AVX2'}]"
 
 
 def git_commit(root: Path) -> str:
