@@ -134,18 +134,29 @@ def test_stage1_trains_the_encoder_at_the_backbone_lr_and_starts_it_from_the_eva
     assert torch.equal(task.model.generator.encoder.stages[2][-1].conv2.weight, evaluator.rest.layer4[1].conv2.weight)
 
 
-def test_model_json_records_the_encoder_and_the_model_loads_back(tmp_path):
+ENCODER = lambda model: model.generator_encoder  # noqa: E731
+STEM_SKIP = lambda model: model.generator.stem_skip  # noqa: E731  (tests/test_generator_stem_skip.py)
+
+
+@pytest.mark.parametrize("key, value, older, read", [
+    ("generator_encoder", "backbone", "release", ENCODER),
+    ("generator_stem_skip", "none", "concat", STEM_SKIP),
+    ("generator_stem_skip", "gated", "concat", STEM_SKIP),
+])
+def test_model_json_records_the_generator_keys_and_the_model_loads_back(tmp_path, key, value, older, read):
     from ornet.runs.export import build_model, export_model, load_exported, model_meta
 
     torch.manual_seed(0)
     cfg = _cfg()
-    model = ORNet("resnet18", K, evaluator="resnet18", generator_width=4, generator_encoder="backbone").eval()
+    cfg.model.generator_encoder = "release"
+    setattr(cfg.model, key, value)
+    model = ORNet("resnet18", K, evaluator="resnet18", generator_width=4, **{key: value}).eval()
     meta = model_meta(cfg, "ornet", [str(i) for i in range(K)], 0.5)
-    assert meta["architecture"]["generator_encoder"] == "backbone"
+    assert meta["architecture"][key] == value
     export_model(tmp_path, model, meta)
     loaded, _ = load_exported(tmp_path)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(loaded.maps(x).p_a, model.maps(x).p_a)
-    del meta["architecture"]["generator_encoder"]  # files written before the key: the release's encoder
-    assert build_model(meta).generator.encoder is None
+    del meta["architecture"][key]  # files written before the key: the release's network
+    assert read(loaded) == value and read(build_model(meta)) == older

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ornet.errors import ConfigError, OrnetError
-from ornet.models import ActivationMapGenerator, ORNet
+from ornet.models import ActivationMapGenerator
 
 C_IN, K, WIDTH = 4, 3, 8
 
@@ -79,22 +79,4 @@ def test_an_unknown_stem_skip_is_refused(tmp_path):
                                    "--model.generator_stem_skip", "half"]))
 
 
-@pytest.mark.parametrize("stem_skip", ["none", "gated"])
-def test_model_json_records_the_stem_skip_and_the_model_loads_back(tmp_path, stem_skip):
-    from ornet.config.schema import RunConfig
-    from ornet.runs.export import build_model, export_model, load_exported, model_meta
-
-    cfg = RunConfig()
-    cfg.model.backbone, cfg.model.evaluator, cfg.model.generator_width = "resnet18", "resnet18", 4
-    cfg.model.generator_stem_skip = stem_skip
-    torch.manual_seed(0)
-    model = ORNet("resnet18", K, evaluator="resnet18", generator_width=4, generator_stem_skip=stem_skip).eval()
-    meta = model_meta(cfg, "ornet", [str(i) for i in range(K)], 0.5)
-    assert meta["architecture"]["generator_stem_skip"] == stem_skip
-    export_model(tmp_path, model, meta)
-    loaded, _ = load_exported(tmp_path)
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(loaded.maps(x).p_a, model.maps(x).p_a)
-    del meta["architecture"]["generator_stem_skip"]  # files written before the key: the release's concat
-    assert build_model(meta).generator.stem_skip == "concat"
+# model.json's record of the key: tests/test_generator_encoder.py::test_model_json_records_the_generator_keys_...

@@ -85,7 +85,11 @@ class Up(nn.Module):
 
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        return self.block(torch.cat([skip, x], dim=1))
+        return self.block(self.join(x, skip))
+
+    def join(self, x: Tensor, skip: Tensor) -> Tensor:
+        """The block's input from the upsampled x and the skip: [skip, x]."""
+        return torch.cat([skip, x], dim=1)
 
 
 STEM_SKIPS = ("concat", "none", "gated")
@@ -102,13 +106,12 @@ class StemUp(Up):
         self.stem_skip = stem_skip
         self.gate = nn.Conv2d(c_x, 1, kernel_size=1) if stem_skip == "gated" else None
 
-    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
-        if self.stem_skip == "concat":
-            return super().forward(x, skip)
-        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        if self.gate is None:
-            return self.block(x)
-        return self.block(torch.cat([skip * torch.sigmoid(self.gate(x)), x], dim=1))
+    def join(self, x: Tensor, skip: Tensor) -> Tensor:
+        if self.stem_skip == "none":
+            return x
+        if self.stem_skip == "gated":
+            skip = skip * torch.sigmoid(self.gate(x))
+        return super().join(x, skip)
 
 
 REFINE_SCOPES = ("release", "decoder", "generator")
