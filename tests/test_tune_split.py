@@ -153,3 +153,94 @@ def test_tune_study_trains_with_a_tune_split_and_scores_only_it(tmp_path):
     (tmp_path / "a" / "tune" / "metrics.json").write_text(json.dumps({"split": "tune", "gt_known_loc": 42.0}))
     row = study.finished({"name": "a", "data": "d", "config": "c.yaml"}, 0, tmp_path, tmp_path / "a.log", 1.0, 4)
     assert row["gt_known_loc"] == 42.0 and row["split"] == "tune" and row["seconds_per_stage"] == {"x": 1}
+
+
+# --- data.tune_list: the tune split named image by image (whole groups held out together) ---
+
+def _list(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "tune.txt"
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return path
+
+
+def _rel(short: str) -> str:  # "002/005" -> the reader's image id
+    c, k = short.split("/")
+    return f"{c}.class_{int(c) - 1}/img_{k}.jpg"
+
+
+def test_tune_list_takes_exactly_the_listed_images(cub_tree, tmp_path):
+    # two training images, one val image (002/004 of seed 0's val carve), a comment and a blank line
+    listed = ["003/005", "001/001", "002/004"]
+    path = _list(tmp_path, ["# held-out group", _rel(listed[0]) + "  extra fields ignored", "", *map(_rel, listed[1:])])
+    index = _index(cub_tree, tune_list=str(path))
+    assert _ids(index.splits["tune"]) == listed  # in the list's order
+    assert _ids(index.splits["train"]) == [i for i in BEFORE[0]["train"] if i not in listed]
+    assert _ids(index.splits["val"]) == [i for i in BEFORE[0]["val"] if i not in listed]
+    assert _ids(index.splits["test"]) == TEST
+
+
+@pytest.mark.parametrize("lines, message", [
+    (["001/001", "001/001"], r"tune.txt:2: image id '001.class_0/img_001.jpg' is listed twice \(first on line 1\)"),
+    (["001/001", "009/001"], r"tune.txt:2: image id '009.class_8/img_001.jpg' is not in dataset"),
+    (["001/003"], r"tune.txt:1: image id '001.class_0/img_003.jpg' is in the test split; the tune split takes training"),
+    ([], r"tune.txt: the tune list names no image"),
+])
+def test_a_bad_tune_list_names_file_and_line(cub_tree, tmp_path, lines, message):
+    path = _list(tmp_path, [_rel(x) for x in lines] or ["# nothing"])
+    with pytest.raises(OrnetError, match=message):
+        read_index(DataConfig(root=str(cub_tree), val_per_class=1, tune_list=str(path)))
+
+
+def test_a_tune_list_of_every_training_image_is_a_problem(cub_tree, tmp_path):
+    path = _list(tmp_path, [_rel(x) for x in BEFORE[0]["train"]])
+    index = read_index(DataConfig(root=str(cub_tree), val_per_class=1, tune_list=str(path)))
+    assert index.splits["train"] == [] and len(index.splits["tune"]) == 9
+    assert len(index.problems) == 1 and "none is left to train on" in str(index.problems[0])
+
+
+def test_tune_list_and_tune_per_class_exclude_each_other(cub_tree, tmp_path, capsys):
+    path = _list(tmp_path, [_rel("001/001")])
+    import ornet
+
+    with pytest.raises(ConfigError, match=r"data.tune_list and data.tune_per_class \(2\) both carve the tune split"):
+        ornet.load_config("demo", {"data.tune_per_class": 2, "data.tune_list": str(path), "data.root": str(cub_tree)})
+    missing = tmp_path / "absent.txt"
+    assert main(["check-data", "--data.root", str(cub_tree), "--data.tune_list", str(missing), "--no-decode"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{missing}: cannot read the tune list" in err[0], err
+    assert main(["check-data", "--data.root", str(cub_tree), "--data.val_per_class", "1", "--data.tune_list", str(path),
+                 "--json", "--no-decode"]) == 0
+    splits = json.loads(capsys.readouterr().out)["splits"]
+    assert {s: splits[s]["images"] for s in splits} == {"train": 8, "val": 3, "test": 6, "tune": 1}
+
+
+def _realistic_tables(root: Path) -> None:
+    # 6 images: ids 1-4 train (photos a, b, a, c), 5-6 test (photo d)
+    root.mkdir()
+    (root / "images.txt").write_text("".join(f"{i} 001.x/img_{i}.jpg\n" for i in range(1, 7)))
+    (root / "train_test_split.txt").write_text("1 1\n2 1\n3 1\n4 1\n5 0\n6 0\n")
+    (root / "backgrounds.txt").write_text("1 a\n2 b\n3 a\n4 c\n5 d\n6 d\n")
+
+
+def test_tune_study_builds_a_tune_list_of_whole_photos(tmp_path, capsys):
+    study = _tune_study()
+    _realistic_tables(tmp_path / "set")
+    assert study.photo_tune_ids(tmp_path / "set", ["a", "c"]) == ["001.x/img_1.jpg", "001.x/img_3.jpg", "001.x/img_4.jpg"]
+    for photos in (["d"], ["zz"]):  # a test photo is not a training background
+        with pytest.raises(study.Refused, match=f"{photos[0]} is not a background of a training image.*they are: a, b, c"):
+            study.photo_tune_ids(tmp_path / "set", photos)
+    out = study.write_tune_list(tmp_path / "work" / "tl.txt", ["001.x/img_1.jpg"], "photo a")
+    assert out.read_text() == "# photo a\n001.x/img_1.jpg\n"
+    train, evaluate = study.commands({"name": "r", "config": "c.yaml", "data": "s"}, {"s": "/data"}, tmp_path, "cpu", 5,
+                                     {"s": str(out)})
+    assert train[train.index("--data.tune_list") + 1] == str(out) and "--data.tune_per_class" not in train
+    row = study.finished({"name": "r", "data": "s", "config": "c.yaml"}, 1, tmp_path, _list(tmp_path, ["boom"]), 1.0, 5,
+                         {"s": str(out)})
+    assert row["tune_list"] == str(out) and "tune_per_class" not in row and row["error"] == "boom"
+    # a variant may not set the tune split itself
+    (tmp_path / "v.json").write_text(json.dumps([{"name": "v", "config": str(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"),
+                                                 "data": "s", "overrides": {"data.tune_list": "x.txt"}}]))
+    assert study.main([str(tmp_path / "v.json"), "--work", str(tmp_path / "w"), "--data", f"s={tmp_path / 'set'}",
+                       "--tune-photos", "s=a"]) == 2
+    assert "sets data.tune_list" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()  # refused before the list was written

@@ -2,6 +2,7 @@
 
     python benchmarks/studies/tune.py VARIANTS.json --work DIR [--jobs 12] [--deadline 270]
         [--accelerator cpu|gpu] [--results FILE.jsonl] [--data NAME=DIR ...] [--tune-per-class 5]
+        [--tune-list NAME=FILE ...] [--tune-photos NAME=PHOTO,PHOTO ...]
 
 VARIANTS.json is a list of runs, in priority order:
 
@@ -16,6 +17,13 @@ OMP_NUM_THREADS=1 (`--threads`), on `--accelerator`. The tune split is `--tune-p
 images per class that the run does not train on (`data.tune_per_class`, docs/datasets.md; never
 the threshold's val images, never test). At most `--jobs` runs at once; no run starts after
 `--deadline` seconds (runs under way finish and are scored).
+
+Whole groups instead of images per class: `--tune-list NAME=FILE` gives the runs on NAME the tune split
+FILE lists (`data.tune_list`: one image id per line), and `--tune-photos NAME=A,B` writes that file
+(WORK/tune_list_NAME.txt) for a realistic set (benchmarks/realistic_sets) from its backgrounds.txt: every
+training image whose background crops photo A or B. Its test images crop other photos than its training
+images, so a tune split of images on training photos rewards a map that learned those photos' texture;
+one of held-out photos measures what the test split measures, texture never trained on.
 
 Each finished run appends one line to `--results`: name, data, overrides, the metrics of
 WORK/NAME/tune/metrics.json (the tune split's: ``"split": "tune"``), the seconds per stage and the
@@ -51,15 +59,17 @@ def flag_value(value) -> str:
     return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
 
 
-def check_variant(run: dict, root: str, tune_per_class: int) -> None:
+def check_variant(run: dict, root: str, tune_per_class: int, tune_list: str | None = None) -> None:
     """Refuse a variant that sets the tune split itself or picks anything on the test split."""
     import ornet
 
     overrides = run.get("overrides", {})
-    if "data.tune_per_class" in overrides:
-        raise Refused(f"variant {run['name']!r} sets data.tune_per_class; the sweep sets it (--tune-per-class)")
+    for key in ("data.tune_per_class", "data.tune_list"):
+        if key in overrides:
+            raise Refused(f"variant {run['name']!r} sets {key}; the sweep sets it (--tune-per-class, --tune-list)")
+    tune = f"data.tune_list={tune_list}" if tune_list else f"data.tune_per_class={tune_per_class}"
     try:
-        cfg = ornet.load_config(run["config"], [f"data.root={root}", f"data.tune_per_class={tune_per_class}",
+        cfg = ornet.load_config(run["config"], [f"data.root={root}", tune,
                                                 *(f"{k}={flag_value(v)}" for k, v in overrides.items())])
     except ornet.OrnetError as e:
         raise Refused(f"variant {run['name']!r}: {e}") from None
@@ -70,13 +80,16 @@ def check_variant(run: dict, root: str, tune_per_class: int) -> None:
                       f"\"{on_test[0]}.keep\": \"last\" (or \"best_val\") to its overrides")
 
 
-def commands(run: dict, data: dict[str, str], work: Path, accelerator: str, tune_per_class: int) -> list[list[str]]:
+def commands(run: dict, data: dict[str, str], work: Path, accelerator: str, tune_per_class: int,
+             tune_lists: dict[str, str] | None = None) -> list[list[str]]:
     """`ornet train` of the variant, then `ornet evaluate` of its run on the tune split."""
     root = data.get(run["data"], run["data"])
     out = work / run["name"]
     device = ["--trainer.accelerator", accelerator, "--trainer.devices", "1"]
+    tune_list = (tune_lists or {}).get(run["data"])
+    tune = ["--data.tune_list", tune_list] if tune_list else ["--data.tune_per_class", str(tune_per_class)]
     train = [sys.executable, "-m", "ornet", "train", "--config", run["config"], "--data.root", root,
-             "--data.tune_per_class", str(tune_per_class), "--out", str(out), "--trainer.progress", "false",
+             *tune, "--out", str(out), "--trainer.progress", "false",
              "--quiet", "--force", *device]
     for key, value in run.get("overrides", {}).items():
         train += [f"--{key}", flag_value(value)]
@@ -85,9 +98,12 @@ def commands(run: dict, data: dict[str, str], work: Path, accelerator: str, tune
     return [train, evaluate]
 
 
-def finished(run: dict, rc: int, work: Path, log: Path, seconds: float, tune_per_class: int) -> dict:
+def finished(run: dict, rc: int, work: Path, log: Path, seconds: float, tune_per_class: int,
+             tune_lists: dict[str, str] | None = None) -> dict:
+    tune_list = (tune_lists or {}).get(run["data"])
+    tune = {"tune_list": tune_list} if tune_list else {"tune_per_class": tune_per_class}
     out = {"name": run["name"], "data": run["data"], "config": run["config"], "overrides": run.get("overrides", {}),
-           "split": SPLIT, "tune_per_class": tune_per_class, "rc": rc, "wall": round(seconds, 1)}
+           "split": SPLIT, **tune, "rc": rc, "wall": round(seconds, 1)}
     scored = work / run["name"] / SPLIT / "metrics.json"
     if rc == 0 and scored.is_file():
         metrics = json.loads(scored.read_text())
@@ -116,6 +132,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", nargs="*", default=None, help="run only these names")
     p.add_argument("--tune-per-class", type=int, default=5,
                    help="training images per class carved into the tune split the runs are scored on (default 5)")
+    p.add_argument("--tune-list", nargs="+", action="extend", default=[],
+                   help="NAME=FILE: the runs on data NAME are scored on the images FILE lists (data.tune_list)")
+    p.add_argument("--tune-photos", nargs="+", action="extend", default=[],
+                   help="NAME=PHOTO,PHOTO: write NAME's tune list of every training image on these background photos")
     p.add_argument("--split", default=SPLIT,
                    help="the split runs are ranked on: tune only (test is for the final table, never for choosing)")
     return p.parse_args(argv)
@@ -133,12 +153,53 @@ def main(argv: list[str] | None = None) -> int:
         if args.only is not None:
             runs = [r for r in runs if r["name"] in set(args.only)]
         data = dict(item.split("=", 1) for item in args.data)
+        args.tune_lists = {k: str(Path(v).resolve()) for k, v in (pair(item, "--tune-list") for item in args.tune_list)}
+        photo_lists = {}
+        for item in args.tune_photos:
+            name, photos = pair(item, "--tune-photos")
+            photo_lists[name] = photos.split(","), photo_tune_ids(Path(data.get(name, name)), photos.split(","))
+            args.tune_lists[name] = str((args.work / f"tune_list_{name}.txt").resolve())
         for run in runs:
-            check_variant(run, data.get(run["data"], run["data"]), args.tune_per_class)
+            check_variant(run, data.get(run["data"], run["data"]), args.tune_per_class, args.tune_lists.get(run["data"]))
     except Refused as e:
         print(f"tune.py: error: {e}", file=sys.stderr)
         return 2
+    for name, (photos, ids) in photo_lists.items():  # written once nothing was refused
+        write_tune_list(Path(args.tune_lists[name]), ids, f"training images of {data.get(name, name)} on the "
+                        f"background photos {', '.join(photos)}")
     return sweep(args, runs, data)
+
+
+def pair(item: str, flag: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise Refused(f"{flag} {item}: expected NAME=VALUE")
+    name, value = item.split("=", 1)
+    return name, value
+
+
+def photo_tune_ids(root: Path, photos: list[str]) -> list[str]:
+    """The image ids (images.txt paths) of root's training images whose background is one of `photos`
+    (backgrounds.txt, as benchmarks/realistic_sets writes it)."""
+    def table(name: str) -> dict[str, str]:
+        path = root / name
+        if not path.is_file():
+            raise Refused(f"{path}: not found (--tune-photos needs a realistic set: backgrounds.txt, images.txt, "
+                          f"train_test_split.txt)")
+        return {k: v.strip() for k, v in (line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())}
+
+    background, images, is_train = table("backgrounds.txt"), table("images.txt"), table("train_test_split.txt")
+    train_photos = {background[i] for i in background if is_train.get(i) == "1"}
+    unknown = [p for p in photos if p not in train_photos]
+    if unknown or not photos:
+        raise Refused(f"--tune-photos: {unknown[0] if unknown else '(none)'} is not a background of a training image in "
+                      f"{root}; they are: {', '.join(sorted(train_photos))}")
+    return [images[i] for i in images if is_train.get(i) == "1" and background.get(i) in photos]
+
+
+def write_tune_list(path: Path, ids: list[str], comment: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {comment}\n" + "".join(f"{i}\n" for i in ids))
+    return path
 
 
 def sweep(args: argparse.Namespace, runs: list[dict], data: dict[str, str]) -> int:
@@ -160,7 +221,7 @@ def sweep(args: argparse.Namespace, runs: list[dict], data: dict[str, str]) -> i
         while pending and len(active) < args.jobs and time.perf_counter() - start < args.deadline:
             run = pending.pop(0)
             log = args.work / f"{run['name']}.log"
-            first, *rest = commands(run, data, args.work, args.accelerator, args.tune_per_class)
+            first, *rest = commands(run, data, args.work, args.accelerator, args.tune_per_class, args.tune_lists)
             active[run["name"]] = (run, launch(first, log, "w"), rest, log, time.perf_counter())
             print(f"[{time.perf_counter() - start:6.0f} s] start {run['name']}", flush=True)
         for name, (run, proc, rest, log, t0) in list(active.items()):
@@ -169,7 +230,8 @@ def sweep(args: argparse.Namespace, runs: list[dict], data: dict[str, str]) -> i
             if proc.returncode == 0 and rest:  # trained: now score it on the tune split
                 active[name] = (run, launch(rest[0], log, "a"), rest[1:], log, t0)
                 continue
-            row = finished(run, proc.returncode, args.work, log, time.perf_counter() - t0, args.tune_per_class)
+            row = finished(run, proc.returncode, args.work, log, time.perf_counter() - t0, args.tune_per_class,
+                           args.tune_lists)
             rows.append(row)
             with results.open("a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -184,7 +246,8 @@ def sweep(args: argparse.Namespace, runs: list[dict], data: dict[str, str]) -> i
         time.sleep(0.5)
     scored = sorted((r for r in rows if r.get("gt_known_loc") is not None), key=lambda r: -r["gt_known_loc"])
     if scored:
-        print(f"ranked by GT-known Loc on the tune split ({args.tune_per_class} per class):")
+        how = f"lists {', '.join(args.tune_lists)}" if args.tune_lists else f"{args.tune_per_class} per class"
+        print(f"ranked by GT-known Loc on the tune split ({how}):")
         for i, r in enumerate(scored, 1):
             print(f"  {i:2d}. {r['name']}: {r['gt_known_loc']:.1f}")
     return 0

@@ -17,7 +17,7 @@ def read_dataset(name: str | DataConfig = "cub", root: str | os.PathLike | None 
     name: a reader (cub, ilsvrc, wsol, dogs, aircraft, market1501, dukemtmc, msmt17, folder; see
     docs/datasets.md) or a whole `DataConfig`. fields: other `DataConfig` fields, e.g.
     ``metadata=`` (wsol), ``val_per_class=`` (images per class carved from train into ``val``),
-    ``tune_per_class=`` (into ``tune``, after val),
+    ``tune_per_class=`` (into ``tune``, after val), ``tune_list=`` (a file of the ids that form ``tune``),
     ``options={...}`` (reader options). strict: raise the first problem (as training does)
     instead of leaving them in ``index.problems`` (as ``ornet check-data`` lists them).
     """

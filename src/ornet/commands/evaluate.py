@@ -33,7 +33,7 @@ def build_parser(prog: str):
     parser.add_class_arguments(DataConfig, "data", fail_untyped=True)
     parser.add_class_arguments(TrainerConfig, "trainer", fail_untyped=True)
     parser.add_class_arguments(EvalConfig, "eval", fail_untyped=True)
-    parser.add_argument("--split", type=str, default="test", help="split to evaluate: test (default), val, train, or tune (the run's data.tune_per_class > 0)")
+    parser.add_argument("--split", type=str, default="test", help="split to evaluate: test (default), val, train, or tune (the run's data.tune_per_class > 0 or data.tune_list)")
     parser.add_argument("--threshold-split", type=str, default=None, choices=["val", "test", "model"],
                         help="where the threshold comes from: val (default for models trained that way), test, "
                              "or model (the threshold stored in model.json)")

@@ -217,6 +217,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("data.num_workers and data.val_per_class must be >= 0")
     if d.tune_per_class < 0:
         raise ConfigError(f"data.tune_per_class must be >= 0, got {d.tune_per_class}")
+    if d.tune_list is not None and d.tune_per_class > 0:
+        raise ConfigError(f"data.tune_list and data.tune_per_class ({d.tune_per_class}) both carve the tune split; set one")
     if d.crop > d.resize or d.crop % 32:
         raise ConfigError(f"data.crop must be <= data.resize and divisible by 32, got crop={d.crop}, resize={d.resize}")
     for name in sections:

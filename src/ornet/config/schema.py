@@ -49,6 +49,11 @@ class DataConfig:
     tune_per_class: int = 0
     """Training images per class carved into a ``tune`` split to choose settings on (benchmarks and
     `benchmarks/studies/tune.py`; never val or test images, a class keeps one training image). 0: none."""
+    tune_list: str | None = None
+    """A text file of the image ids (one per line, the reader's ids; `#` starts a comment) that form the
+    ``tune`` split instead: taken out of train (and out of val, if the val carve took one), so whole groups
+    (a background photo, a site, a camera) can be held out together. Never test images. Exclusive with
+    tune_per_class."""
     split_seed: int = 0
     """Seed of the train/val carve (and of the train/tune carve, on a stream of its own)."""
     clip_boxes: bool = False

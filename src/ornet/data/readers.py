@@ -45,9 +45,56 @@ def read_index(cfg: DataConfig) -> DatasetIndex:
         raise OrnetError(f"data.val_per_class must be >= 0, got {cfg.val_per_class}")
     if cfg.tune_per_class < 0:
         raise OrnetError(f"data.tune_per_class must be >= 0, got {cfg.tune_per_class}")
+    if cfg.tune_list is not None and cfg.tune_per_class > 0:
+        raise OrnetError(f"data.tune_list and data.tune_per_class ({cfg.tune_per_class}) both carve the tune split; set one")
     index = reader(cfg)
     if cfg.tune_per_class > 0:
         carve_tune(index, cfg.tune_per_class, cfg.split_seed)
+    if cfg.tune_list is not None:
+        take_tune_list(index, Path(cfg.tune_list))
+    return index
+
+
+def take_tune_list(index: DatasetIndex, path: Path) -> DatasetIndex:
+    """Move the training (or val) images that `path` lists into a ``tune`` split (in place).
+
+    One image id per line (the first whitespace-separated field; blank lines and ``#`` comments
+    skipped). Raises a DataError naming the file and line for an id the dataset does not have, a
+    test image (tune never holds test) or an id listed twice; an empty list is an error too.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read the tune list ({e.__class__.__name__}: {e})", file=str(path)) from None
+    where = {r.image_id: name for name, records in index.splits.items() for r in records}
+    wanted: dict[str, int] = {}
+    for n, line in enumerate(lines, 1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        iid = fields[0]
+        if iid in wanted:
+            raise DataError(f"image id {iid!r} is listed twice (first on line {wanted[iid]})", file=str(path), line=n)
+        split = where.get(iid)
+        if split is None:
+            raise DataError(f"image id {iid!r} is not in dataset {index.name!r} at {index.root}", file=str(path), line=n)
+        if split not in ("train", "val"):
+            raise DataError(f"image id {iid!r} is in the {split} split; the tune split takes training images only",
+                            file=str(path), line=n)
+        wanted[iid] = n
+    if not wanted:
+        raise DataError("the tune list names no image", file=str(path))
+    tune = []
+    for name in ("train", "val"):
+        kept = []
+        for r in index.splits.get(name, []):
+            (tune if r.image_id in wanted else kept).append(r)
+        if name in index.splits:
+            index.splits[name] = kept
+    index.splits["tune"] = sorted(tune, key=lambda r: wanted[r.image_id])
+    if not index.splits.get("train"):
+        index.problems.append(DataError("the tune list takes every training image; none is left to train on",
+                                        file=str(path)))
     return index
 
 

@@ -53,7 +53,7 @@ class DatasetIndex:
     def split(self, name: str) -> list[Record]:
         if name not in self.splits:
             known = ", ".join(self.splits) or "none"
-            hint = " (carve one from train with --data.tune_per_class N)" if name == "tune" else ""
+            hint = " (carve one from train with --data.tune_per_class N or --data.tune_list FILE)" if name == "tune" else ""
             raise OrnetError(f"dataset {self.name!r} at {self.root} has no split {name!r}; splits: {known}{hint}")
         records = self.splits[name]
         if not records:
