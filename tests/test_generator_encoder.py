@@ -142,6 +142,7 @@ STEM_SKIP = lambda model: model.generator.stem_skip  # noqa: E731  (tests/test_g
     ("generator_encoder", "backbone", "release", ENCODER),
     ("generator_stem_skip", "none", "concat", STEM_SKIP),
     ("generator_stem_skip", "gated", "concat", STEM_SKIP),
+    ("generator_objectness", 0.5, 0.0, lambda model: model.generator.objectness),  # tests/test_objectness_gate.py
 ])
 def test_model_json_records_the_generator_keys_and_the_model_loads_back(tmp_path, key, value, older, read):
     from ornet.runs.export import build_model, export_model, load_exported, model_meta

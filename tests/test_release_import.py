@@ -42,7 +42,7 @@ def test_fine_import_writes_a_run_whose_maps_are_the_releases(fine_run):
     imagenet = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}  # the release's Normalize
     assert meta["architecture"] == {"backbone": "resnet50", "evaluator": "mobilenet_v3_small",
                                     "generator_width": 4, "generator_encoder": "release", "generator_stem_skip": "concat",
-                                    "stage1_head": False,
+                                    "generator_objectness": 0.0, "stage1_head": False,
                                     **{f"{net}_{k}": v for net in ("backbone", "evaluator") for k, v in imagenet.items()}}
     assert meta["preprocessing"] == {"resize": 256, "crop": 224, "mean": [0.485, 0.456, 0.406],
                                      "std": [0.229, 0.224, 0.225]}

@@ -54,6 +54,10 @@ class MethodConfig:
     gate_distill_form: Literal["product", "cam"] = "product"
     """The distillation target: product (minmax(p_a) * minmax(CAM_y) ** alpha, the class gate's map)
     or cam (minmax(CAM_y) alone)."""
+    objectness_weight: float = 1.0
+    """Weight of the binary cross-entropy between the generator's objectness head (model.generator_objectness
+    > 0) and the evaluator's min-max CAM of the label, on the head's grid (stage 2; one evaluator forward
+    without gradient per batch). Unused without the head; with it, it must be > 0."""
     tv_weight: float = 0.0
     """Not in the paper (issue 30): weight of the total-variation prior on p_a, the mean absolute
     difference of horizontally plus that of vertically adjacent map pixels (losses.total_variation).

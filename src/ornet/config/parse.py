@@ -245,6 +245,12 @@ def validate(cfg: RunConfig) -> None:
     _check_constraints(m, d.crop)
     if cfg.model.generator_width <= 0:
         raise ConfigError(f"model.generator_width must be positive, got {cfg.model.generator_width}")
+    g = cfg.model.generator_objectness
+    if not (isinstance(g, (int, float)) and math.isfinite(g) and g >= 0):
+        raise ConfigError(f"model.generator_objectness must be a number >= 0 (0: no objectness head), got {g}")
+    if g > 0 and not m.objectness_weight:
+        raise ConfigError("model.generator_objectness > 0 needs method.objectness_weight > 0 (stage 2 trains the "
+                          "objectness head with it)")
     if not 0.0 < cfg.model.generator_bn_momentum <= 1.0:
         raise ConfigError(f"model.generator_bn_momentum must be in (0, 1], got {cfg.model.generator_bn_momentum}")
     for net in ("backbone", "evaluator"):
@@ -277,7 +283,8 @@ CONSTRAINT_WEIGHTS = ("gate_distill_weight", "tv_weight", "flip_consistency_weig
 def _check_constraints(m: MethodConfig, crop: int) -> None:
     """The constraint keys: weights finite and >= 0, the distillation's exponent and form, the
     down-scale factor in (0, 1) with a down-scaled crop the generator still takes."""
-    for key in (*CONSTRAINT_WEIGHTS, "eval_weight", "area_weight", "entropy_weight", "background_weight"):
+    for key in (*CONSTRAINT_WEIGHTS, "eval_weight", "area_weight", "entropy_weight", "background_weight",
+                "objectness_weight"):
         v = getattr(m, key)
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
             raise ConfigError(f"method.{key} must be a number >= 0 (0: off), got {v}")

@@ -88,6 +88,12 @@ class ModelConfig:
     """What the generator's last up block takes from the stem features f_c: concat (the release), none
     (the map from the upsampled 1/8 decoder features only) or gated (f_c times a spatial gate computed
     from those features); against the low-level texture noise of issue 30, docs/method.md."""
+    generator_objectness: float = 0.0
+    """Not in the paper (issue 30; docs/method.md, "The learned class gate"): exponent alpha of the
+    generator's own class gate. > 0 adds an objectness head (conv1x1 on the encoder's deepest, 1/32
+    features); from stage 2 on the map is p_a * up(sigmoid(o)) ** alpha, o the head's logit, and stage 2
+    trains the head towards the frozen evaluator's min-max CAM of the label (method.objectness_weight).
+    Inference needs no evaluator and no label. 0: no head (the paper's map)."""
     generator_bn_momentum: float = 0.01
     """Momentum of the running averages of the generator's U-Net batch norms (the release: 0.01, for
     schedules of thousands of steps; a run of a few hundred steps needs about 0.1)."""

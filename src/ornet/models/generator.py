@@ -18,6 +18,13 @@ low-level features the paper's failure analysis blames for texture noise: ``conc
 times a spatial gate sigmoid(conv1x1(x)) from the upsampled decoder features, so the coarser,
 semantic path decides where low-level detail enters the map).
 
+``objectness`` (``model.generator_objectness``, alpha > 0; docs/method.md, "The learned class gate")
+adds a head ``obj_conv`` (conv1x1, C3 -> 1) on the deepest encoder features x3. While ``objectness_on``
+(a buffer: stage 2 switches it on, checkpoints keep it) the map is ``p_a * up(sigmoid(o)) ** alpha``,
+o = obj_conv(x3) taken without gradient into the product (the head learns only from its own loss,
+stage 2's distillation of the evaluator's CAM), up = bilinear to p_a's grid; before that (stage 1) the
+head is not run and p_a is the plain map.
+
 block = (conv3x3 no bias - BN(momentum 0.01) - LeakyReLU(0.01)) x 2. Upsampling is bilinear
 to the skip's exact size, so any h, w >= 8 works (odd sizes too; the release doubles and
 needs h, w divisible by 8). f_a is the last block's LeakyReLU output, so it can be negative
@@ -53,6 +60,8 @@ class GeneratorOutput:
     """B x 1 x h x w activation map in [0, 1]: sigmoid(BN(conv3x3(f_a)))."""
     attn_logits: Tensor | None
     """B x K stage-1 attention head: GAP(conv1x1(f_a)); None without the head."""
+    obj_logit: Tensor | None = None
+    """B x 1 x h/8 x w/8 objectness logit o (float32) while the learned class gate is on; else None."""
 
 
 class ConvBlock(nn.Sequential):
@@ -130,7 +139,7 @@ class ActivationMapGenerator(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, width: int = 64, attention_head: bool = True,
                  encoder: BackboneEncoder | None = None, bn_momentum: float = BN_MOMENTUM,
-                 stem_skip: str = "concat"):
+                 stem_skip: str = "concat", objectness: float = 0.0):
         super().__init__()
         if not 0.0 < bn_momentum <= 1.0:
             raise OrnetError(f"generator BN momentum must be in (0, 1], got {bn_momentum}")
@@ -156,6 +165,14 @@ class ActivationMapGenerator(nn.Module):
         self.out_bn = nn.BatchNorm2d(1)
         self.attn_conv = (nn.Conv2d(num_classes, num_classes, kernel_size=1, bias=False)
                           if attention_head else None)
+        if not (objectness >= 0 and objectness < float("inf")):
+            raise OrnetError(f"generator objectness exponent must be a finite number >= 0, got {objectness}")
+        self.objectness = float(objectness)
+        self.obj_conv = nn.Conv2d(c3, 1, kernel_size=1) if objectness > 0 else None
+        self._obj_on = False  # mirrors the buffer, so that forward never reads a device tensor
+        if self.obj_conv is not None:
+            self.register_buffer("objectness_on", torch.zeros((), dtype=torch.bool))
+            self.register_load_state_dict_post_hook(_mirror_objectness)
         for m in self.modules():  # the release's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -187,11 +204,24 @@ class ActivationMapGenerator(nn.Module):
         if logit.dtype in (torch.float16, torch.bfloat16):  # under autocast: the map in float32
             logit = logit.float()
         p_a = torch.sigmoid(logit)
+        obj_logit = None
+        if self._obj_on:
+            obj_logit = self.obj_conv(x3).float()
+            gate = F.interpolate(torch.sigmoid(obj_logit.detach()), size=p_a.shape[-2:], mode="bilinear",
+                                 align_corners=False)
+            p_a = p_a * gate ** self.objectness
         # GAP(conv1x1(f_a)) == conv1x1(GAP(f_a)) (both linear, no bias): pool first, K*K per
         # image instead of K*K*h*w.
         attn_logits = (None if self.attn_conv is None
                        else self.attn_conv(f_a.mean(dim=(2, 3), keepdim=True)).flatten(1))
-        return GeneratorOutput(f_a=f_a, p_a=p_a, attn_logits=attn_logits)
+        return GeneratorOutput(f_a=f_a, p_a=p_a, attn_logits=attn_logits, obj_logit=obj_logit)
+
+    def enable_objectness(self) -> None:
+        """Switch the learned class gate on (stage 2 does, before it trains the head); kept in the state dict."""
+        if self.obj_conv is None:
+            raise OrnetError("this generator has no objectness head (model.generator_objectness: 0)")
+        self.objectness_on.fill_(True)
+        self._obj_on = True
 
     # ---------------------------------------------------------------- stage 2
 
@@ -209,6 +239,8 @@ class ActivationMapGenerator(nn.Module):
         if scope not in REFINE_SCOPES:
             raise OrnetError(f"refine scope must be one of {', '.join(REFINE_SCOPES)}, got {scope!r}")
         mods: list[nn.Module] = [self.up2, self.up3, self.out_conv, self.out_bn]
+        if self.obj_conv is not None:  # the learned class gate's head trains in stage 2, whatever the scope
+            mods.append(self.obj_conv)
         if scope in ("decoder", "generator"):
             mods.insert(0, self.up1)
         if scope == "generator":
@@ -231,3 +263,7 @@ class ActivationMapGenerator(nn.Module):
         for p in self.refine_parameters(scope):
             p.requires_grad_(True)
         return self
+
+
+def _mirror_objectness(module: ActivationMapGenerator, incompatible) -> None:
+    module._obj_on = bool(module.objectness_on)

@@ -45,7 +45,8 @@ class ORNet(nn.Module):
     `generator_encoder`: ``release`` (the release's encoder, trained from scratch) or
     ``backbone`` (a copy of the backbone's own stages after the stem, with its weights:
     `generator_encoder.BackboneEncoder`). `generator_stem_skip`: what the generator's last up block
-    takes from the stem features (`generator.STEM_SKIPS`; ``concat``: the release).
+    takes from the stem features (`generator.STEM_SKIPS`; ``concat``: the release). `generator_objectness`:
+    the exponent of the generator's learned class gate (0: none; `generator.ActivationMapGenerator`).
     """
 
     map_stride = 4
@@ -57,7 +58,7 @@ class ORNet(nn.Module):
                  evaluator_weights: str = "none", input_norm: Normalization | None = None,
                  evaluator_norm: Normalization | None = None, stage1_head: bool = True,
                  generator_encoder: str = "release", generator_bn_momentum: float = BN_MOMENTUM,
-                 generator_stem_skip: str = "concat"):
+                 generator_stem_skip: str = "concat", generator_objectness: float = 0.0):
         super().__init__()
         if not stage1_head and not evaluator:
             raise ValueError("an ORNet without its stage-1 head needs an evaluator for class predictions")
@@ -75,7 +76,8 @@ class ORNet(nn.Module):
         self.generator_encoder = generator_encoder
         self.generator = ActivationMapGenerator(classifier.stem_channels, num_classes, generator_width,
                                                 attention_head=stage1_head, encoder=encoder,
-                                                bn_momentum=generator_bn_momentum, stem_skip=generator_stem_skip)
+                                                bn_momentum=generator_bn_momentum, stem_skip=generator_stem_skip,
+                                                objectness=generator_objectness)
         self.rest_head = (nn.Sequential(OrderedDict(rest=classifier.rest, head=classifier.head))
                           if stage1_head else None)
         self.evaluator = (build_evaluator(evaluator, num_classes, evaluator_weights)

@@ -33,7 +33,8 @@ class OrnetTask(MapValidation, StageTask):
                            backbone_weights=weights, evaluator_weights="none", input_norm=input_norm,
                            evaluator_norm=evaluator_norm, generator_encoder=m.generator_encoder,
                            generator_bn_momentum=m.generator_bn_momentum,
-                           generator_stem_skip=m.generator_stem_skip)
+                           generator_stem_skip=m.generator_stem_skip,
+                           generator_objectness=m.generator_objectness)
         self._init_map_metrics()
 
     def init_from(self, ornet_state: dict | None = None, evaluator_state: dict | None = None) -> None:
@@ -77,6 +78,8 @@ class CoarseTask(OrnetTask):
         super().__init__(cfg, num_classes, classes)
         self.reinit_layers()
         self.model.evaluator.requires_grad_(False)
+        if self.model.generator.obj_conv is not None:  # the learned class gate's head: stage 2 trains it
+            self.model.generator.obj_conv.requires_grad_(False)
         self.train(True)
 
     def train(self, mode: bool = True):
@@ -90,13 +93,13 @@ class CoarseTask(OrnetTask):
         mult = self.stage_cfg.head_lr_mult
         model = self.model
         pretrained = {id(p) for p in model.generator.encoder_parameters()}
-        new = [p for p in model.generator.parameters() if id(p) not in pretrained]
+        new = [p for p in model.generator.parameters() if id(p) not in pretrained and p.requires_grad]
         head = getattr(getattr(model, "rest_head", None), "head", None)
         if head is not None:
             new += list(head.parameters())
         new_ids = {id(p) for p in new}
         eval_ids = {id(p) for p in model.evaluator.parameters()}
-        body = [p for p in model.parameters() if id(p) not in new_ids and id(p) not in eval_ids]
+        body = [p for p in model.parameters() if id(p) not in new_ids and id(p) not in eval_ids and p.requires_grad]
         return [(body, 1.0), (new, mult)]
 
     def _step(self, batch: Batch, split: str) -> torch.Tensor:

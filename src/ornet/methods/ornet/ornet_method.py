@@ -51,6 +51,8 @@ class OrnetMethod(Method):
             users.append(("eval.cam_gate", "set eval.cam_gate: []"))
         if cfg.method.gate_distill_weight and REFINE in cfg.stages:
             users.append(("method.gate_distill_weight", "set method.gate_distill_weight: 0"))
+        if cfg.model.generator_objectness and REFINE in cfg.stages:
+            users.append(("model.generator_objectness", "set model.generator_objectness: 0"))
         if not users:
             return
         from ...models.backbones import build_classifier
@@ -118,7 +120,7 @@ class OrnetMethod(Method):
         model = ORNet(m.backbone, num_classes, evaluator=m.evaluator, generator_width=m.generator_width,
                       backbone_weights="none", evaluator_weights="none", input_norm=input_norm,
                       evaluator_norm=evaluator_norm, generator_encoder=m.generator_encoder,
-                      generator_stem_skip=m.generator_stem_skip)
+                      generator_stem_skip=m.generator_stem_skip, generator_objectness=m.generator_objectness)
         model.load_state_dict(load_state(checkpoint_path(out, stage)))
         self.complete(model, stage, out)
         return model.eval()
@@ -132,6 +134,7 @@ class OrnetMethod(Method):
         m = model_cfg
         return dict(evaluator=m.evaluator, generator_width=int(m.generator_width),
                     generator_encoder=m.generator_encoder, generator_stem_skip=m.generator_stem_skip,
+                    generator_objectness=float(m.generator_objectness),
                     evaluator_mean=list(evaluator_norm.mean), evaluator_std=list(evaluator_norm.std))
 
     def build_network(self, meta: dict):
@@ -143,7 +146,8 @@ class OrnetMethod(Method):
                       input_norm=_normalization(arch, "backbone"), evaluator_norm=_normalization(arch, "evaluator"),
                       stage1_head=bool(arch.get("stage1_head", True)),
                       generator_encoder=arch.get("generator_encoder", "release"),
-                      generator_stem_skip=arch.get("generator_stem_skip", "concat"))  # absent before it existed
+                      generator_stem_skip=arch.get("generator_stem_skip", "concat"),  # absent before it existed
+                      generator_objectness=float(arch.get("generator_objectness", 0.0)))
         model.set_cam_gate(meta["localization"].get("cam_gate") or 0.0)  # absent before the gate existed
         return model
 

@@ -22,7 +22,9 @@ the stem and the evaluator share one), so the evaluator sees its normalised imag
 
 Not in the paper either, each off at weight 0 (issue 30; docs/method.md, "Constraints against
 texture noise"): + gate_distill_weight * L_gd + tv_weight * L_tv + flip_consistency_weight * L_flip
-+ scale_consistency_weight * L_scale, all on p_a before erasing (`_constraints`).
++ scale_consistency_weight * L_scale, all on p_a before erasing (`_constraints`); with the learned
+class gate (model.generator_objectness > 0; docs/method.md) p_a is the gated map, and
++ objectness_weight * BCE(sigmoid(o), minmax(CAM_y)) trains its head on the head's own grid.
 """
 
 from __future__ import annotations
@@ -67,7 +69,19 @@ class RefineTask(OrnetTask):
         self._evaluator = FoldedCache(self.model.evaluator, enabled=self.cfg.trainer.fold_frozen_bn)
         # the evaluator's GAP Linear for `method.gate_distill_weight` (a tuple: not registered as a
         # submodule of the task, so never in its state dict); refused here when there is none
-        self._cam_fc = (self.model.cam_linear("method.gate_distill_weight") if m.gate_distill_weight else None,)
+        user = ("method.gate_distill_weight" if m.gate_distill_weight else
+                "model.generator_objectness" if self.model.generator.obj_conv is not None else None)
+        self._cam_fc = (self.model.cam_linear(user) if user else None,)
+        self._objectness_on()
+
+    def _objectness_on(self) -> None:
+        """The learned class gate (model.generator_objectness > 0) is on from stage 2 on."""
+        if self.model.generator.obj_conv is not None:
+            self.model.generator.enable_objectness()
+
+    def init_from(self, ornet_state: dict | None = None, evaluator_state: dict | None = None) -> None:
+        super().init_from(ornet_state, evaluator_state)
+        self._objectness_on()  # stage 1's weights carry it off
 
     def freeze_for_stage(self) -> None:
         """requires_grad only on the parameters METHOD.md trains in stage 2."""
@@ -114,7 +128,7 @@ class RefineTask(OrnetTask):
             loss_bg = background_loss(self.model.evaluate_masked(images, 1 - out.p_a, m.mask_upsample, f_e), labels)
             loss = loss + m.background_weight * loss_bg
             terms["loss_background"] = loss_bg
-        for name, (weight, term) in self._constraints(images, labels, out.p_a, f_e).items():
+        for name, (weight, term) in self._constraints(images, labels, out.p_a, f_e, out.obj_logit).items():
             loss = loss + weight * term
             terms[name] = term
         self.log_common(split, loss, logits, labels, terms)
@@ -123,7 +137,7 @@ class RefineTask(OrnetTask):
         return loss
 
     def _constraints(self, images: torch.Tensor, labels: torch.Tensor, p_a: torch.Tensor,
-                     f_e: nn.Module) -> dict[str, tuple[float, torch.Tensor]]:
+                     f_e: nn.Module, obj_logit: torch.Tensor | None = None) -> dict[str, tuple[float, torch.Tensor]]:
         """Issue 30's constraints against texture noise with a weight > 0: {log name: (weight, term)}.
 
         Their extra passes (the evaluator's CAM of the label on the clean batch; stem + generator on
@@ -134,6 +148,12 @@ class RefineTask(OrnetTask):
         out: dict[str, tuple[float, torch.Tensor]] = {}
         if m.tv_weight:
             out["loss_tv"] = (m.tv_weight, total_variation(p_a))
+        if obj_logit is not None:  # the learned class gate's head, towards the evaluator's CAM on its own grid
+            with torch.no_grad():
+                cam = self.model.label_cam(images, labels, obj_logit.shape[-2:], self._cam_fc[0], f_e)
+            prob = torch.sigmoid(obj_logit)
+            target = gate_distill_target(prob, cam, form="cam")
+            out["loss_objectness"] = (m.objectness_weight, gate_distillation(prob, target, m.entropy_eps))
         if not (m.gate_distill_weight or m.flip_consistency_weight or m.scale_consistency_weight):
             return out
         with torch.no_grad(), running_stats_kept(self.model):
