@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from ornet.config.schema import RunConfig
 from ornet.errors import ConfigError, OrnetError
 from ornet.methods import check_networks
-from ornet.methods.ornet import gate_distill_target, gate_distillation
 from ornet.models.generator import ActivationMapGenerator
 from ornet.models.ornet_network import ORNet
 from test_map_constraints import _logged, _task, setup  # noqa: F401  (the module's fixture)
@@ -42,9 +41,19 @@ def test_no_head_at_0_and_the_plain_map_until_switched_on():
     assert b.obj_logit is None and torch.equal(a.p_a, b.p_a)  # stage 1: the head is not run
 
 
+def test_the_head_starts_at_zero_so_the_gated_map_starts_as_the_plain_one_times_a_constant():
+    plain, gated = _pair(alpha=0.7)
+    assert not gated.obj_conv.weight.any() and not gated.obj_conv.bias.any()
+    gated.enable_objectness()
+    x = torch.randn(2, 8, 24, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(gated(x).p_a, plain(x).p_a * 0.5 ** 0.7)
+
+
 def test_the_gated_map_is_p_a_times_the_upsampled_objectness_to_alpha():
     plain, gated = _pair(alpha=0.7)
     gated.enable_objectness()
+    torch.nn.init.normal_(gated.obj_conv.weight, std=0.3)  # a trained head
     x = torch.randn(2, 8, 24, 16)
     with torch.no_grad():
         out = gated(x)
@@ -68,7 +77,7 @@ def test_the_head_learns_only_from_its_own_loss():
     assert gated.out_conv.weight.grad is not None
     out = gated(torch.randn(2, 8, 16, 16))
     out.obj_logit.sum().backward()
-    assert gated.obj_conv.weight.grad.abs().sum() > 0
+    assert gated.obj_conv.weight.grad.abs().sum() > 0 and gated.out_conv.weight.grad is not None
 
 
 def test_the_switch_is_kept_in_the_state_dict_and_refused_without_a_head():
@@ -96,6 +105,8 @@ def test_stage_2_trains_the_head_towards_the_label_cam(setup, monkeypatch):  # n
     task.init_from(ornet_state={k: (torch.zeros((), dtype=torch.bool) if k.endswith("objectness_on") else v)
                                 for k, v in task.model.state_dict().items()})  # stage 1's weights: switched off
     assert g._obj_on  # stage 2 switches it back on
+    with torch.no_grad():  # a head that has trained a little (at zero, sigmoid(o) = 0.5 and the BCE is log 2 for any T)
+        g.obj_conv.weight.copy_(torch.linspace(-0.05, 0.05, g.obj_conv.weight.numel()).view_as(g.obj_conv.weight))
     task.eval()
     seen = _logged(task, monkeypatch)
     loss = task._step(batch, "train")
@@ -106,9 +117,13 @@ def test_stage_2_trains_the_head_towards_the_label_cam(setup, monkeypatch):  # n
         ev = model.evaluator
         cam = class_activation_map(ev.head.classifier, ev.features(model.to_evaluator(images)), batch.labels)
         cam = F.interpolate(cam[:, None], size=o.shape[-2:], mode="bilinear", align_corners=False)
+        # BCE of sigmoid(o) against T = minmax(CAM) per image, by hand
+        lo, hi = cam.amin(dim=(2, 3), keepdim=True), cam.amax(dim=(2, 3), keepdim=True)
+        t = (cam - lo) / (hi - lo)
         p = torch.sigmoid(o)
-        expected = gate_distillation(p, gate_distill_target(p, cam, form="cam"), m.entropy_eps)
+        expected = -(t * p.log() + (1 - t) * (1 - p).log()).mean()
     assert float(seen["loss_objectness"]) == pytest.approx(float(expected), rel=1e-4)
+    assert abs(float(expected) - 0.693147) > 1e-3  # not the zero head's log 2
     base = m.eval_weight * seen["loss_eval"] + m.area_weight * seen["loss_area"] + m.entropy_weight * seen["loss_entropy"]
     assert loss.detach().item() == pytest.approx(float(base + 0.7 * seen["loss_objectness"]), rel=1e-6)
 

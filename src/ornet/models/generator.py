@@ -23,7 +23,7 @@ adds a head ``obj_conv`` (conv1x1, C3 -> 1) on the deepest encoder features x3. 
 (a buffer: stage 2 switches it on, checkpoints keep it) the map is ``p_a * up(sigmoid(o)) ** alpha``,
 o = obj_conv(x3) taken without gradient into the product (the head learns only from its own loss,
 stage 2's distillation of the evaluator's CAM), up = bilinear to p_a's grid; before that (stage 1) the
-head is not run and p_a is the plain map.
+head is not run and p_a is the plain map. The head starts at zero (o = 0: a constant gate).
 
 block = (conv3x3 no bias - BN(momentum 0.01) - LeakyReLU(0.01)) x 2. Upsampling is bilinear
 to the skip's exact size, so any h, w >= 8 works (odd sizes too; the release doubles and
@@ -182,6 +182,9 @@ class ActivationMapGenerator(nn.Module):
         for m in self.modules():  # the U-Net blocks' running averages (not out_bn's: PyTorch's 0.1)
             if isinstance(m, nn.BatchNorm2d) and m is not self.out_bn:
                 m.momentum = bn_momentum
+        if self.obj_conv is not None:  # zeros: sigmoid(o) = 0.5 everywhere, so the gated map starts as the plain
+            nn.init.zeros_(self.obj_conv.weight)  # one up to a constant (the release's kaiming init saturates a
+            nn.init.zeros_(self.obj_conv.bias)  # one-output head on 320 deep channels: a dead gradient)
         self.encoder = encoder  # added after the initialisation: it keeps its (pretrained) weights
 
     def forward(self, f_c: Tensor) -> GeneratorOutput:

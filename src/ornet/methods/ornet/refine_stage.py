@@ -24,7 +24,7 @@ Not in the paper either, each off at weight 0 (issue 30; docs/method.md, "Constr
 texture noise"): + gate_distill_weight * L_gd + tv_weight * L_tv + flip_consistency_weight * L_flip
 + scale_consistency_weight * L_scale, all on p_a before erasing (`_constraints`); with the learned
 class gate (model.generator_objectness > 0; docs/method.md) p_a is the gated map, and
-+ objectness_weight * BCE(sigmoid(o), minmax(CAM_y)) trains its head on the head's own grid.
++ objectness_weight * BCE(sigmoid(o), minmax(CAM_y)) (on the logit o) trains its head on its own grid.
 """
 
 from __future__ import annotations
@@ -151,9 +151,9 @@ class RefineTask(OrnetTask):
         if obj_logit is not None:  # the learned class gate's head, towards the evaluator's CAM on its own grid
             with torch.no_grad():
                 cam = self.model.label_cam(images, labels, obj_logit.shape[-2:], self._cam_fc[0], f_e)
-            prob = torch.sigmoid(obj_logit)
-            target = gate_distill_target(prob, cam, form="cam")
-            out["loss_objectness"] = (m.objectness_weight, gate_distillation(prob, target, m.entropy_eps))
+            target = gate_distill_target(obj_logit.detach(), cam, form="cam")
+            # on the logit: the full (sigmoid(o) - T) gradient, also where the head saturates
+            out["loss_objectness"] = (m.objectness_weight, F.binary_cross_entropy_with_logits(obj_logit, target.to(obj_logit.dtype)))
         if not (m.gate_distill_weight or m.flip_consistency_weight or m.scale_consistency_weight):
             return out
         with torch.no_grad(), running_stats_kept(self.model):
