@@ -245,12 +245,6 @@ def validate(cfg: RunConfig) -> None:
     _check_constraints(m, d.crop)
     if cfg.model.generator_width <= 0:
         raise ConfigError(f"model.generator_width must be positive, got {cfg.model.generator_width}")
-    g = cfg.model.generator_objectness
-    if not (isinstance(g, (int, float)) and math.isfinite(g) and g >= 0):
-        raise ConfigError(f"model.generator_objectness must be a number >= 0 (0: no objectness head), got {g}")
-    if g > 0 and not m.objectness_weight:
-        raise ConfigError("model.generator_objectness > 0 needs method.objectness_weight > 0 (stage 2 trains the "
-                          "objectness head with it)")
     if not 0.0 < cfg.model.generator_bn_momentum <= 1.0:
         raise ConfigError(f"model.generator_bn_momentum must be in (0, 1], got {cfg.model.generator_bn_momentum}")
     for net in ("backbone", "evaluator"):

@@ -13,6 +13,7 @@ The final model is refine's (model.json method ``ornet``), or coarse's when refi
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 from ...errors import ConfigError, OrnetError
@@ -41,6 +42,12 @@ class OrnetMethod(Method):
         if any(a > 0 for a in e.cam_gate) and not protocol.cam_gate:
             raise ConfigError(f"eval.cam_gate is not part of {protocol.title} (eval.protocol: {e.protocol}); "
                               "set eval.cam_gate: []")
+        g = cfg.model.generator_objectness
+        if not (isinstance(g, (int, float)) and math.isfinite(g) and g >= 0):
+            raise ConfigError(f"model.generator_objectness must be a number >= 0 (0: no objectness head), got {g}")
+        if g > 0 and not cfg.method.objectness_weight:
+            raise ConfigError("model.generator_objectness > 0 needs method.objectness_weight > 0 (stage 2 trains the "
+                              "objectness head with it)")
 
     def check_networks(self, cfg) -> None:
         """eval.cam_gate, and method.gate_distill_weight in a run with stage 2, need an evaluator whose
