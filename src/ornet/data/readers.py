@@ -84,14 +84,11 @@ def take_tune_list(index: DatasetIndex, path: Path) -> DatasetIndex:
         wanted[iid] = n
     if not wanted:
         raise DataError("the tune list names no image", file=str(path))
-    tune = []
+    taken = [r for name in ("train", "val") for r in index.splits.get(name, []) if r.image_id in wanted]
     for name in ("train", "val"):
-        kept = []
-        for r in index.splits.get(name, []):
-            (tune if r.image_id in wanted else kept).append(r)
         if name in index.splits:
-            index.splits[name] = kept
-    index.splits["tune"] = sorted(tune, key=lambda r: wanted[r.image_id])
+            index.splits[name] = [r for r in index.splits[name] if r.image_id not in wanted]
+    index.splits["tune"] = sorted(taken, key=lambda r: wanted[r.image_id])
     if not index.splits.get("train"):
         index.problems.append(DataError("the tune list takes every training image; none is left to train on",
                                         file=str(path)))

@@ -148,12 +148,14 @@ class RefineTask(OrnetTask):
         out: dict[str, tuple[float, torch.Tensor]] = {}
         if m.tv_weight:
             out["loss_tv"] = (m.tv_weight, total_variation(p_a))
-        if obj_logit is not None:  # the learned class gate's head, towards the evaluator's CAM on its own grid
+        if obj_logit is not None:  # the learned class gate's head, towards the evaluator's min-max CAM on its grid
+            from ...models.cam_network import minmax_normalize
+
             with torch.no_grad():
-                cam = self.model.label_cam(images, labels, obj_logit.shape[-2:], self._cam_fc[0], f_e)
-            target = gate_distill_target(obj_logit.detach(), cam, form="cam")
+                target = minmax_normalize(self.model.label_cam(images, labels, obj_logit.shape[-2:], self._cam_fc[0], f_e))
             # on the logit: the full (sigmoid(o) - T) gradient, also where the head saturates
-            out["loss_objectness"] = (m.objectness_weight, F.binary_cross_entropy_with_logits(obj_logit, target.to(obj_logit.dtype)))
+            out["loss_objectness"] = (m.objectness_weight,
+                                      F.binary_cross_entropy_with_logits(obj_logit, target.to(obj_logit.dtype)))
         if not (m.gate_distill_weight or m.flip_consistency_weight or m.scale_consistency_weight):
             return out
         with torch.no_grad(), running_stats_kept(self.model):
