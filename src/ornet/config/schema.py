@@ -94,6 +94,12 @@ class ModelConfig:
     features); from stage 2 on the map is p_a * up(sigmoid(o)) ** alpha, o the head's logit, and stage 2
     trains the head towards the frozen evaluator's min-max CAM of the label (method.objectness_weight).
     Inference needs no evaluator and no label. 0: no head (the paper's map)."""
+    freeze_features: bool = False
+    """Not in the paper (issue 30; docs/method.md, "Features frozen from the evaluator"): stage 1 trains
+    neither the stem F_c1 nor a backbone generator encoder; they keep the weights they start from
+    (model.backbone_weights; with evaluator: the trained stage-0 evaluator's, so the encoder's deepest
+    features are the evaluator's own) and their batch-norm statistics. ORNet only; needs pretrained
+    backbone weights."""
     generator_bn_momentum: float = 0.01
     """Momentum of the running averages of the generator's U-Net batch norms (the release: 0.01, for
     schedules of thousands of steps; a run of a few hundred steps needs about 0.1)."""

@@ -80,11 +80,22 @@ class CoarseTask(OrnetTask):
         self.model.evaluator.requires_grad_(False)
         if self.model.generator.obj_conv is not None:  # the learned class gate's head: stage 2 trains it
             self.model.generator.obj_conv.requires_grad_(False)
+        for module in self._frozen_features():
+            module.requires_grad_(False)
         self.train(True)
+
+    def _frozen_features(self) -> list:
+        """The stem, and a backbone generator encoder, when `model.freeze_features` (else nothing)."""
+        if not self.model_cfg.freeze_features:
+            return []
+        encoder = self.model.generator.encoder
+        return [self.model.stem] + ([encoder] if encoder is not None else [])
 
     def train(self, mode: bool = True):
         super().train(mode)
         self.model.evaluator.eval()  # not trained in this stage
+        for module in self._frozen_features():  # fixed batch-norm statistics too
+            module.eval()
         return self
 
     def param_groups(self):

@@ -49,6 +49,14 @@ class OrnetMethod(Method):
             raise ConfigError("model.generator_objectness > 0 needs method.objectness_weight > 0 (stage 2 trains the "
                               "objectness head with it)")
 
+        if cfg.model.freeze_features:
+            if not weights_spec(cfg.model, "backbone").pretrained:
+                raise ConfigError("model.freeze_features keeps the stem and generator encoder as they start: it needs "
+                                  "pretrained model.backbone_weights (imagenet, evaluator, ...), got none")
+            if cfg.method.refine_scope == "generator":
+                raise ConfigError("model.freeze_features and method.refine_scope: generator contradict each other "
+                                  "(stage 2 would train the frozen encoder); use refine_scope decoder")
+
     def check_networks(self, cfg) -> None:
         """eval.cam_gate, and method.gate_distill_weight in a run with stage 2, need an evaluator whose
         head is GAP + Linear: said before a run trains (builds the evaluator once, without weights;
