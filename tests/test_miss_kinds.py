@@ -43,3 +43,14 @@ def test_miss_kinds_shares(mk):
     assert k["on background"] == pytest.approx(100 * 2 / 3)
     only_hit = mk.miss_kinds({"a": rows["a"]}, boxes, strict=False)
     assert only_hit["on background"] == 0.0
+
+
+def test_a_data_root_without_the_set_is_one_line_and_exit_2(mk, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("data:\n  name: cub\n")
+    (run / "predictions.csv").write_text("image_id,iou\n")
+    (run / "metrics.json").write_text("{}")
+    assert mk.main([str(run), "--data-root", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"miss_kinds.py: {run}: ") and "nowhere" in err[0], err

@@ -229,6 +229,10 @@ def test_tune_study_builds_a_tune_list_of_whole_photos(tmp_path, capsys):
     for photos in (["d"], ["zz"]):  # a test photo is not a training background
         with pytest.raises(study.Refused, match=f"{photos[0]} is not a background of a training image.*they are: a, b, c"):
             study.photo_tune_ids(tmp_path / "set", photos)
+    (tmp_path / "set" / "backgrounds.txt").write_text("1 a\n2 b\n\n3\n")  # a line without its photo: file and line
+    with pytest.raises(study.Refused, match=r"backgrounds.txt:4: expected an image id and a value, got '3'"):
+        study.photo_tune_ids(tmp_path / "set", ["a"])
+    (tmp_path / "set" / "backgrounds.txt").write_text("1 a\n2 b\n3 a\n4 c\n5 d\n6 d\n")  # as it was
     out = study.write_tune_list(tmp_path / "work" / "tl.txt", ["001.x/img_1.jpg"], "photo a")
     assert out.read_text() == "# photo a\n001.x/img_1.jpg\n"
     train, evaluate = study.commands({"name": "r", "config": "c.yaml", "data": "s"}, {"s": "/data"}, tmp_path, "cpu", 5,

@@ -199,9 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     print("| run | localised | too big | too small | elsewhere | misses on background |"
           + (" localised at each image's best threshold |" if args.best_threshold else ""))
     print("| --- " * (6 + args.best_threshold) + "|")
+    from ornet.errors import OrnetError
+
     found = {}
     for run in args.runs:
-        k, ok, best = analyse(run, args.data_root, args.split, args.best_threshold)
+        try:
+            k, ok, best = analyse(run, args.data_root, args.split, args.best_threshold)
+        except OrnetError as e:  # a data root that is not the run's set, a run that does not load: one line, exit 2
+            print(f"miss_kinds.py: {run}: {e}", file=sys.stderr)
+            return 2
         line = (f"| {run} | {k['localised']:.1f}% | {k['too big']:.1f}% | {k['too small']:.1f}% "
                 f"| {k['elsewhere']:.1f}% | {k['on background']:.1f}% |")
         print(line + (f" {share(best, lambda _: True)[0]:.1f}% |" if best else ""), flush=True)

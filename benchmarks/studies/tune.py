@@ -185,7 +185,15 @@ def photo_tune_ids(root: Path, photos: list[str]) -> list[str]:
         if not path.is_file():
             raise Refused(f"{path}: not found (--tune-photos needs a realistic set: backgrounds.txt, images.txt, "
                           f"train_test_split.txt)")
-        return {k: v.strip() for k, v in (line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())}
+        rows = {}
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            fields = line.split(maxsplit=1)
+            if not fields:
+                continue
+            if len(fields) != 2:
+                raise Refused(f"{path}:{lineno}: expected an image id and a value, got {line.strip()!r}")
+            rows[fields[0]] = fields[1].strip()
+        return rows
 
     background, images, is_train = table("backgrounds.txt"), table("images.txt"), table("train_test_split.txt")
     train_photos = {background[i] for i in background if is_train.get(i) == "1"}
