@@ -129,6 +129,8 @@ def _tune_study():
     ({"overrides": {"refine.keep": "best_test"}}, [], "keeps refine's best epoch on the test split"),
     ({"config": "configs/cub_release.yaml"}, [], "keeps evaluator's best epoch on the test split"),
     ({"overrides": {"data.tune_per_class": 3}}, [], "sets data.tune_per_class"),
+    ({"overrides": {"trainer.seed": 3}}, ["--seeds", "0", "1"], "sets trainer.seed; with --seeds the sweep sets it"),
+    ({}, ["--seeds", "0", "0"], "--seeds must be distinct seeds >= 0"),
 ])
 def test_tune_study_refuses_to_choose_on_test(tmp_path, capsys, variant, flags, message):
     repo = Path(__file__).resolve().parents[1]
@@ -153,6 +155,23 @@ def test_tune_study_trains_with_a_tune_split_and_scores_only_it(tmp_path):
     (tmp_path / "a" / "tune" / "metrics.json").write_text(json.dumps({"split": "tune", "gt_known_loc": 42.0}))
     row = study.finished({"name": "a", "data": "d", "config": "c.yaml"}, 0, tmp_path, tmp_path / "a.log", 1.0, 4)
     assert row["gt_known_loc"] == 42.0 and row["split"] == "tune" and row["seconds_per_stage"] == {"x": 1}
+
+
+def test_tune_study_runs_each_variant_per_seed_and_ranks_by_the_mean(tmp_path):
+    study = _tune_study()
+    runs = study.per_seed([{"name": "a", "config": "c.yaml", "data": "d", "overrides": {"refine.epochs": 2}},
+                           {"name": "b", "config": "c.yaml", "data": "d"}], [0, 3])
+    assert [r["name"] for r in runs] == ["a_s0", "b_s0", "a_s3", "b_s3"]  # every variant's first seed first
+    assert runs[2]["overrides"] == {"refine.epochs": 2, "trainer.seed": 3} and runs[3]["variant"] == "b"
+    train, _ = study.commands(runs[2], {"d": "/data"}, tmp_path, "cpu", 4)
+    assert train[train.index("--trainer.seed") + 1] == "3" and train[train.index("--out") + 1] == str(tmp_path / "a_s3")
+    row = study.finished(runs[2], 1, tmp_path, _list(tmp_path, ["boom"]), 1.0, 4)
+    assert row["variant"] == "a" and row["name"] == "a_s3"
+    rows = [{"name": "a_s0", "variant": "a", "gt_known_loc": 80.0}, {"name": "b_s0", "variant": "b", "gt_known_loc": 84.0},
+            {"name": "a_s3", "variant": "a", "gt_known_loc": 84.0}, {"name": "b_s3", "variant": "b", "gt_known_loc": 76.0},
+            {"name": "c_s0", "variant": "c", "rc": 1}]
+    # a: mean 82 (lowest 80) ahead of b: mean 80 (lowest 76), though b_s0 is the best single run; c never scored
+    assert study.by_variant(rows) == [("a", 82.0, 80.0, [80.0, 84.0]), ("b", 80.0, 76.0, [84.0, 76.0])]
 
 
 # --- data.tune_list: the tune split named image by image (whole groups held out together) ---

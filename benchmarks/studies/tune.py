@@ -2,7 +2,7 @@
 
     python benchmarks/studies/tune.py VARIANTS.json --work DIR [--jobs 12] [--deadline 270]
         [--accelerator cpu|gpu] [--results FILE.jsonl] [--data NAME=DIR ...] [--tune-per-class 5]
-        [--tune-list NAME=FILE ...] [--tune-photos NAME=PHOTO,PHOTO ...]
+        [--tune-list NAME=FILE ...] [--tune-photos NAME=PHOTO,PHOTO ...] [--seeds 0 1 2]
 
 VARIANTS.json is a list of runs, in priority order:
 
@@ -24,6 +24,11 @@ FILE lists (`data.tune_list`: one image id per line), and `--tune-photos NAME=A,
 training image whose background crops photo A or B. Its test images crop other photos than its training
 images, so a tune split of images on training photos rewards a map that learned those photos' texture;
 one of held-out photos measures what the test split measures, texture never trained on.
+
+`--seeds S ...` runs every variant once per training seed (NAME_sS, ``trainer.seed: S``; a variant that sets
+trainer.seed itself is refused) and ranks the variants by their mean tune GT-known over the seeds, with the
+lowest seed beside it: one tune seed moves a run by 2-3 points (benchmarks/results/plain_map_notes.md), so a
+single-seed sweep cannot rank variants a few points apart.
 
 Each finished run appends one line to `--results`: name, data, overrides, the metrics of
 WORK/NAME/tune/metrics.json (the tune split's: ``"split": "tune"``), the seconds per stage and the
@@ -102,7 +107,8 @@ def finished(run: dict, rc: int, work: Path, log: Path, seconds: float, tune_per
              tune_lists: dict[str, str] | None = None) -> dict:
     tune_list = (tune_lists or {}).get(run["data"])
     tune = {"tune_list": tune_list} if tune_list else {"tune_per_class": tune_per_class}
-    out = {"name": run["name"], "data": run["data"], "config": run["config"], "overrides": run.get("overrides", {}),
+    out = {"name": run["name"], **({"variant": run["variant"]} if "variant" in run else {}),
+           "data": run["data"], "config": run["config"], "overrides": run.get("overrides", {}),
            "split": SPLIT, **tune, "rc": rc, "wall": round(seconds, 1)}
     scored = work / run["name"] / SPLIT / "metrics.json"
     if rc == 0 and scored.is_file():
@@ -136,6 +142,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="NAME=FILE: the runs on data NAME are scored on the images FILE lists (data.tune_list)")
     p.add_argument("--tune-photos", nargs="+", action="extend", default=[],
                    help="NAME=PHOTO,PHOTO: write NAME's tune list of every training image on these background photos")
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="train every variant once per seed (NAME_sS) and rank variants by the mean over seeds")
     p.add_argument("--split", default=SPLIT,
                    help="the split runs are ranked on: tune only (test is for the final table, never for choosing)")
     return p.parse_args(argv)
@@ -152,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = json.loads(args.variants.read_text())
         if args.only is not None:
             runs = [r for r in runs if r["name"] in set(args.only)]
+        if args.seeds is not None:
+            runs = per_seed(runs, args.seeds)
         data = dict(item.split("=", 1) for item in args.data)
         args.tune_lists = {k: str(Path(v).resolve()) for k, v in (pair(item, "--tune-list") for item in args.tune_list)}
         photo_lists = {}
@@ -168,6 +178,26 @@ def main(argv: list[str] | None = None) -> int:
         write_tune_list(Path(args.tune_lists[name]), ids, f"training images of {data.get(name, name)} on the "
                         f"background photos {', '.join(photos)}")
     return sweep(args, runs, data)
+
+
+def per_seed(runs: list[dict], seeds: list[int]) -> list[dict]:
+    """Each variant once per seed, seed by seed (every variant's first seed before any second one)."""
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise Refused(f"--seeds must be distinct seeds >= 0, got {' '.join(map(str, seeds))}")
+    for run in runs:
+        if "trainer.seed" in run.get("overrides", {}):
+            raise Refused(f"variant {run['name']!r} sets trainer.seed; with --seeds the sweep sets it")
+    return [{**run, "name": f"{run['name']}_s{seed}", "variant": run["name"],
+             "overrides": {**run.get("overrides", {}), "trainer.seed": seed}} for seed in seeds for run in runs]
+
+
+def by_variant(rows: list[dict]) -> list[tuple[str, float, float, list[float]]]:
+    """(variant, mean, min, each seed's) tune GT-known of the scored rows of a `--seeds` sweep, best mean first."""
+    scores: dict[str, list[float]] = {}
+    for row in rows:
+        if row.get("gt_known_loc") is not None:
+            scores.setdefault(row.get("variant", row["name"]), []).append(row["gt_known_loc"])
+    return sorted(((v, sum(g) / len(g), min(g), g) for v, g in scores.items()), key=lambda t: -t[1])
 
 
 def pair(item: str, flag: str) -> tuple[str, str]:
@@ -258,6 +288,11 @@ def sweep(args: argparse.Namespace, runs: list[dict], data: dict[str, str]) -> i
         print(f"ranked by GT-known Loc on the tune split ({how}):")
         for i, r in enumerate(scored, 1):
             print(f"  {i:2d}. {r['name']}: {r['gt_known_loc']:.1f}")
+        if args.seeds is not None:
+            print(f"variants by mean tune GT-known over seeds {' '.join(map(str, args.seeds))} (lowest seed; each):")
+            for i, (name, mean, low, each) in enumerate(by_variant(rows), 1):
+                missing = "" if len(each) == len(args.seeds) else f", {len(args.seeds) - len(each)} seed(s) not scored"
+                print(f"  {i:2d}. {name}: {mean:.1f} (lowest {low:.1f}; {' / '.join(f'{g:.1f}' for g in each)}{missing})")
     return 0
 
 
