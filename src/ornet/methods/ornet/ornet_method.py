@@ -48,7 +48,6 @@ class OrnetMethod(Method):
         if g > 0 and not cfg.method.objectness_weight:
             raise ConfigError("model.generator_objectness > 0 needs method.objectness_weight > 0 (stage 2 trains the "
                               "objectness head with it)")
-
         if cfg.model.freeze_features:
             if not weights_spec(cfg.model, "backbone").pretrained:
                 raise ConfigError("model.freeze_features keeps the stem and generator encoder as they start: it needs "
