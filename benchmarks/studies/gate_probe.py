@@ -41,6 +41,7 @@ def main(argv=None) -> None:
     import ornet
     from ornet.localization.metrics import BoxAccuracySweep
     from ornet.localization.sweep import choose_threshold, summarize
+    from ornet.models.cam_network import minmax_normalize as minmax
     from ornet.models.ornet_network import ORNet
 
     loc = ornet.load_model(args.run, device="cpu")
@@ -79,10 +80,6 @@ def main(argv=None) -> None:
         return {k: torch.cat(v) if k not in ("boxes", "sizes") else v for k, v in out.items()}
 
     data = {split: collect(index.splits[split]) for split in ("train", "val", "tune")}
-
-    def minmax(t):
-        lo, hi = t.amin(dim=(2, 3), keepdim=True), t.amax(dim=(2, 3), keepdim=True)
-        return (t - lo) / (hi - lo).clamp_min(1e-12)
 
     target = minmax(data["train"]["cam"])
 
