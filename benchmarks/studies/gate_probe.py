@@ -56,7 +56,7 @@ def main(argv=None) -> None:
     learned = gen.obj_conv is not None
 
     def collect(records) -> dict:
-        out: dict = {k: [] for k in ("plain", "own", "x3", "imagenet", "evaluator", "cam", "label")}
+        out: dict = {k: [] for k in ("plain", "x3", "imagenet", "evaluator", "cam", "label", *(("own",) if learned else ()))}
         out["boxes"], out["sizes"] = [], []
         for i in range(0, len(records), 32):
             chunk = records[i:i + 32]
@@ -69,7 +69,8 @@ def main(argv=None) -> None:
                 gen._obj_on = on
                 x3 = gen.encoder(f_c)[2]
                 out["x3"].append(x3)
-                out["own"].append(gen.obj_conv(x3) if learned else x3[:, :1])
+                if learned:
+                    out["own"].append(gen.obj_conv(x3))
                 out["imagenet"].append(imagenet.generator.encoder(imagenet.stem(x))[2])
                 ev = net.evaluator
                 out["evaluator"].append(ev.rest.blocks(ev.stem(net.to_evaluator(x))))
