@@ -81,6 +81,59 @@ def test_the_gated_map_is_the_normalised_map_times_the_class_cam_to_the_power(ne
         net.cam_gate = 0.5  # read-only: set_cam_gate checks the exponent and the head
 
 
+def test_predict_gates_gives_each_gates_predict_from_one_forward(net):
+    images = torch.randn(3, 3, 64, 64)
+    labels = torch.tensor([2, 0, 1])
+    alphas = [0.0, 0.25, 0.5, 2.0]
+    with torch.no_grad():
+        for own in (0.0, 0.5):  # the network's own gate is neither used nor changed
+            net.set_cam_gate(own)
+            for given in (labels, None):
+                maps, logits = net.predict_gates(images, given, alphas)
+                assert sorted(maps) == alphas and net.cam_gate == own
+                for alpha in alphas:
+                    net.set_cam_gate(alpha)
+                    alone, alone_logits = net.predict(images, given)
+                    assert torch.equal(maps[alpha], alone) and torch.equal(logits, alone_logits)
+                net.set_cam_gate(own)
+                assert not torch.allclose(maps[0.0], maps[0.5]) and not torch.allclose(maps[0.25], maps[0.5])
+    net.set_cam_gate(0.0)
+    with pytest.raises(OrnetError, match="GAP \\+ Linear.*None"):
+        ORNet("resnet18", 3, evaluator=None, generator_width=8).eval().predict_gates(images, labels, [0.0, 0.5])
+    maps, _ = ORNet("resnet18", 3, evaluator=None, generator_width=8).eval().predict_gates(images, labels, [0.0])
+    assert list(maps) == [0.0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fold", [True, False])
+def test_the_gate_candidates_pass_sweeps_as_one_pass_per_gate_would(api_run, fold):
+    """`run_gate_passes` (one forward per batch for every candidate) against `run_pass` after
+    `set_cam_gate`, per candidate: the same counters at every threshold, box mode and IoU level."""
+    import ornet
+    from conftest import TINY_RUN
+    from ornet.data.datamodule import WSOLDataModule
+    from ornet.evaluation.split_runner import eval_trainer
+    from ornet.evaluation.sweep_pass import run_gate_passes, run_pass
+    from ornet.models.normalization import Normalization
+
+    pre = json.loads((api_run / "model.json").read_text())["preprocessing"]
+    cfg = ornet.load_config("demo", {**TINY_RUN, "data.root": api_run.parent / "data"})
+    cfg.data.batch_size = cfg.data.eval_batch_size = 5  # several batches, the last one short
+    dm = WSOLDataModule(cfg.data, normalization=Normalization(tuple(pre["mean"]), tuple(pre["std"])))
+    trainer = eval_trainer(cfg, quiet=True)
+    model = ornet.load_model(api_run, device="cpu").model.eval()
+    together = run_gate_passes(trainer, model, dm, "test", cfg.eval, [0.0, 0.25, 0.5], fold_bn=fold)
+    assert sorted(together) == [0.0, 0.25, 0.5] and model.cam_gate == json.loads(
+        (api_run / "model.json").read_text())["localization"]["cam_gate"]
+    for alpha, result in together.items():
+        model.set_cam_gate(alpha)
+        alone = run_pass(trainer, model, dm, "test", cfg.eval, fold_bn=fold).sweep
+        assert result.split == "test" and result.sweep.num_images == alone.num_images == 12
+        for counts in ("hits", "hits_top1", "hits_top5"):
+            np.testing.assert_array_equal(getattr(result.sweep, counts), getattr(alone, counts))
+    assert not np.array_equal(together[0.0].sweep.hits, together[0.5].sweep.hits)
+
+
 def test_set_cam_gate_refuses_bad_exponents_and_heads_without_a_cam(net):
     for bad in (-0.5, math.nan, math.inf):
         with pytest.raises(OrnetError, match="exponent must be a finite number >= 0"):
@@ -214,6 +267,14 @@ class _ChannelGate(nn.Module):
 
     def set_cam_gate(self, alpha: float) -> None:
         self._gate = float(alpha)
+
+    def predict_gates(self, images, labels, alphas):
+        kept, maps = self._gate, {}
+        for alpha in alphas:
+            self._gate = alpha
+            maps[alpha], logits = self.predict(images, labels)
+        self._gate = kept
+        return maps, logits
 
     def predict(self, images, labels=None):
         m = images[:, self.CHANNEL[self._gate]:self.CHANNEL[self._gate] + 1]

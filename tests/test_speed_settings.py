@@ -4,6 +4,7 @@ size estimate that no longer builds timm networks twice. Each changes time, not 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -49,8 +50,22 @@ def test_validation_runs_after_the_last_epoch_only_and_trains_the_same_weights(d
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # validation changes no weight
 
 
+def test_validate_never_skips_the_stage_validation_and_trains_the_same_weights(data, tmp_path):
+    last = _train(data, tmp_path / "last")
+    never = _train(data, tmp_path / "never", "--trainer.validate", "never")
+    assert _val_epochs(never) == [] and _val_epochs(last) == [2]
+    a, b = _weights(last), _weights(never)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the run's evaluation still chooses its threshold on val: the same figures
+    ma, mb = (json.loads((out / "metrics.json").read_text()) for out in (last, never))
+    assert ma["threshold_split"] == mb["threshold_split"] == "val"
+    assert ma["gt_known_loc"] == mb["gt_known_loc"] and ma["threshold"] == mb["threshold"]
+
+
 def test_a_stage_that_keeps_its_best_epoch_validates_every_epoch(data, tmp_path):
     best = _train(data, tmp_path / "best", "--cam.keep", "best_val")
+    assert _val_epochs(best) == [0, 1, 2]
+    best = _train(data, tmp_path / "best_never", "--cam.keep", "best_val", "--trainer.validate", "never")
     assert _val_epochs(best) == [0, 1, 2]
 
 

@@ -180,10 +180,11 @@ class TrainerConfig:
     used for speed (`models/fold_bn.py`): stage 2's frozen evaluator, and every network during
     evaluation passes. Results equal up to float rounding; checkpoints are unchanged. false: the
     networks run as they are."""
-    validate: Literal["every_epoch", "last_epoch"] = "last_epoch"
+    validate: Literal["every_epoch", "last_epoch", "never"] = "last_epoch"
     """When a stage runs its validation pass (val/* logs and the progress bar): after every epoch,
-    or after the last one only. Validation changes no weight, so both train the same networks;
-    a stage that keeps its best epoch (`keep: best_val` / `best_test`) validates every epoch."""
+    after the last one only, or never (the run's evaluation still scores val where it chooses the
+    threshold). Validation changes no weight, so all three train the same networks; a stage that
+    keeps its best epoch (`keep: best_val` / `best_test`) validates every epoch."""
     keep_last_checkpoints: bool = False
     """Keep `<stage>-last.ckpt` (optimiser and loop state) after a stage finishes; by default it is
     deleted once `<stage>.ckpt` is written, as only an unfinished stage needs it."""

@@ -1,7 +1,8 @@
 """Choosing ORNet's class gate where the threshold is chosen (docs/method.md, "The class gate").
 
 The gate itself is `ORNet.set_cam_gate`; `evaluation.evaluate` calls `choose_gate` with a
-function that runs one pass of the model over a split.
+function that runs one pass of the model over a split under every candidate at once
+(`sweep_pass.run_gate_passes`).
 """
 
 from __future__ import annotations
@@ -43,20 +44,20 @@ def pick_gate(scores: dict[float, float], margin: float) -> float:
 
 
 def choose_gate(model, candidates: list[float], margin: float, split: str | None,
-                run_pass: Callable[[str], object]) -> GateChoice:
+                run_passes: Callable[[str, list[float]], dict]) -> GateChoice:
     """Choose the gate's exponent among `candidates` and 0 on `split`, set it on `model` and
     return the choice. Each candidate is scored by GT-known at its own best threshold on
-    `split` (``run_pass(split).sweep``), as the threshold is chosen; `pick_gate` decides.
+    `split` (``run_passes(split, alphas)[alpha].sweep``), as the threshold is chosen; `pick_gate` decides.
     Without candidates, or with `split` None, the model keeps its own gate; a model without one
     (the CAM baseline) has none."""
     if not hasattr(model, "set_cam_gate"):
         return GateChoice(alpha=None)
     if not candidates or split is None:
         return GateChoice(alpha=float(model.cam_gate))
-    scores, passes = {}, {}
-    for alpha in sorted({0.0, *(float(a) for a in candidates)}):
-        model.set_cam_gate(alpha)
-        passes[alpha] = run_pass(split)
+    alphas = sorted({0.0, *(float(a) for a in candidates)})
+    passes = run_passes(split, alphas)
+    scores = {}
+    for alpha in alphas:
         sweep = passes[alpha].sweep
         scores[alpha] = float(sweep.accuracy(sweep.box_mode)[choose_threshold(sweep)])
     alpha = pick_gate(scores, margin)

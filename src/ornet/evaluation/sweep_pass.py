@@ -80,12 +80,20 @@ class _Classification(Metric):
                 "top5_cls": 100.0 * int(self.top5) / max(n, 1)}
 
 
+def _box_sweep(e: EvalConfig) -> BoxAccuracySweep:
+    return BoxAccuracySweep(cam_curve_interval=e.cam_curve_interval, iou_thresholds=list(e.iou_thresholds),
+                            box_mode=e.box_mode, iou_strict=e.iou_strict, normalize=e.normalize)
+
+
 class LocalizationPass(L.LightningModule):
-    """One pass of a model with `predict(images, labels) -> (maps, logits)` over a split."""
+    """One pass of a model with `predict(images, labels) -> (maps, logits)` over a split.
+
+    With `gates` (ORNet's class-gate candidates), one box sweep per candidate from one forward per
+    batch (`ORNet.predict_gates`), nothing else (no PxAP, rows or score maps): `results`."""
 
     def __init__(self, model: torch.nn.Module, eval_cfg: EvalConfig, image_ids: list[str],
                  with_masks: bool, threshold_index: int | None = None, scoremap_dir: Path | None = None,
-                 with_boxes: bool = True, fold_bn: bool = False):
+                 with_boxes: bool = True, fold_bn: bool = False, gates: list[float] | None = None):
         super().__init__()
         from ..models.fold_bn import FoldedCache
 
@@ -97,8 +105,10 @@ class LocalizationPass(L.LightningModule):
         self.model = model
         self.eval_cfg = eval_cfg
         e = eval_cfg
-        self.sweep = BoxAccuracySweep(cam_curve_interval=e.cam_curve_interval, iou_thresholds=list(e.iou_thresholds),
-                                      box_mode=e.box_mode, iou_strict=e.iou_strict, normalize=e.normalize)
+        self.sweep = _box_sweep(e)
+        self.gates = None if gates is None else [float(a) for a in gates]
+        self.gate_sweeps = torch.nn.ModuleList([_box_sweep(e) for _ in self.gates or []])
+        self.results: dict[float, PassResult] = {}
         self.pxap = PxAP(cam_curve_interval=e.cam_curve_interval, normalize=e.normalize) if with_masks else None
         self.threshold_index = threshold_index
         self.rows = _Rows() if threshold_index is not None else None
@@ -108,6 +118,13 @@ class LocalizationPass(L.LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         images, labels = batch.images, batch.labels
+        if self.gates is not None:
+            net = self._folded.get(lambda m: m.predict_gates(images[:2], labels[:2], self.gates))
+            maps, logits = net.predict_gates(images, labels, self.gates)
+            for alpha, sweep in zip(self.gates, self.gate_sweeps):
+                sweep.update(maps[alpha].float(), batch.boxes, image_size=tuple(images.shape[-2:]), labels=labels,
+                             logits=logits.float())
+            return
         net = self._folded.get(lambda m: m.predict(images[:2], labels[:2]))
         maps, logits = net.predict(images, labels)
         maps, logits = maps.float(), logits.float()
@@ -151,6 +168,10 @@ class LocalizationPass(L.LightningModule):
             write_npy_atomic(self.scoremap_dir / f"{image_id}.npy", m.astype(np.float32))
 
     def on_test_epoch_end(self) -> None:
+        if self.gates is not None:
+            self.results = {alpha: PassResult(split="", sweep=sweep.compute())  # summed across processes
+                            for alpha, sweep in zip(self.gates, self.gate_sweeps)}
+            return
         if not self.with_boxes:
             self.result = PassResult(split="", sweep=None, classification=self.classification.compute())
             return
@@ -160,13 +181,7 @@ class LocalizationPass(L.LightningModule):
         self.result = PassResult(split="", sweep=sweep, pxap=pxap, rows=rows)
 
 
-def run_pass(trainer: L.Trainer, model: torch.nn.Module, datamodule, split: str, eval_cfg: EvalConfig,
-             threshold_index: int | None = None, scoremap_dir: Path | None = None, fold_bn: bool = False) -> PassResult:
-    ds = datamodule.dataset(split, train_transform=False)
-    with_masks = bool(getattr(datamodule.index, "has_masks", False))
-    with_boxes = bool(getattr(datamodule.index, "has_boxes", True))
-    module = LocalizationPass(model, eval_cfg, [r.image_id for r in ds.records], with_masks,
-                              threshold_index, scoremap_dir, with_boxes=with_boxes, fold_bn=fold_bn)
+def _test(trainer: L.Trainer, datamodule, split: str, module: LocalizationPass, ds) -> None:
     data = SplitData(ds, datamodule.cfg.eval_batch_size, datamodule.cfg.num_workers)
     try:
         trainer.test(module, datamodule=data, verbose=False)
@@ -176,14 +191,44 @@ def run_pass(trainer: L.Trainer, model: torch.nn.Module, datamodule, split: str,
         if peers.is_peer_failure(e, trainer.world_size):
             raise peers.lost(f"while evaluating the {split} split", e) from None
         raise
+
+
+def _no_image(split: str) -> OrnetError:
+    return OrnetError(f"the {split} split gave no image to evaluate (check trainer.limit_test_batches)")
+
+
+def run_gate_passes(trainer: L.Trainer, model: torch.nn.Module, datamodule, split: str, eval_cfg: EvalConfig,
+                    gates: list[float], fold_bn: bool = False) -> dict[float, PassResult]:
+    """ORNet over `split` once, swept under each class gate of `gates` (`LocalizationPass`'s
+    `gates`): ``{alpha: PassResult}`` with the box sweep only, each equal to `run_pass`'s sweep after
+    ``model.set_cam_gate(alpha)``."""
+    ds = datamodule.dataset(split, train_transform=False)
+    module = LocalizationPass(model, eval_cfg, [r.image_id for r in ds.records], False, fold_bn=fold_bn,
+                              gates=gates)
+    _test(trainer, datamodule, split, module, ds)
+    if not module.results or any(r.sweep.num_images == 0 for r in module.results.values()):
+        raise _no_image(split)
+    for result in module.results.values():
+        result.split = split
+    return module.results
+
+
+def run_pass(trainer: L.Trainer, model: torch.nn.Module, datamodule, split: str, eval_cfg: EvalConfig,
+             threshold_index: int | None = None, scoremap_dir: Path | None = None, fold_bn: bool = False) -> PassResult:
+    ds = datamodule.dataset(split, train_transform=False)
+    with_masks = bool(getattr(datamodule.index, "has_masks", False))
+    with_boxes = bool(getattr(datamodule.index, "has_boxes", True))
+    module = LocalizationPass(model, eval_cfg, [r.image_id for r in ds.records], with_masks,
+                              threshold_index, scoremap_dir, with_boxes=with_boxes, fold_bn=fold_bn)
+    _test(trainer, datamodule, split, module, ds)
     result = module.result
     if result is not None and result.sweep is None:
         if result.classification["num_images"] == 0:
-            raise OrnetError(f"the {split} split gave no image to evaluate (check trainer.limit_test_batches)")
+            raise _no_image(split)
         result.split = split
         return result
     if result is None or result.sweep.num_images == 0:
-        raise OrnetError(f"the {split} split gave no image to evaluate (check trainer.limit_test_batches)")
+        raise _no_image(split)
     result.split = split
     if result.rows is not None:
         result.rows = _row_dicts(result.rows, ds.records, eval_cfg)

@@ -50,7 +50,7 @@ class WsolEvaluation(Protocol):
         from .class_gate import choose_gate
         from .outputs import EvalResult
         from .split_runner import eval_trainer
-        from .sweep_pass import PassResult, curves
+        from .sweep_pass import PassResult, curves, run_gate_passes
         from .sweep_pass import run_pass as one_pass
 
         def run_pass(*args, **kwargs):
@@ -72,7 +72,8 @@ class WsolEvaluation(Protocol):
         # the class gate is chosen where the threshold is (none without val: the model's own)
         gate_split = split if e.threshold_split != "val" else "val" if with_val else None
         gate = choose_gate(model, e.cam_gate, e.cam_gate_margin, gate_split,
-                           lambda where: run_pass(trainer, model, datamodule, where, e))
+                           lambda where, alphas: run_gate_passes(trainer, model, datamodule, where, e, alphas,
+                                                                 fold_bn=cfg.trainer.fold_frozen_bn))
         if e.threshold_split == "val" and split != "val":
             if with_val:
                 chooser = gate.passes.get(gate.alpha) or run_pass(trainer, model, datamodule, "val", e)

@@ -166,19 +166,33 @@ class ORNet(nn.Module):
         and `labels` are ignored (the map is class-agnostic); with one, the map is gated by
         the CAM of each image's label (of the predicted class when `labels` is None).
         """
+        alpha = self._gate[0]
+        maps, logits = self.predict_gates(images, labels, [alpha])
+        return maps[alpha], logits
+
+    def predict_gates(self, images: Tensor, labels: Tensor | None,
+                      alphas: list[float]) -> tuple[dict[float, Tensor], Tensor]:
+        """`predict` under several class gates from one forward: ``({alpha: maps}, logits)``, each
+        map the one `predict` gives after ``set_cam_gate(alpha)`` (the same operations, so the same
+        numbers); the network's own gate is left as it is. Used to score the gate's candidates in
+        one pass (`evaluation.class_gate.choose_gate`)."""
         f_c = self.stem(images)
         p_a = self.generator(f_c).p_a
+        gated = [a for a in alphas if a > 0]
         if self.evaluator is None:
-            return p_a, self.rest_head(f_c * p_a)
+            if gated:
+                self.cam_linear("a class gate (eval.cam_gate)")  # raises: no evaluator, no CAM
+            return {a: p_a for a in alphas}, self.rest_head(f_c * p_a)
         features = self.evaluator.features(self.to_evaluator(images))
         logits = self.evaluator.head(features)
-        alpha, fc = self._gate
-        if alpha > 0:
+        maps = {a: p_a for a in alphas if a <= 0}
+        if gated:
+            fc = self._gate[1] if self._gate[1] is not None else self.cam_linear("a class gate (eval.cam_gate)")
             classes = logits.argmax(dim=1) if labels is None else labels
-            cam = cam_on_grid(fc, features, classes, p_a.shape[-2:])
-            p_a = minmax_normalize(p_a) * minmax_normalize(cam) ** alpha
-        return p_a, logits
-
+            cam = minmax_normalize(cam_on_grid(fc, features, classes, p_a.shape[-2:]))
+            plain = minmax_normalize(p_a)
+            maps.update({a: plain * cam ** a for a in gated})
+        return maps, logits
 
 def cam_on_grid(fc: nn.Linear, features: Tensor, classes: Tensor, size) -> Tensor:
     """`class_activation_map` of `classes` as B x 1 x h x w, resized bilinearly (align_corners=False)

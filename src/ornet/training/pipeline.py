@@ -85,7 +85,8 @@ def build_trainer(cfg: RunConfig, stage: str, out: Path, quiet: bool = False, ca
                   every_epoch: bool = False) -> L.Trainer:
     """A Trainer with cfg.trainer's settings; TensorBoard + CSV logs under OUT/logs/<stage>/.
 
-    ``validate=False`` (no val split: ``data.val_per_class: 0``) skips the validation loop; else it
+    ``validate=False`` (no val split: ``data.val_per_class: 0``, or ``trainer.validate: never``) skips
+    the validation loop; else it
     runs after the last epoch only (``trainer.validate: last_epoch``) or, with `every_epoch` or
     ``trainer.validate: every_epoch``, after every epoch."""
     t = cfg.trainer
@@ -153,8 +154,9 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
         best = ModelCheckpoint(dirpath=str(ckpt_dir), filename=f"{stage}-best", monitor="val/acc", mode="max",
                                save_top_k=1, save_weights_only=True, enable_version_counter=False)
         callbacks.insert(1, best)
-    trainer = build_trainer(cfg, stage, out, quiet, callbacks, epochs=stage_cfg.epochs,
-                            validate=bool(datamodule.index.splits.get(datamodule.val_split)),
+    validate = bool(datamodule.index.splits.get(datamodule.val_split))
+    validate = validate and (best is not None or cfg.trainer.validate != "never")
+    trainer = build_trainer(cfg, stage, out, quiet, callbacks, epochs=stage_cfg.epochs, validate=validate,
                             every_epoch=best is not None)  # the best epoch is chosen among all
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
