@@ -88,3 +88,24 @@ def test_config_checks():
     cfg = ornet.load_config("configs/demo.yaml", {"model.freeze_features": True, "model.backbone_weights": "evaluator"})
     assert cfg.model.freeze_features and cfg.model.backbone_weights == "evaluator"
     assert not ornet.load_config("configs/demo.yaml").model.freeze_features  # the preset as before
+    # re-initialised stem layers would stay random under the freeze: refused, naming them
+    frozen = {"model.freeze_features": True, "model.backbone_weights": "evaluator"}
+    with pytest.raises(ConfigError, match=r"model.reinit re-initialises stem weights \(blocks.1.0.bn1.bias, .*"
+                                          r"freeze_features keeps frozen"):
+        ornet.load_config("configs/demo.yaml", {**frozen, "model.reinit": ["classifier", "blocks.1"]})
+    cfg = ornet.load_config("configs/demo.yaml", {**frozen, "model.reinit": ["blocks.6", "classifier"]})
+    assert cfg.model.reinit == ["blocks.6", "classifier"]  # beyond the stem: F_c2's, not frozen
+
+
+def test_reinit_stem_layers_names_what_lands_in_the_stem():
+    from ornet.models.reinit import check_reinit, layer_names, reinit_stem_layers
+
+    assert layer_names("efficientnet_lite0") == ["conv_stem", "bn1", "blocks", "conv_head", "bn2", "classifier"]
+    assert reinit_stem_layers("efficientnet_lite0", ["blocks.6", "conv_head", "classifier"]) == []
+    assert reinit_stem_layers("efficientnet_lite0", ["conv_stem"]) == ["conv_stem.weight"]
+    assert reinit_stem_layers("resnet18", ["layer4", "fc"]) == []
+    assert "conv1.weight" in reinit_stem_layers("resnet18", ["conv1"])
+    # timm backbones cannot split on the meta device: built for real
+    check_reinit("efficientnet_lite0", ["blocks.6", "classifier"])
+    with pytest.raises(ConfigError, match="'head' is not a layer of efficientnet_lite0; its layers: conv_stem, bn1"):
+        check_reinit("efficientnet_lite0", ["head"])

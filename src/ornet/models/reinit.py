@@ -16,13 +16,29 @@ import torch
 from ..errors import ConfigError
 
 
-def layer_names(backbone: str) -> list[str]:
-    """The top-level torchvision layer names of a backbone (conv1, bn1, layer1, ..., fc)."""
+def _source_keys(backbone: str) -> dict[str, str]:
+    """The backbone's own key -> torchvision key map, from a network built on the meta device."""
     from .backbones import BACKBONES
 
-    with torch.device("meta"):
-        net = BACKBONES.get(backbone)(1, cam=False, stride16=False)
-    return list(dict.fromkeys(src.split(".")[0] for src in net.source_keys.values()))
+    try:
+        with torch.device("meta"):
+            return dict(BACKBONES.get(backbone)(1, cam=False, stride16=False).source_keys)
+    except NotImplementedError:  # timm's splits probe a forward: real (random, untouched) tensors
+        return dict(BACKBONES.get(backbone)(1, cam=False, stride16=False).source_keys)
+
+
+def _named(src: str, names: Sequence[str]) -> bool:
+    return any(src == n or src.startswith(n + ".") for n in names)
+
+
+def layer_names(backbone: str) -> list[str]:
+    """The top-level torchvision layer names of a backbone (conv1, bn1, layer1, ..., fc)."""
+    return list(dict.fromkeys(src.split(".")[0] for src in _source_keys(backbone).values()))
+
+
+def reinit_stem_layers(backbone: str, names: Sequence[str]) -> list[str]:
+    """The torchvision keys among `names`' layers that `reinit_backbone` writes into the stem F_c1."""
+    return sorted(src for own, src in _source_keys(backbone).items() if own.startswith("stem.") and _named(src, names))
 
 
 def check_reinit(backbone: str, names: Sequence[str]) -> None:
@@ -46,7 +62,7 @@ def reinit_backbone(ornet, names: Sequence[str]) -> list[str]:
     values = fresh.state_dict()
     state = {}
     for own, src in fresh.source_keys.items():
-        if any(src == n or src.startswith(n + ".") for n in names):
+        if _named(src, names):
             key = own if own.startswith("stem.") else f"rest_head.{own}"
             if ornet.rest_head is None and key.startswith("rest_head."):
                 continue
