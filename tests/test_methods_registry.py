@@ -126,6 +126,40 @@ def test_the_command_line_takes_the_key(tmp_path):
     assert (cfg.wsol_method, cfg.stages) == ("cam", ["cam"])
 
 
+def test_settings_a_method_does_not_read_are_named():
+    import ornet
+    from ornet.methods import unused_settings
+
+    for preset in ("demo", "demo_cam", "demo_has", "demo_bas", "cub_cam_resnet50", "cub_resnet50"):
+        assert unused_settings(ornet.load_config(preset)) == [], preset  # the presets set only what they use
+    cam = ornet.load_config("demo_cam", {"model.generator_objectness": 0.5, "method.gate_distill_weight": 4.0,
+                                         "model.backbone": "resnet18", "model.backbone_weights": "none"})
+    assert unused_settings(cam) == ["model.generator_objectness=0.5", "method.gate_distill_weight=4.0"]
+    ornet_cfg = ornet.load_config("demo", {"model.generator_objectness": 0.5, "method.objectness_weight": 1.0})
+    assert unused_settings(ornet_cfg) == []
+    # the ORNet preset trained as CAM: every ORNet setting it makes is named
+    as_cam = unused_settings(check_config(ornet.load_config("demo", {"wsol_method": "cam", "stages": ["cam"]})))
+    assert "model.evaluator='efficientnet_lite0'" in as_cam and "model.generator_width=16" in as_cam
+    assert "method.entropy_weight=0.15" in as_cam and not any(k.startswith("model.backbone") for k in as_cam)
+
+
+def test_ornet_train_warns_of_them(tmp_path, caplog):
+    import logging
+
+    import ornet
+    from conftest import write_cub_tree
+
+    data = write_cub_tree(tmp_path / "cub", classes=2, per_class=3, size=(40, 40))
+    cfg = ornet.load_config(None, {"stages": ["cam"], "model.backbone": "resnet18", "data.root": data,
+                                   "data.resize": 32, "data.crop": 32, "data.batch_size": 2, "data.num_workers": 0,
+                                   "data.val_per_class": 1, "trainer.accelerator": "cpu", "trainer.max_epochs": 1,
+                                   "trainer.limit_train_batches": 1, "model.generator_stem_skip": "none"})
+    with caplog.at_level(logging.WARNING, logger="ornet"):
+        ornet.train(cfg, tmp_path / "run", quiet=True)
+    said = [r.getMessage() for r in caplog.records if "does not read" in r.getMessage()]
+    assert said == ["method cam does not read model.generator_stem_skip='none': it has no effect on this run"]
+
+
 def test_ornet_methods_lists_the_registry_without_importing_torch():
     code = ("import sys; from ornet.cli import main; rc = main(['methods']); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")

@@ -45,6 +45,7 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
     if stages is not None:
         cfg = dataclasses.replace(cfg, stages=list(stages))
     cfg = check_config(cfg)  # the method's checks; wsol_method resolved (written to config.yaml)
+    _warn_unused(cfg)
     rerun = stages is not None
     if resume and force:
         raise OrnetError("--resume and --force contradict each other: choose one")
@@ -94,6 +95,17 @@ def _nonempty(path: Path) -> bool:
     from ..runtime.runlock import LOCK_NAME
 
     return path.exists() and (not path.is_dir() or any(p.name != LOCK_NAME for p in path.iterdir()))
+
+
+def _warn_unused(cfg) -> None:
+    """A warning naming the settings the run's method does not read (`methods.unused_settings`)."""
+    from ..methods import unused_settings
+
+    unused = unused_settings(cfg)
+    if unused:
+        shown = ", ".join(unused[:6]) + (f" and {len(unused) - 6} more" if len(unused) > 6 else "")
+        logging.getLogger("ornet").warning("method %s does not read %s: %s no effect on this run", cfg.wsol_method,
+                                           shown, "it has" if len(unused) == 1 else "they have")
 
 
 def check_weight_files(cfg, out: Path, force: bool = False, resume: bool = False) -> None:

@@ -109,10 +109,30 @@ def check_config(cfg):
     return cfg
 
 
+def unused_settings(cfg) -> list[str]:
+    """``key=value`` of every `model.*` / `method.*` setting that differs from its default and that
+    the config's method does not read (`Method.settings`; e.g. ORNet's generator keys in a CAM run):
+    `ornet train` warns of them, as they have no effect."""
+    from ..config.method_settings import MethodConfig
+    from ..config.schema import ModelConfig
+
+    method = method_of(cfg)
+    out = []
+    for section, default in (("model", ModelConfig()), ("method", MethodConfig())):
+        if section in method.settings:
+            continue
+        for f in dataclasses.fields(default):
+            value = getattr(getattr(cfg, section), f.name)
+            if f"{section}.{f.name}" not in method.settings and value != getattr(default, f.name):
+                out.append(f"{section}.{f.name}={value!r}")
+    return out
+
+
 def check_networks(cfg) -> None:
     """The method's checks that build a network (`Method.check_networks`)."""
     method_of(cfg).check_networks(cfg)
 
 
 __all__ = ["EXPORTS", "METHODS", "STAGES", "Method", "Stage", "check_config", "check_networks", "load_state",
+           "unused_settings",
            "method_of", "register", "resolve"]

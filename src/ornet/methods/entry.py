@@ -47,6 +47,10 @@ class Method:
     """In the order they run."""
     class_gate: bool = False
     """Its model has the class gate (`eval.cam_gate`; model.json's ``localization.cam_gate``)."""
+    settings: frozenset[str] = frozenset({"model.backbone", "model.backbone_weights", "model.backbone_mean",
+                                          "model.backbone_std"})
+    """The keys of the shared `model` and `method` sections its stages read, or a whole section's
+    name; `ornet.methods.unused_settings` names the others a config sets (they have no effect)."""
 
     # --- stages ------------------------------------------------------------------------------
     def stage_names(self) -> list[str]:

@@ -33,6 +33,7 @@ class OrnetMethod(Method):
               Stage(COARSE, "ornet.coarse_stage:CoarseTask", export="ornet-coarse"),
               Stage(REFINE, "ornet.refine_stage:RefineTask", export="ornet"))
     class_gate = True
+    settings = frozenset({"model", "method"})  # the evaluator, the generator, stage 2's losses
 
     def check_config(self, cfg) -> None:
         from ...config.protocol_settings import protocol_settings
