@@ -3,6 +3,7 @@ config names its method with `wsol_method` (or, as before the key, by its stages
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -141,6 +142,12 @@ def test_settings_a_method_does_not_read_are_named():
     as_cam = unused_settings(check_config(ornet.load_config("demo", {"wsol_method": "cam", "stages": ["cam"]})))
     assert "model.evaluator='efficientnet_lite0'" in as_cam and "model.generator_width=16" in as_cam
     assert "method.entropy_weight=0.15" in as_cam and not any(k.startswith("model.backbone") for k in as_cam)
+    # the means / stds every run records in config.yaml (weights_spec.resolve_model) are not settings
+    from ornet.models.weights_spec import resolve_model
+
+    resolved = dataclasses.replace(cam, model=resolve_model(dataclasses.replace(cam.model, generator_objectness=0.0)))
+    assert resolved.model.evaluator_mean is not None and resolved.model.evaluator_std is not None
+    assert unused_settings(resolved) == ["method.gate_distill_weight=4.0"]
 
 
 def test_ornet_train_warns_of_them(tmp_path, caplog):

@@ -109,6 +109,11 @@ def check_config(cfg):
     return cfg
 
 
+_RESOLVED = frozenset({"model.evaluator_mean", "model.evaluator_std"})
+"""Written into every run's config.yaml by `weights_spec.resolve_model` (a resumed CAM run has them
+too): a record, not a setting."""
+
+
 def unused_settings(cfg) -> list[str]:
     """``key=value`` of every `model.*` / `method.*` setting that differs from its default and that
     the config's method does not read (`Method.settings`; e.g. ORNet's generator keys in a CAM run):
@@ -122,9 +127,10 @@ def unused_settings(cfg) -> list[str]:
         if section in method.settings:
             continue
         for f in dataclasses.fields(default):
+            key = f"{section}.{f.name}"
             value = getattr(getattr(cfg, section), f.name)
-            if f"{section}.{f.name}" not in method.settings and value != getattr(default, f.name):
-                out.append(f"{section}.{f.name}={value!r}")
+            if key not in method.settings | _RESOLVED and value != getattr(default, f.name):
+                out.append(f"{key}={value!r}")
     return out
 
 
