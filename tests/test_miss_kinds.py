@@ -52,5 +52,7 @@ def test_a_data_root_without_the_set_is_one_line_and_exit_2(mk, tmp_path, capsys
     (run / "predictions.csv").write_text("image_id,iou\n")
     (run / "metrics.json").write_text("{}")
     assert mk.main([str(run), "--data-root", str(tmp_path / "nowhere")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    out, err = capsys.readouterr()
+    err = err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"miss_kinds.py: {run}: ") and "nowhere" in err[0], err
+    assert out == ""  # no table header without a row

@@ -196,9 +196,6 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"--leave-out: no image of {args.data_root} is on {', '.join(unknown)}; "
                 f"photos: {', '.join(sorted(set(photos.values())))}")
-    print("| run | localised | too big | too small | elsewhere | misses on background |"
-          + (" localised at each image's best threshold |" if args.best_threshold else ""))
-    print("| --- " * (6 + args.best_threshold) + "|")
     from ornet.errors import OrnetError
 
     found = {}
@@ -208,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         except OrnetError as e:  # a data root that is not the run's set, a run that does not load: one line, exit 2
             print(f"miss_kinds.py: {run}: {e}", file=sys.stderr)
             return 2
+        if not found:  # the header with the first row: a first run that cannot be read prints nothing here
+            print("| run | localised | too big | too small | elsewhere | misses on background |"
+                  + (" localised at each image's best threshold |" if args.best_threshold else ""))
+            print("| --- " * (6 + args.best_threshold) + "|")
         line = (f"| {run} | {k['localised']:.1f}% | {k['too big']:.1f}% | {k['too small']:.1f}% "
                 f"| {k['elsewhere']:.1f}% | {k['on background']:.1f}% |")
         print(line + (f" {share(best, lambda _: True)[0]:.1f}% |" if best else ""), flush=True)
