@@ -89,12 +89,15 @@ def test_config_checks():
     assert cfg.model.freeze_features and cfg.model.backbone_weights == "evaluator"
     assert not ornet.load_config("configs/demo.yaml").model.freeze_features  # the preset as before
     # re-initialised stem layers would stay random under the freeze: refused, naming them
+    from ornet.methods import check_networks  # the check builds the backbone: before a run trains
+
     frozen = {"model.freeze_features": True, "model.backbone_weights": "evaluator"}
     with pytest.raises(ConfigError, match=r"model.reinit re-initialises stem weights \(blocks.1.0.bn1.bias, .*"
                                           r"freeze_features keeps frozen"):
-        ornet.load_config("configs/demo.yaml", {**frozen, "model.reinit": ["classifier", "blocks.1"]})
+        check_networks(ornet.load_config("configs/demo.yaml", {**frozen, "model.reinit": ["classifier", "blocks.1"]}))
     cfg = ornet.load_config("configs/demo.yaml", {**frozen, "model.reinit": ["blocks.6", "classifier"]})
-    assert cfg.model.reinit == ["blocks.6", "classifier"]  # beyond the stem: F_c2's, not frozen
+    check_networks(cfg)  # beyond the stem: F_c2's layers, not frozen
+    assert cfg.model.reinit == ["blocks.6", "classifier"]
 
 
 def test_reinit_stem_layers_names_what_lands_in_the_stem():

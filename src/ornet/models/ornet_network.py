@@ -194,6 +194,7 @@ class ORNet(nn.Module):
             maps.update({a: plain * cam ** a for a in gated})
         return maps, logits
 
+
 def cam_on_grid(fc: nn.Linear, features: Tensor, classes: Tensor, size) -> Tensor:
     """`class_activation_map` of `classes` as B x 1 x h x w, resized bilinearly (align_corners=False)
     to `size`; raw values (no ReLU, no normalisation)."""

@@ -56,19 +56,20 @@ class OrnetMethod(Method):
             if cfg.method.refine_scope == "generator":
                 raise ConfigError("model.freeze_features and method.refine_scope: generator contradict each other "
                                   "(stage 2 would train the frozen encoder); use refine_scope decoder")
-            if cfg.model.reinit:
-                from ...models.reinit import reinit_stem_layers
-
-                stem = reinit_stem_layers(cfg.model.backbone, cfg.model.reinit)
-                if stem:
-                    raise ConfigError(f"model.reinit re-initialises stem weights ({', '.join(stem[:3])}"
-                                      f"{', ...' if len(stem) > 3 else ''}) that model.freeze_features keeps frozen: "
-                                      "they would stay random; drop them from model.reinit or set freeze_features false")
 
     def check_networks(self, cfg) -> None:
         """eval.cam_gate, and method.gate_distill_weight in a run with stage 2, need an evaluator whose
         head is GAP + Linear: said before a run trains (builds the evaluator once, without weights;
-        nothing when neither asks for its CAM)."""
+        nothing when neither asks for its CAM). model.reinit must not name stem layers that
+        model.freeze_features keeps frozen."""
+        if cfg.model.freeze_features and cfg.model.reinit:
+            from ...models.reinit import reinit_stem_layers
+
+            stem = reinit_stem_layers(cfg.model.backbone, cfg.model.reinit)  # builds the backbone
+            if stem:
+                raise ConfigError(f"model.reinit re-initialises stem weights ({', '.join(stem[:3])}"
+                                  f"{', ...' if len(stem) > 3 else ''}) that model.freeze_features keeps frozen: "
+                                  "they would stay random; drop them from model.reinit or set freeze_features false")
         users = []
         if any(a > 0 for a in cfg.eval.cam_gate):
             users.append(("eval.cam_gate", "set eval.cam_gate: []"))
