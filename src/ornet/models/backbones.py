@@ -35,7 +35,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TypeVar
 
+import torch
 from torch import nn
 
 from ..errors import OrnetError
@@ -51,6 +53,8 @@ from .split import (  # noqa: F401  (SplitClassifier and CAMClassifier: the cont
     new_linear,
 )
 from .weights import load_weights
+
+T = TypeVar("T")
 
 
 class BackboneRegistry(Registry):
@@ -241,3 +245,13 @@ for _name in ("tf_efficientnet_lite0", "efficientnet_b0", "mobilenetv3_large_100
     BACKBONES.register(TIMM_PREFIX + _name)(_timm(TIMM_PREFIX + _name))
 for _alias, _target in ALIASES.items():
     BACKBONES.register(_alias)(_timm(_target))
+
+
+def on_meta_if_possible(build: Callable[[], T]) -> T:
+    """`build()` on the `meta` device (shapes only: no memory, no initialisation), or on the CPU
+    where a builder needs real tensors (a timm backbone checks its split with a forward pass)."""
+    try:
+        with torch.device("meta"):
+            return build()
+    except (RuntimeError, NotImplementedError, ValueError):
+        return build()

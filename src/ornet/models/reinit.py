@@ -11,20 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
 from ..errors import ConfigError
 
 
 def _source_keys(backbone: str) -> dict[str, str]:
-    """The backbone's own key -> torchvision key map, from a network built on the meta device."""
-    from .backbones import BACKBONES
+    """The backbone's own key -> torchvision key map, from a network built on the meta device
+    where the builder allows (`on_meta_if_possible`)."""
+    from .backbones import BACKBONES, on_meta_if_possible
 
-    try:
-        with torch.device("meta"):
-            return dict(BACKBONES.get(backbone)(1, cam=False, stride16=False).source_keys)
-    except NotImplementedError:  # timm's splits probe a forward: real (random, untouched) tensors
-        return dict(BACKBONES.get(backbone)(1, cam=False, stride16=False).source_keys)
+    return dict(on_meta_if_possible(lambda: BACKBONES.get(backbone)(1, cam=False, stride16=False)).source_keys)
 
 
 def _named(src: str, names: Sequence[str]) -> bool:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
-
 from ..config.schema import RunConfig
 from ..runtime.disk_use import StageSize
 from .pipeline import build_task
@@ -27,12 +25,10 @@ def _nbytes(tensors) -> int:
 def _build(cfg: RunConfig, stage: str, num_classes: int):
     """The stage's task on the `meta` device; on the CPU where a builder needs real tensors (a timm
     backbone checks its split with a forward pass)."""
+    from ..models.backbones import on_meta_if_possible
+
     names = [str(i) for i in range(num_classes)]
-    try:
-        with torch.device("meta"):
-            return build_task(cfg, stage, num_classes, names)
-    except (RuntimeError, NotImplementedError, ValueError):
-        return build_task(cfg, stage, num_classes, names)
+    return on_meta_if_possible(lambda: build_task(cfg, stage, num_classes, names))
 
 
 def expected_sizes(cfg: RunConfig, stages: list[str], num_classes: int) -> dict[str, StageSize]:
