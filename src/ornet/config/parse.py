@@ -215,6 +215,8 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"data.{key} must be positive, got {getattr(d, key)}")
     if d.num_workers < 0 or d.val_per_class < 0:
         raise ConfigError("data.num_workers and data.val_per_class must be >= 0")
+    if d.cache_mb < 0:
+        raise ConfigError(f"data.cache_mb must be >= 0 (MiB; 0: no cache), got {d.cache_mb}")
     if d.tune_per_class < 0:
         raise ConfigError(f"data.tune_per_class must be >= 0, got {d.tune_per_class}")
     if d.tune_list is not None and d.tune_per_class > 0:

@@ -44,6 +44,10 @@ class DataConfig:
     """DataLoader worker processes."""
     pin_memory: bool | None = None
     """Page-locked batches, copied to a GPU asynchronously; None: when CUDA is available."""
+    cache_mb: int = 1024
+    """MiB of decoded, resized images kept in memory for the rest of the run, so each image is decoded
+    and resized once (the same samples, bit for bit; ornet.data.cache). Used when num_workers is 0
+    (loading in the main process); 0: off."""
     val_per_class: int = 5
     """Images per class carved from train into the held-out validation split (threshold selection)."""
     tune_per_class: int = 0

@@ -7,12 +7,13 @@ from torch.utils.data import DataLoader
 
 from ..config.schema import DataConfig
 from ..models.normalization import IMAGENET, Normalization
+from .cache import ImageCache
 from .dataset import WSOLDataset
 from .readers import read_index
 from .records import DatasetIndex
 from .sample import collate
 from .sampling import EpochSampler, SeededSamples
-from .transforms import build_transform
+from .transforms import fixed_steps, remaining_steps
 
 
 def ignore_stop_signals(worker_id: int) -> None:
@@ -45,8 +46,13 @@ class WSOLDataModule(L.LightningDataModule):
         self.batch_size = cfg.batch_size
         self.normalization = normalization or IMAGENET
         mean, std = self.normalization.mean, self.normalization.std
-        self.train_tf = build_transform(True, cfg.resize, cfg.crop, cfg.flip, mean, std)
-        self.test_tf = build_transform(False, cfg.resize, cfg.crop, cfg.flip, mean, std)
+        # each transform as its fixed steps (decode-time: to tensor, resize, the test's centre crop)
+        # and the rest; `build_transform` is the two in a row
+        self.steps = {train: (fixed_steps(train, cfg.resize, cfg.crop),
+                              remaining_steps(train, cfg.crop, cfg.flip, mean, std)) for train in (True, False)}
+        # `data.cache_mb`: the fixed steps' outputs kept for the run (ornet.data.cache), when the
+        # loader runs in this process
+        self.cache = ImageCache(cfg.cache_mb) if cfg.cache_mb > 0 and cfg.num_workers == 0 else None
         self.train_sampler = EpochSampler(len(self.index.split("train")))
 
     @property
@@ -59,8 +65,9 @@ class WSOLDataModule(L.LightningDataModule):
 
     def dataset(self, split: str, train_transform: bool | None = None) -> WSOLDataset:
         train_tf = split == "train" if train_transform is None else train_transform
-        return WSOLDataset(self.index.split(split), self.train_tf if train_tf else self.test_tf,
-                           with_masks=split != "train")
+        fixed, rest = self.steps[train_tf]
+        return WSOLDataset(self.index.split(split), rest, with_masks=split != "train", fixed=fixed,
+                           cache=self.cache, cache_key=f"{split}/{'train' if train_tf else 'test'}")
 
     def _loader(self, split: str, batch_size: int, drop_last: bool = False,
                 sampler: EpochSampler | None = None) -> DataLoader:

@@ -50,6 +50,29 @@ def build_transform(train: bool, resize: int = 256, crop: int = 224, flip: bool 
     ])
 
 
+def fixed_steps(train: bool, resize: int = 256, crop: int = 224) -> v2.Transform:
+    """The steps of `build_transform` that draw nothing: to an image tensor, resize (and the
+    centre crop in test). `WSOLDataset` keeps their output in its `ImageCache`."""
+    check_sizes(resize, crop)
+    ops: list[v2.Transform] = [v2.ToImage(), v2.Resize((resize, resize), antialias=True)]
+    if not train:
+        ops.append(v2.CenterCrop(crop))
+    return v2.Compose(ops)
+
+
+def remaining_steps(train: bool, crop: int = 224, flip: bool = True,
+                    mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Transform:
+    """The rest of `build_transform` after `fixed_steps`: the random crop and flip (training),
+    then float conversion and normalisation; `remaining_steps(fixed_steps(x))` is `build_transform(x)`."""
+    ops: list[v2.Transform] = []
+    if train:
+        ops.append(v2.RandomCrop(crop))
+        if flip:
+            ops.append(v2.RandomHorizontalFlip())
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std))]
+    return v2.Compose(ops)
+
+
 def denormalize(images: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """Undo `Normalize` for display: B x 3 x H x W -> values in [0, 1]."""
     m = torch.tensor(mean, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
