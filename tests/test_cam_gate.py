@@ -134,6 +134,43 @@ def test_the_gate_candidates_pass_sweeps_as_one_pass_per_gate_would(api_run, fol
     assert not np.array_equal(together[0.0].sweep.hits, together[0.5].sweep.hits)
 
 
+@pytest.mark.slow
+def test_one_folded_copy_serves_every_pass_of_an_evaluation(api_run, monkeypatch):
+    """`folded_model`: the gate's pass and the passes after `set_cam_gate` share one folded copy (built
+    and checked once, with the gate the model had then), and each pass still scores the model's
+    current gate: the counters of separate, unfolded passes."""
+    import ornet
+    from conftest import TINY_RUN
+    from ornet.data.datamodule import WSOLDataModule
+    from ornet.evaluation.split_runner import eval_trainer
+    from ornet.evaluation.sweep_pass import folded_model, run_gate_passes, run_pass
+    from ornet.models import fold_bn
+    from ornet.models.normalization import Normalization
+
+    built = []
+    real = fold_bn.folded_copy
+    monkeypatch.setattr(fold_bn, "folded_copy", lambda m, run: built.append(type(m).__name__) or real(m, run))
+    pre = json.loads((api_run / "model.json").read_text())["preprocessing"]
+    cfg = ornet.load_config("demo", {**TINY_RUN, "data.root": api_run.parent / "data"})
+    cfg.data.batch_size = cfg.data.eval_batch_size = 5
+    dm = WSOLDataModule(cfg.data, normalization=Normalization(tuple(pre["mean"]), tuple(pre["std"])))
+    trainer = eval_trainer(cfg, quiet=True)
+    model = ornet.load_model(api_run, device="cpu").model.eval()
+    model.set_cam_gate(0.0)
+    shared = folded_model(model, True)
+    together = run_gate_passes(trainer, model, dm, "test", cfg.eval, [0.0, 0.5], folded=shared)
+    for alpha in (0.5, 0.0, 0.25):
+        model.set_cam_gate(alpha)
+        folded = run_pass(trainer, model, dm, "test", cfg.eval, folded=shared).sweep
+        plain = run_pass(trainer, model, dm, "test", cfg.eval, fold_bn=False).sweep
+        for counts in ("hits", "hits_top1", "hits_top5"):
+            np.testing.assert_array_equal(getattr(folded, counts), getattr(plain, counts))
+            if alpha in together:
+                np.testing.assert_array_equal(getattr(together[alpha].sweep, counts), getattr(plain, counts))
+    assert built == ["ORNet"]  # once, for the gate's pass; no copy for the unfolded passes
+    assert shared.get(lambda m: None) is not model
+
+
 def test_set_cam_gate_refuses_bad_exponents_and_heads_without_a_cam(net):
     for bad in (-0.5, math.nan, math.inf):
         with pytest.raises(OrnetError, match="exponent must be a finite number >= 0"):

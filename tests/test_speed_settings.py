@@ -142,7 +142,7 @@ def test_folded_batch_norms_train_and_evaluate_as_the_unfolded_network(data, tmp
     monkeypatch.setattr(fold_bn, "folded_copy", lambda m, run: built.append(type(m).__name__) or real(m, run))
     run = tmp_path / "run"
     assert main(["train", "--data.root", str(data), "--out", str(run), *ORNET_TINY]) == 0
-    assert built == ["SplitClassifier", "ORNet", "ORNet"]  # stage 2's evaluator once; the val and test passes
+    assert built == ["SplitClassifier", "ORNet"]  # stage 2's evaluator once; the evaluation's passes share one
     plain = tmp_path / "plain"
     shutil.copytree(run, plain)
     refine = ["--stages", "[refine]"]

@@ -23,6 +23,7 @@ from ..errors import OrnetError
 from ..localization.boxes import MODES, box_iou, level_boxes, map_levels, truncate_boxes
 from ..localization.metrics import BoxAccuracySweep, PxAP, prepare_maps
 from ..localization.sweep import SweepResult
+from ..models.fold_bn import FoldedCache
 from ..runtime.atomic import write_npy_atomic
 from .split_runner import SplitData
 
@@ -85,6 +86,13 @@ def _box_sweep(e: EvalConfig) -> BoxAccuracySweep:
                             box_mode=e.box_mode, iou_strict=e.iou_strict, normalize=e.normalize)
 
 
+def folded_model(model: torch.nn.Module, fold_bn: bool) -> FoldedCache:
+    """The folded copy of `model` for evaluation passes (`trainer.fold_frozen_bn`; not for a model
+    that says it is not `foldable`). One per evaluation, handed to each of its passes: the copy is
+    built (and checked in float64, `fold_bn.folded_copy`) once, not once per pass."""
+    return FoldedCache(model, enabled=fold_bn and getattr(model, "foldable", True), frozen_only=False)
+
+
 class LocalizationPass(L.LightningModule):
     """One pass of a model with `predict(images, labels) -> (maps, logits)` over a split.
 
@@ -93,13 +101,12 @@ class LocalizationPass(L.LightningModule):
 
     def __init__(self, model: torch.nn.Module, eval_cfg: EvalConfig, image_ids: list[str],
                  with_masks: bool, threshold_index: int | None = None, scoremap_dir: Path | None = None,
-                 with_boxes: bool = True, fold_bn: bool = False, gates: list[float] | None = None):
+                 with_boxes: bool = True, fold_bn: bool = False, gates: list[float] | None = None,
+                 folded: FoldedCache | None = None):
         super().__init__()
-        from ..models.fold_bn import FoldedCache
-
-        # `trainer.fold_frozen_bn`: a folded copy of the model, built at the pass's first batch (the
-        # class gate, set between passes, is part of what it copies) and dropped with the pass
-        self._folded = FoldedCache(model, enabled=fold_bn and getattr(model, "foldable", True), frozen_only=False)
+        # `trainer.fold_frozen_bn`: a folded copy of the model, built at the first batch that needs it;
+        # `folded` (`folded_model`) shares one between the passes of an evaluation
+        self._folded = folded if folded is not None else folded_model(model, fold_bn)
         self.with_boxes = with_boxes
         self.classification = _Classification()
         self.model = model
@@ -116,17 +123,28 @@ class LocalizationPass(L.LightningModule):
         self.scoremap_dir = None if scoremap_dir is None else Path(scoremap_dir)
         self.result: PassResult | None = None
 
+    def _predict(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`model.predict` through the folded copy. A model with a class gate gets its exponent read
+        from the model itself, not the copy (`predict_gates`, the same operations as `predict`), so
+        a copy folded before `set_cam_gate` (the gate's own pass) serves the passes after it."""
+        alpha = getattr(self.model, "cam_gate", None)
+        if alpha is None:
+            net = self._folded.get(lambda m: m.predict(images[:1], labels[:1]))
+            return net.predict(images, labels)
+        net = self._folded.get(lambda m: m.predict_gates(images[:1], labels[:1], [alpha]))
+        maps, logits = net.predict_gates(images, labels, [alpha])
+        return maps[alpha], logits
+
     def test_step(self, batch, batch_idx: int) -> None:
         images, labels = batch.images, batch.labels
         if self.gates is not None:
-            net = self._folded.get(lambda m: m.predict_gates(images[:2], labels[:2], self.gates))
+            net = self._folded.get(lambda m: m.predict_gates(images[:1], labels[:1], self.gates))
             maps, logits = net.predict_gates(images, labels, self.gates)
             for alpha, sweep in zip(self.gates, self.gate_sweeps):
                 sweep.update(maps[alpha].float(), batch.boxes, image_size=tuple(images.shape[-2:]), labels=labels,
                              logits=logits.float())
             return
-        net = self._folded.get(lambda m: m.predict(images[:2], labels[:2]))
-        maps, logits = net.predict(images, labels)
+        maps, logits = self._predict(images, labels)
         maps, logits = maps.float(), logits.float()
         size = tuple(images.shape[-2:])
         self.classification.update(logits, labels)
@@ -198,13 +216,14 @@ def _no_image(split: str) -> OrnetError:
 
 
 def run_gate_passes(trainer: L.Trainer, model: torch.nn.Module, datamodule, split: str, eval_cfg: EvalConfig,
-                    gates: list[float], fold_bn: bool = False) -> dict[float, PassResult]:
+                    gates: list[float], fold_bn: bool = False,
+                    folded: FoldedCache | None = None) -> dict[float, PassResult]:
     """ORNet over `split` once, swept under each class gate of `gates` (`LocalizationPass`'s
     `gates`): ``{alpha: PassResult}`` with the box sweep only, each equal to `run_pass`'s sweep after
     ``model.set_cam_gate(alpha)``."""
     ds = datamodule.dataset(split, train_transform=False)
     module = LocalizationPass(model, eval_cfg, [r.image_id for r in ds.records], False, fold_bn=fold_bn,
-                              gates=gates)
+                              gates=gates, folded=folded)
     _test(trainer, datamodule, split, module, ds)
     if not module.results or any(r.sweep.num_images == 0 for r in module.results.values()):
         raise _no_image(split)
@@ -214,12 +233,13 @@ def run_gate_passes(trainer: L.Trainer, model: torch.nn.Module, datamodule, spli
 
 
 def run_pass(trainer: L.Trainer, model: torch.nn.Module, datamodule, split: str, eval_cfg: EvalConfig,
-             threshold_index: int | None = None, scoremap_dir: Path | None = None, fold_bn: bool = False) -> PassResult:
+             threshold_index: int | None = None, scoremap_dir: Path | None = None, fold_bn: bool = False,
+             folded: FoldedCache | None = None) -> PassResult:
     ds = datamodule.dataset(split, train_transform=False)
     with_masks = bool(getattr(datamodule.index, "has_masks", False))
     with_boxes = bool(getattr(datamodule.index, "has_boxes", True))
     module = LocalizationPass(model, eval_cfg, [r.image_id for r in ds.records], with_masks,
-                              threshold_index, scoremap_dir, with_boxes=with_boxes, fold_bn=fold_bn)
+                              threshold_index, scoremap_dir, with_boxes=with_boxes, fold_bn=fold_bn, folded=folded)
     _test(trainer, datamodule, split, module, ds)
     result = module.result
     if result is not None and result.sweep is None:

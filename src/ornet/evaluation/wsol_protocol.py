@@ -50,11 +50,13 @@ class WsolEvaluation(Protocol):
         from .class_gate import choose_gate
         from .outputs import EvalResult
         from .split_runner import eval_trainer
-        from .sweep_pass import PassResult, curves, run_gate_passes
+        from .sweep_pass import PassResult, curves, folded_model, run_gate_passes
         from .sweep_pass import run_pass as one_pass
 
+        folded = folded_model(model, cfg.trainer.fold_frozen_bn)  # one folded copy for every pass below
+
         def run_pass(*args, **kwargs):
-            return one_pass(*args, fold_bn=cfg.trainer.fold_frozen_bn, **kwargs)
+            return one_pass(*args, folded=folded, **kwargs)
 
         e = cfg.eval
         model.eval()
@@ -73,7 +75,7 @@ class WsolEvaluation(Protocol):
         gate_split = split if e.threshold_split != "val" else "val" if with_val else None
         gate = choose_gate(model, e.cam_gate, e.cam_gate_margin, gate_split,
                            lambda where, alphas: run_gate_passes(trainer, model, datamodule, where, e, alphas,
-                                                                 fold_bn=cfg.trainer.fold_frozen_bn))
+                                                                 folded=folded))
         if e.threshold_split == "val" and split != "val":
             if with_val:
                 chooser = gate.passes.get(gate.alpha) or run_pass(trainer, model, datamodule, "val", e)

@@ -116,7 +116,7 @@ class RefineTask(OrnetTask):
         images, labels = batch.images, batch.labels
         out = self.model.maps(images)  # step 1
         p_e = self.eraser(out.p_a) if split == "train" else out.p_a  # step 2 (identity in eval mode)
-        f_e = self._evaluator.get(lambda net: net(self.model.to_evaluator(images[:2])))  # probed when (re)built
+        f_e = self._evaluator.get(lambda net: net(self.model.to_evaluator(images[:1])))  # probed when (re)built
         logits = self.model.evaluate_masked(images, p_e, m.mask_upsample, f_e)  # step 3: F_e(convert(I) * up(p_e))
         loss_e = cross_entropy(logits, labels)
         loss_we = weighted_entropy(out.p_a, m.mu, m.sigma, m.beta, eps=m.entropy_eps)  # step 4
