@@ -126,6 +126,7 @@ def install(clock: PhaseClock) -> None:
     from ornet.methods import CamMethod, Method, OrnetMethod
     from ornet.methods.base import StageTask
     from ornet.methods.ornet.map_snapshots import MapSnapshots
+    from ornet.models import fold_bn
     from ornet.models.cam_network import CAMModel
     from ornet.models.generator import ActivationMapGenerator
     from ornet.models.ornet_network import ORNet
@@ -164,7 +165,9 @@ def install(clock: PhaseClock) -> None:
         (L.Trainer, "save_checkpoint", "checkpoint writing"),
         (MapSnapshots, "on_train_start", "map snapshots"), (MapSnapshots, "on_train_epoch_end", "map snapshots"),
         (_EvaluationLoop, "run", REST, validation),
-        (ORNet, "predict", "network forward (predict)"), (CAMModel, "predict", "network forward (predict)"),
+        # ORNet's `predict` is `predict_gates` with its own gate; the evaluation passes call the latter
+        (ORNet, "predict_gates", "network forward (predict)"), (CAMModel, "predict", "network forward (predict)"),
+        (fold_bn, "folded_copy", "BN-folded copy: build and float64 check"),
         *[(c, f, f"map metrics: {f}") for c in (BoxAccuracySweep, PxAP) for f in ("update", "compute")],
         (protocols, "evaluate_split", "rest (threshold and class gate choice, summaries)", "final evaluation"),
         *[(m, "final_model", "load the final model", "after training") for m in (OrnetMethod, CamMethod)],
