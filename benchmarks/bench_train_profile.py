@@ -167,7 +167,7 @@ def install(clock: PhaseClock) -> None:
         (_EvaluationLoop, "run", REST, validation),
         # ORNet's `predict` is `predict_gates` with its own gate; the evaluation passes call the latter
         (ORNet, "predict_gates", "network forward (predict)"), (CAMModel, "predict", "network forward (predict)"),
-        (fold_bn, "folded_copy", "BN-folded copy: build and float64 check"),
+        (fold_bn, "folded_copy", "BN-folded copy: build and float64 check (its ORNet probes: in network forward)"),
         *[(c, f, f"map metrics: {f}") for c in (BoxAccuracySweep, PxAP) for f in ("update", "compute")],
         (protocols, "evaluate_split", "rest (threshold and class gate choice, summaries)", "final evaluation"),
         *[(m, "final_model", "load the final model", "after training") for m in (OrnetMethod, CamMethod)],
