@@ -256,8 +256,8 @@ def main() -> int:
         f"- command: `{command}`",
         f"- the run, in process: `ornet train --config configs/{args.preset}.yaml --data.root DATA --out OUT "
         f"{' '.join(flags)}`; GT-known Loc {metrics.get('gt_known_loc', float('nan')):.1f} (metrics.json)",
-        f"- load average (1 min) before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (above the cores' "
-        "number: something else ran beside it)",
+        f"- load average (1 min) before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (a figure above "
+        "the cores' number means something else ran beside it)",
     ]
     from ornet.runtime.atomic import write_text_atomic
 
