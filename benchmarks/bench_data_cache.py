@@ -117,10 +117,10 @@ def write_report(args, times: dict[str, list[list[float]]], info: dict, load: tu
         on = statistics.median(statistics.mean(row[c] for c in later) for row in times["on"])
         lines += ["", f"Epochs after the first: {off:.2f} s without the cache, {on:.2f} s with it "
                       f"({off - on:.2f} s saved per epoch, {off / on:.2f}x)."]
+    from ornet.runtime.atomic import write_text_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:
