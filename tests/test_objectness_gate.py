@@ -128,6 +128,44 @@ def test_stage_2_trains_the_head_towards_the_label_cam(setup, monkeypatch):  # n
     assert loss.detach().item() == pytest.approx(float(base + 0.7 * seen["loss_objectness"]), rel=1e-6)
 
 
+def test_with_the_gate_distilled_as_well_one_evaluator_forward_gives_both_targets(setup, monkeypatch):  # noqa: F811
+    cfg, _, _ = setup
+    monkeypatch.setattr(cfg.model, "generator_objectness", 0.5)
+
+    def trained_a_little(task):
+        g = task.model.generator
+        with torch.no_grad():
+            g.obj_conv.weight.copy_(torch.linspace(-0.05, 0.05, g.obj_conv.weight.numel()).view_as(g.obj_conv.weight))
+        task.eval()
+        return task
+
+    alone = {}
+    for key, name in (("objectness_weight", "loss_objectness"), ("gate_distill_weight", "loss_gate_distill")):
+        task, batch = _task(setup, **{key: 0.7})
+        seen = _logged(trained_a_little(task), monkeypatch)
+        task._step(batch, "train")
+        alone[name] = float(seen[name])
+    task, batch = _task(setup, objectness_weight=0.7, gate_distill_weight=0.7)
+    seen = _logged(trained_a_little(task), monkeypatch)
+    model, forwards = task.model, []
+    label_cam = model.label_cam
+    monkeypatch.setattr(model, "label_cam", lambda *a: forwards.append([tuple(g) for g in a[2]]) or label_cam(*a))
+    task._step(batch, "train")
+    o_grid = tuple(model.maps(batch.images).obj_logit.shape[-2:])
+    p_grid = tuple(model.maps(batch.images).p_a.shape[-2:])
+    assert forwards == [[o_grid, p_grid]] and o_grid != p_grid  # one forward, both grids
+    # each term as in a run with only its own constraint on
+    assert float(seen["loss_objectness"]) == pytest.approx(alone["loss_objectness"], rel=1e-6)
+    assert float(seen["loss_gate_distill"]) == pytest.approx(alone["loss_gate_distill"], rel=1e-6)
+    # and label_cam's CAMs on several grids are those of one grid at a time
+    fc = task._cam_fc[0]
+    with torch.no_grad():
+        both = model.label_cam(batch.images, batch.labels, [o_grid, p_grid], fc)
+        for cam, grid in zip(both, (o_grid, p_grid)):
+            torch.testing.assert_close(cam, model.label_cam(batch.images, batch.labels, [grid], fc)[0])
+            assert cam.shape == (len(batch.labels), 1, *grid)
+
+
 def test_stage_1_leaves_the_head_untrained_and_the_map_plain(setup, monkeypatch):  # noqa: F811
     from ornet.training.pipeline import build_task
 

@@ -74,7 +74,7 @@ def main(argv=None) -> None:
                 out["imagenet"].append(imagenet.generator.encoder(imagenet.stem(x))[2])
                 ev = net.evaluator
                 out["evaluator"].append(ev.rest.blocks(ev.stem(net.to_evaluator(x))))
-                out["cam"].append(net.label_cam(x, labels, x3.shape[-2:], fc))
+                out["cam"].append(net.label_cam(x, labels, [x3.shape[-2:]], fc)[0])
             out["label"].append(labels)
             out["boxes"] += [torch.as_tensor(np.asarray(r.boxes, dtype=np.float32)).reshape(-1, 4) for r in chunk]
             out["sizes"] += sizes

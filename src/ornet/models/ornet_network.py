@@ -137,14 +137,16 @@ class ORNet(nn.Module):
                              f"defined; this model's evaluator is {self.evaluator_name!r}")
         return fc
 
-    def label_cam(self, images: Tensor, classes: Tensor, size, fc: nn.Linear,
-                  evaluator: nn.Module | None = None) -> Tensor:
-        """The evaluator's raw CAM of `classes` (B) on the clean `images`, B x 1 x `size`: its last conv
-        features of `to_evaluator`(images) weighted by `fc`'s class rows (`cam_linear`), resized
-        bilinearly to `size` (p_a's grid): the class gate's factor before min-max (`predict`).
-        `evaluator`: a network to run in F_e's place (stage 2's folded copy)."""
+    def label_cam(self, images: Tensor, classes: Tensor, sizes, fc: nn.Linear,
+                  evaluator: nn.Module | None = None) -> list[Tensor]:
+        """The evaluator's raw CAM of `classes` (B) on the clean `images`, one B x 1 x size tensor per
+        size in `sizes` (e.g. p_a's grid), all from one forward: its last conv features of
+        `to_evaluator`(images) weighted by `fc`'s class rows (`cam_linear`), resized bilinearly to
+        each size: the class gate's factor before min-max (`predict`). `evaluator`: a network to run
+        in F_e's place (stage 2's folded copy)."""
         net = self.evaluator if evaluator is None else evaluator
-        return cam_on_grid(fc, net.features(self.to_evaluator(images)), classes, size)
+        features = net.features(self.to_evaluator(images))
+        return [cam_on_grid(fc, features, classes, size) for size in sizes]
 
     @property
     def cam_gate(self) -> float:

@@ -140,32 +140,34 @@ class RefineTask(OrnetTask):
                      f_e: nn.Module, obj_logit: torch.Tensor | None = None) -> dict[str, tuple[float, torch.Tensor]]:
         """Issue 30's constraints against texture noise with a weight > 0: {log name: (weight, term)}.
 
-        Their extra passes (the evaluator's CAM of the label on the clean batch; stem + generator on
-        the flipped and on the down-scaled batch) give targets: they run without gradient and leave
-        every batch norm's running statistics as they were, so the maps used at inference are
-        normalised with the training batches' statistics only (a down-scaled batch's differ)."""
+        Their extra passes (the evaluator's CAM of the label on the clean batch, one forward for
+        every constraint that reads it; stem + generator on the flipped and on the down-scaled batch)
+        give targets: they run without gradient and leave every batch norm's running statistics as
+        they were, so the maps used at inference are normalised with the training batches'
+        statistics only (a down-scaled batch's differ)."""
         m = self.method_cfg
         out: dict[str, tuple[float, torch.Tensor]] = {}
         if m.tv_weight:
             out["loss_tv"] = (m.tv_weight, total_variation(p_a))
-        if obj_logit is not None:  # the learned class gate's head, towards the evaluator's min-max CAM on its grid
-            from ...models.cam_network import minmax_normalize
-
-            with torch.no_grad():
-                target = minmax_normalize(self.model.label_cam(images, labels, obj_logit.shape[-2:], self._cam_fc[0], f_e))
-            # on the logit: the full (sigmoid(o) - T) gradient, also where the head saturates
-            out["loss_objectness"] = (m.objectness_weight,
-                                      F.binary_cross_entropy_with_logits(obj_logit, target.to(obj_logit.dtype)))
-        if not (m.gate_distill_weight or m.flip_consistency_weight or m.scale_consistency_weight):
+        grids = [g.shape[-2:] for g in ((obj_logit,) if obj_logit is not None else ())
+                 + ((p_a,) if m.gate_distill_weight else ())]  # the learned gate's head's; p_a's
+        if not (grids or m.flip_consistency_weight or m.scale_consistency_weight):
             return out
         with torch.no_grad(), running_stats_kept(self.model):
+            cams = self.model.label_cam(images, labels, grids, self._cam_fc[0], f_e) if grids else []
             if m.gate_distill_weight:
-                cam = self.model.label_cam(images, labels, p_a.shape[-2:], self._cam_fc[0], f_e)
-                target = gate_distill_target(p_a, cam, m.gate_distill_alpha, m.gate_distill_form)
+                target = gate_distill_target(p_a, cams[-1], m.gate_distill_alpha, m.gate_distill_form)
             if m.flip_consistency_weight:
                 p_flipped = self.model.maps(images.flip(-1)).p_a
             if m.scale_consistency_weight:
                 p_small = self.model.maps(downscale(images, m.scale_consistency_factor)).p_a
+        if obj_logit is not None:  # the learned class gate's head, towards the evaluator's min-max CAM on its grid
+            from ...models.cam_network import minmax_normalize
+
+            obj_target = minmax_normalize(cams[0])
+            # on the logit: the full (sigmoid(o) - T) gradient, also where the head saturates
+            out["loss_objectness"] = (m.objectness_weight,
+                                      F.binary_cross_entropy_with_logits(obj_logit, obj_target.to(obj_logit.dtype)))
         if m.gate_distill_weight:
             out["loss_gate_distill"] = (m.gate_distill_weight, gate_distillation(p_a, target, m.entropy_eps))
         if m.flip_consistency_weight:
