@@ -3,7 +3,7 @@ beside an older checkout's in the same session.
 
     .venv/bin/python benchmarks/bench_gpu.py [--baseline OLD_CHECKOUT] [--data DIR] [--steps 40]
         [--warmup 8] [--precisions 32-true 16-mixed] [--batch N] [--workers N] [--repeats 1]
-        [--results benchmarks/results/gpu_speed.md]
+        [--set KEY=VALUE ...] [--results benchmarks/results/gpu_speed.md]
     .venv/bin/python benchmarks/bench_gpu.py --cpu-check [--baseline OLD_CHECKOUT] --steps 3 --warmup 1 --batch 2
 
 The stages of `configs/cub_resnet50.yaml` (224 px crops of 256 px images, batch 16: a VGG-16
@@ -24,7 +24,9 @@ and read back; with `--repeats N` the old and the new rows alternate N times and
 medians and their ratio per row (issue 28 asks for 3x `gpu.md`'s run 1, the a8a58be code, on the
 same card kind). A checkout of a8a58be: `git worktree add /tmp/old a8a58be`; for a machine that
 gets a copy of the working tree without its history, `git archive a8a58be | tar -x -C old_a8a58be`
-beforehand (an untracked folder travels with the tree; do not commit it).
+beforehand (an untracked folder travels with the tree; do not commit it). `--set KEY=VALUE`
+changes this checkout's config only (e.g. `trainer.channels_last=false` to see what the layout
+alone gives), so a lever can be measured beside the old code in the same session.
 
 Peak memory is `torch.cuda.max_memory_allocated()` over the stage's steps (tensors the caching
 allocator handed out; `reserved` is what it held from the driver). Without CUDA the script says so
@@ -56,13 +58,14 @@ STAGES = (("evaluator", "cub_resnet50"), ("coarse", "cub_resnet50"), ("refine", 
           ("cam", "cub_cam_resnet50"))
 
 
-def load_preset(name: str, data: Path, workers: int | None):
+def load_preset(name: str, data: Path, workers: int | None, settings: dict | None = None):
+    """The preset with the benchmark's data and workers, no weight files, and `settings` (`--set`)."""
     import yaml
 
     import ornet
 
     raw = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
-    overrides = {"data.root": str(data)}
+    overrides = {"data.root": str(data), **(settings or {})}
     if workers is not None:
         overrides["data.num_workers"] = workers
     for key in ("backbone_weights", "evaluator_weights"):  # no download: speed does not depend on them
@@ -251,7 +254,8 @@ def measure_new(args, data: Path, accelerator: str) -> dict[tuple[str, str], dic
     rows = {}
     precisions = ["32-true"] if accelerator == "cpu" else args.precisions
     for stage, preset in STAGES:
-        cfg = load_preset(preset, data, 0 if accelerator == "cpu" and args.workers is None else args.workers)
+        cfg = load_preset(preset, data, 0 if accelerator == "cpu" and args.workers is None else args.workers,
+                          args.settings)
         for precision in precisions:
             r = measure(stage, cfg, args.steps, args.warmup, precision, accelerator, args.batch)
             rows[(stage, precision)] = r
@@ -287,9 +291,20 @@ def parse_args(argv=None):
                    help="an older checkout whose own bench_gpu.py runs beside this one (e.g. a8a58be)")
     p.add_argument("--repeats", type=int, default=1, help="old and new runs, alternating (with --baseline)")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "gpu_speed.md"))
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config setting for this checkout's rows (not the baseline's), e.g. "
+                        "trainer.channels_last=false; repeatable")
     p.add_argument("--cpu-check", action="store_true",
                    help="run the same code on the CPU (a few steps, 32-true) to check the script; writes nothing")
     args = p.parse_args(argv)
+    import yaml
+
+    args.settings = {}
+    for item in args.sets:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            p.error(f"--set {item!r}: expected KEY=VALUE, e.g. trainer.channels_last=false")
+        args.settings[key.strip()] = yaml.safe_load(value)
     if args.steps <= args.warmup:
         p.error(f"--steps ({args.steps}) must be more than --warmup ({args.warmup})")
     if args.repeats < 1:
@@ -313,6 +328,14 @@ def main(argv=None) -> int:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     data = Path(args.data)
     make_data(data, args, cpu)
+    from ornet.errors import OrnetError
+
+    for preset in sorted({preset for _, preset in STAGES}):  # a bad --set: one line, before any run
+        try:
+            load_preset(preset, data, args.workers, args.settings)
+        except OrnetError as e:
+            print(f"bench_gpu.py: configs/{preset}.yaml with {' '.join(args.sets)}: {e}", file=sys.stderr)
+            return 2
     old_runs, new_runs = [], []
     for _ in range(args.repeats):
         if args.baseline is not None:
@@ -321,7 +344,8 @@ def main(argv=None) -> int:
     new, old = medians(new_runs), medians(old_runs) if old_runs else None
     presets = dict(STAGES)
     loader = {stage: measure_loader(stage, load_preset(preset, data, 0 if cpu and args.workers is None
-                                                       else args.workers), args.steps, args.warmup, args.batch)
+                                                       else args.workers, args.settings),
+                                    args.steps, args.warmup, args.batch)
               for stage, preset in STAGES}
     table = table_lines(new, old, presets)
     if cpu:
@@ -339,7 +363,8 @@ def write_report(args, table: list[str], loader: dict[str, float]) -> None:
 
     gpu = torch.cuda.get_device_name(0)
     command = "python benchmarks/bench_gpu.py " + " ".join(bench_args(args)) + (
-        f" --baseline {args.baseline} --repeats {args.repeats}" if args.baseline else "")
+        f" --baseline {args.baseline} --repeats {args.repeats}" if args.baseline else "") + "".join(
+        f" --set {item}" for item in args.sets)
     lines = [
         "# GPU training throughput and memory, CUB-scale presets", "",
         f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",

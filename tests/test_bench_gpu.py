@@ -104,10 +104,32 @@ def test_a_baseline_run_is_read_back_or_stops_naming_the_checkout(bench, tmp_pat
 def test_bad_arguments_are_refused_in_one_line(bench, tmp_path, capsys):
     for argv, says in ((["--steps", "8", "--warmup", "8"], "--steps (8) must be more than --warmup (8)"),
                        (["--repeats", "0"], "--repeats must be at least 1, got 0"),
-                       (["--baseline", str(tmp_path)], "no benchmarks/bench_gpu.py there")):
+                       (["--baseline", str(tmp_path)], "no benchmarks/bench_gpu.py there"),
+                       (["--set", "trainer.channels_last"], "expected KEY=VALUE")):
         with pytest.raises(SystemExit) as e:
             bench.parse_args(argv)
         assert e.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_settings_change_this_checkouts_config_only(bench, tmp_path):
+    args = bench.parse_args(["--set", "trainer.channels_last=false", "--set", "data.cache_mb=0",
+                             "--set", "data.resize= 288"])
+    assert args.settings == {"trainer.channels_last": False, "data.cache_mb": 0, "data.resize": 288}
+    cfg = bench.load_preset("cub_resnet50", tmp_path, 3, args.settings)
+    assert (cfg.trainer.channels_last, cfg.data.cache_mb, cfg.data.resize, cfg.data.num_workers) == (False, 0, 288, 3)
+    assert bench.load_preset("cub_resnet50", tmp_path, None).trainer.channels_last is True
+    # the baseline's script gets the measurement's arguments, not the settings
+    cmd, _ = bench.baseline_command(tmp_path, args_for(sets=["trainer.channels_last=false"]), None)
+    assert "--set" not in cmd
+
+
+def test_a_setting_the_config_refuses_stops_before_any_run(bench, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "make_data", lambda *a: None)
+    monkeypatch.setattr(bench, "measure_new", lambda *a: pytest.fail("measured despite a bad setting"))
+    assert bench.main(["--cpu-check", "--data", str(tmp_path), "--steps", "3", "--warmup", "1",
+                       "--set", "data.resize=128"]) == 2
+    err = capsys.readouterr().err
+    assert "configs/cub_cam_resnet50.yaml with data.resize=128: data.crop must be <= data.resize" in err
 
 
 def test_without_cuda_it_says_so_and_exits_2(bench, capsys):
