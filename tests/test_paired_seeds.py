@@ -1,0 +1,79 @@
+"""benchmarks/studies/paired_seeds.py: the two runs' commands differ by the variant's settings only,
+and the report's per-seed figures, paired differences and time ratios are those of the runs'
+metrics.json files (hand-computed)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ps():
+    spec = importlib.util.spec_from_file_location("paired_seeds", ROOT / "benchmarks" / "studies" / "paired_seeds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def metrics(plain, chosen_gate, chosen, test, seconds):
+    return {"cam_gate_scores": {"0.0": plain, "0.25": chosen - 1, "0.5": chosen}, "cam_gate": chosen_gate,
+            "gt_known_loc": test, "seconds": seconds}
+
+
+def test_the_variant_run_adds_its_settings_and_nothing_else(ps, tmp_path):
+    args = ps.parse_args(["--data", str(tmp_path), "--work", str(tmp_path / "w"), "--seeds", "3", "4",
+                          "--override", "refine.epochs=2", "--variant", "trainer.fold_frozen_bn=false",
+                          "--variant", "trainer.channels_last=false"])
+    on, off = ps.command(args, 3, False), ps.command(args, 3, True)
+    assert on[:4] == [sys.executable, "-m", "ornet", "train"]
+    assert on[on.index("--out") + 1] == str(tmp_path / "w" / "s3_on")
+    assert off[off.index("--out") + 1] == str(tmp_path / "w" / "s3_off")
+    assert on[-4:] == ["--refine.epochs", "2", "--trainer.seed", "3"]
+    assert off[len(on):] == ["--trainer.fold_frozen_bn", "false", "--trainer.channels_last", "false"]
+    assert off[:len(on)] == [str(tmp_path / "w" / "s3_off") if a == str(tmp_path / "w" / "s3_on") else a for a in on]
+
+
+def test_report_pairs_the_seeds_both_runs_finished(ps, tmp_path):
+    work = tmp_path / "w"
+    runs = {"s1_on": metrics(54.0, 0.5, 88.0, 86.5, 400), "s1_off": metrics(52.0, 0.5, 86.0, 85.5, 500),
+            "s2_on": metrics(50.0, 0.25, 80.0, 84.0, 300), "s2_off": metrics(55.0, 0.5, 84.0, 87.0, 450),
+            "s3_on": metrics(1.0, 0.5, 1.0, 1.0, 1)}  # s3's variant did not finish: left out
+    for name, m in runs.items():
+        (work / name).mkdir(parents=True)
+        (work / name / "metrics.json").write_text(json.dumps(m))
+    args = ps.parse_args(["--data", str(tmp_path), "--work", str(work), "--seeds", "1", "2", "3", "--report-only",
+                          "--variant", "trainer.channels_last=false"])
+    pairs = ps.read_pairs(work, args.seeds)
+    assert [s for s, _, _ in pairs] == [1, 2]
+    text = ps.report(args, pairs)
+    assert "| 1 | 54.0 / 52.0 | 88.0 / 86.0 | 86.5 / 85.5 | +1.0 | 400 / 500 |" in text
+    # seed 2: the gate chosen as is was 0.25 (scored 80 - 1 = 79 there), the variant's 0.5 (84)
+    assert "| 2 | 50.0 / 55.0 | 79.0 / 84.0 | 84.0 / 87.0 | -3.0 | 300 / 450 |" in text
+    # val (default evaluation): +2 and -5 -> mean -1.5, sd 4.95, se 3.50; test: +1, -3 -> -1.0, sd 2.83, se 2.00
+    assert "val (default evaluation): -1.50 (sd 4.95, se 3.50, n 2)" in text
+    assert "val (plain map): -1.50 (sd 4.95, se 3.50, n 2)" in text
+    assert "test GT-known: -1.00 (sd 2.83, se 2.00, n 2)" in text
+    assert "median 1.38 (1.25 / 1.50)" in text
+    with pytest.raises(SystemExit, match="no seed of \\[7\\] has both runs finished"):
+        ps.report(ps.parse_args(["--data", str(tmp_path), "--work", str(work), "--seeds", "7", "--report-only",
+                                 "--variant", "a=b"]), ps.read_pairs(work, [7]))
+
+
+def test_bad_arguments_are_refused_in_one_line(ps, tmp_path, capsys):
+    base = ["--data", str(tmp_path), "--work", str(tmp_path), "--seeds", "1"]
+    for argv, says in ((base, "give the variant's settings with --variant"),
+                       (base + ["--variant", "trainer.channels_last"], "expected KEY=VALUE"),
+                       (base + ["--variant", "a=b", "--override", "=3"], "--override '=3': expected KEY=VALUE"),
+                       (base + ["--variant", "a=b", "--jobs", "0"], "--jobs and --threads must be at least 1"),
+                       (["--data", str(tmp_path), "--work", str(tmp_path), "--seeds", "1", "1", "--variant", "a=b"],
+                        "each seed once"),
+                       (["--data", str(tmp_path / "none"), "--work", str(tmp_path), "--seeds", "1", "--variant", "a=b"],
+                        "no such folder")):
+        with pytest.raises(SystemExit) as e:
+            ps.parse_args(argv)
+        assert e.value.code == 2 and says in capsys.readouterr().err
