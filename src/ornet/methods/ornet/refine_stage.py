@@ -149,8 +149,11 @@ class RefineTask(OrnetTask):
         out: dict[str, tuple[float, torch.Tensor]] = {}
         if m.tv_weight:
             out["loss_tv"] = (m.tv_weight, total_variation(p_a))
-        grids = [g.shape[-2:] for g in ((obj_logit,) if obj_logit is not None else ())
-                 + ((p_a,) if m.gate_distill_weight else ())]  # the learned gate's head's; p_a's
+        grids = []  # where the evaluator's label CAM is read: the learned gate's head's grid, p_a's
+        if obj_logit is not None:
+            grids.append(obj_logit.shape[-2:])
+        if m.gate_distill_weight:
+            grids.append(p_a.shape[-2:])
         if not (grids or m.flip_consistency_weight or m.scale_consistency_weight):
             return out
         with torch.no_grad(), running_stats_kept(self.model):
