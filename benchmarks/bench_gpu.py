@@ -52,6 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_train_speed import check_import, version_env  # noqa: E402  (the same old-checkout handling)
 from machine import cpu_model, git_commit  # noqa: E402
 
 STAGES = (("evaluator", "cub_resnet50"), ("coarse", "cub_resnet50"), ("refine", "cub_resnet50"),
@@ -74,6 +75,16 @@ def load_preset(name: str, data: Path, workers: int | None, settings: dict | Non
     return ornet.load_config(ROOT / "configs" / f"{name}.yaml", overrides)
 
 
+def datamodule(stage: str, cfg, batch: int | None):
+    """The stage's data as `ornet train` loads it, at `batch` or the stage's batch size."""
+    from ornet.data.datamodule import WSOLDataModule
+    from ornet.models.weights_spec import input_normalization
+
+    dm = WSOLDataModule(cfg.data, normalization=input_normalization(cfg.model))
+    dm.batch_size = batch or getattr(cfg, stage).batch_size or cfg.data.batch_size
+    return dm
+
+
 def measure(stage: str, cfg, steps: int, warmup: int, precision: str, accelerator: str = "gpu",
             batch: int | None = None) -> dict:
     """images/s over the timed steps and peak CUDA memory of one stage at one precision."""
@@ -86,9 +97,7 @@ def measure(stage: str, cfg, steps: int, warmup: int, precision: str, accelerato
         if cuda:
             torch.cuda.synchronize()
 
-    from ornet.data.datamodule import WSOLDataModule
     from ornet.models.memory_format import use_channels_last
-    from ornet.models.weights_spec import input_normalization
     from ornet.training.pipeline import build_task, quiet_lightning_warnings
 
     class Clock(L.Callback):
@@ -109,8 +118,7 @@ def measure(stage: str, cfg, steps: int, warmup: int, precision: str, accelerato
 
     quiet_lightning_warnings()
     L.seed_everything(0, verbose=False)
-    dm = WSOLDataModule(cfg.data, normalization=input_normalization(cfg.model))
-    dm.batch_size = batch or getattr(cfg, stage).batch_size or cfg.data.batch_size
+    dm = datamodule(stage, cfg, batch)
     task = build_task(cfg, stage, dm.num_classes, dm.classes)
     use_channels_last(task, cfg.trainer.channels_last)  # as `ornet train` (training.pipeline.run_stage)
     clock = Clock()
@@ -131,13 +139,8 @@ def measure(stage: str, cfg, steps: int, warmup: int, precision: str, accelerato
 def measure_loader(stage: str, cfg, steps: int, warmup: int, batch: int | None = None) -> float:
     """images/s of the stage's training loader alone (the same sampler, transforms, workers and
     collation as `measure`'s; no network), over the batches after `warmup`."""
-    from ornet.data.datamodule import WSOLDataModule
-    from ornet.models.weights_spec import input_normalization
-
-    dm = WSOLDataModule(cfg.data, normalization=input_normalization(cfg.model))
-    dm.batch_size = batch or getattr(cfg, stage).batch_size or cfg.data.batch_size
     images, start = 0, None
-    for i, b in enumerate(dm.train_dataloader()):
+    for i, b in enumerate(datamodule(stage, cfg, batch).train_dataloader()):
         if i == warmup:
             start = time.perf_counter()
         elif i > warmup:
@@ -194,11 +197,12 @@ def bench_args(args) -> list[str]:
 
 
 def baseline_command(checkout: Path, args, results: Path | None) -> tuple[list[str], dict]:
-    """The older checkout's own script with this run's arguments: (argv, environment)."""
+    """The older checkout's own script with this run's arguments: (argv, environment: its src/ on
+    PYTHONPATH, this process's OMP_NUM_THREADS; `bench_train_speed.version_env`)."""
     cmd = [sys.executable, str(checkout / "benchmarks" / "bench_gpu.py"), *bench_args(args)]
     if results is not None:
         cmd += ["--results", str(results)]
-    return cmd, {**os.environ, "PYTHONPATH": str(checkout / "src")}
+    return cmd, version_env(checkout, os.environ.get("OMP_NUM_THREADS"))
 
 
 def run_baseline(checkout: Path, args) -> dict[tuple[str, str], dict]:
@@ -207,6 +211,7 @@ def run_baseline(checkout: Path, args) -> dict[tuple[str, str], dict]:
     with tempfile.TemporaryDirectory() as tmp:
         results = None if args.cpu_check else Path(tmp) / "old.md"
         cmd, env = baseline_command(checkout, args, results)
+        check_import(checkout, env)  # not this checkout's ornet, timed as the old one
         done = subprocess.run(cmd, env=env, cwd=checkout, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"bench_gpu.py: the baseline {checkout} failed (exit {done.returncode}):\n"
@@ -227,6 +232,12 @@ def medians(runs: list[dict[tuple[str, str], dict]]) -> dict[tuple[str, str], di
     return out
 
 
+def _ips(row: dict) -> str:
+    """The median images/s, and each run's in brackets when there were several."""
+    each = row.get("each", [])
+    return f"{row['ips']:.1f}" + (f" ({' / '.join(f'{v:.1f}' for v in each)})" if len(each) > 1 else "")
+
+
 def _gib(row: dict | None, key: str) -> str:
     return "-" if row is None or row[key] != row[key] else f"{row[key]:.2f}"  # nan: not measured (CPU)
 
@@ -239,9 +250,7 @@ def table_lines(new: dict, old: dict | None, presets: dict[str, str]) -> list[st
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (stage, precision), r in new.items():
         o = (old or {}).get((stage, precision))
-        each = lambda x: " / ".join(f"{v:.1f}" for v in x["each"]) if len(x.get("each", [])) > 1 else ""  # noqa: E731
-        new_ips = f"{r['ips']:.1f}" + (f" ({each(r)})" if each(r) else "")
-        old_ips = "-" if o is None else f"{o['ips']:.1f}" + (f" ({each(o)})" if each(o) else "")
+        new_ips, old_ips = _ips(r), "-" if o is None else _ips(o)
         ratio = "-" if o is None else f"{r['ips'] / o['ips']:.2f}x"
         lines.append(f"| {stage} | configs/{presets[stage]}.yaml | {precision} | {r['batch']} | {r['workers']} | "
                      f"{old_ips} | {new_ips} | {ratio} | {_gib(o, 'peak_gib')} | {_gib(r, 'peak_gib')} | "

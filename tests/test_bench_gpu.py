@@ -82,7 +82,15 @@ def fake_checkout(root: Path, script: str) -> Path:
     return root
 
 
-def test_a_baseline_run_is_read_back_or_stops_naming_the_checkout(bench, tmp_path):
+def test_a_baseline_whose_ornet_would_come_from_elsewhere_is_refused(bench, tmp_path):
+    # a checkout without src/ornet: `import ornet` finds this project's installed one, not the old code
+    empty = fake_checkout(tmp_path / "old", "raise SystemExit('must not run')\n")
+    with pytest.raises(SystemExit, match="`import ornet` with PYTHONPATH=.*old/src gives"):
+        bench.run_baseline(empty, args_for())
+
+
+def test_a_baseline_run_is_read_back_or_stops_naming_the_checkout(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "check_import", lambda checkout, env: None)  # the fake checkouts have no ornet
     # the table a GPU run writes to --results, read back; the script runs in its checkout with its src/
     writes = fake_checkout(tmp_path / "a", "import os, sys\n"
                            "assert os.getcwd() == os.path.dirname(os.path.dirname(os.path.abspath(__file__)))\n"
