@@ -10,6 +10,18 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+STUDIES = Path(__file__).resolve().parents[1] / "benchmarks" / "studies"
+
+
+def load_study(name: str):
+    """benchmarks/studies/NAME.py as a module (the folder is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"study_{name}", STUDIES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 def write_cub_tree(root: Path, classes: int = 3, per_class: int = 6, size: tuple[int, int] = (80, 64),
                    test_every: int = 3, masks: bool = True, seed: int = 0) -> Path:

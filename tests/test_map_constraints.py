@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import write_cub_tree
+from conftest import load_study, write_cub_tree
 from ornet.config.parse import CONSTRAINT_WEIGHTS
 from ornet.config.schema import MIN_SIDE, RunConfig, downscaled_side
 from ornet.errors import ConfigError, OrnetError
@@ -407,11 +407,7 @@ def test_a_tiny_run_with_every_constraint_logs_each_term(tmp_path):
 
 # ---------------------------------------------------------------- the tuning sweep's variants
 def test_the_issue_30_variants_are_valid_for_tune_py():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("tune", ROOT / "benchmarks" / "studies" / "tune.py")
-    tune = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tune)
+    tune = load_study("tune")
     runs = json.loads((ROOT / "benchmarks" / "studies" / "variants_issue30.json").read_text())
     names = [r["name"] for r in runs]
     assert len(names) == len(set(names))
@@ -425,11 +421,7 @@ def test_the_issue_30_variants_are_valid_for_tune_py():
 
 
 def test_the_stem_skip_variants_are_valid_for_tune_py():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("tune", ROOT / "benchmarks" / "studies" / "tune.py")
-    tune = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tune)
+    tune = load_study("tune")
     runs = json.loads((ROOT / "benchmarks" / "studies" / "variants_issue30_stem.json").read_text())
     assert len({r["name"] for r in runs}) == len(runs)
     for run in runs:

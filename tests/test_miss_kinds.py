@@ -1,21 +1,15 @@
 """benchmarks/studies/miss_kinds.py: the miss kinds and the share of misses on background,
 against hand-computed boxes."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_study
 
 
 @pytest.fixture(scope="module")
 def mk():
-    spec = importlib.util.spec_from_file_location("miss_kinds", ROOT / "benchmarks" / "studies" / "miss_kinds.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_study("miss_kinds")
 
 
 def test_background_share_hand_computed(mk):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_cub_tree
+from conftest import load_study, write_cub_tree
 from ornet.cli import main
 from ornet.config.schema import DataConfig
 from ornet.data.readers import carve_tune, read_index
@@ -114,13 +114,7 @@ def test_a_missing_tune_split_names_the_option(cub_tree):
 
 
 def _tune_study():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "studies" / "tune.py"
-    spec = importlib.util.spec_from_file_location("tune_study", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_study("tune")
 
 
 @pytest.mark.parametrize("variant, flags, message", [
