@@ -2,22 +2,17 @@
 and the report's per-seed figures, paired differences and time ratios are those of the runs'
 metrics.json files (hand-computed)."""
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_study
 
 
 @pytest.fixture(scope="module")
 def ps():
-    spec = importlib.util.spec_from_file_location("paired_seeds", ROOT / "benchmarks" / "studies" / "paired_seeds.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_study("paired_seeds")
 
 
 def metrics(plain, chosen_gate, chosen, test, seconds):

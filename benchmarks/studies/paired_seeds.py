@@ -36,18 +36,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_train_speed import pairs  # noqa: E402
 from machine import cpu_model, git_commit  # noqa: E402
 
 
 def settings(items: list[str], flag: str, p: argparse.ArgumentParser) -> list[str]:
-    """KEY=VALUE items as `ornet train` flags (--KEY VALUE); a malformed one is refused by `p`."""
-    out = []
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip() or not value.strip():
-            p.error(f"{flag} {item!r}: expected KEY=VALUE, e.g. trainer.channels_last=false")
-        out += [f"--{key.strip()}", value.strip()]
-    return out
+    """KEY=VALUE items as `ornet train` flags (--KEY VALUE, `bench_train_speed.pairs`); a malformed one
+    is refused by `p` in one line."""
+    try:
+        return pairs(items)
+    except SystemExit as e:
+        p.error(f"{flag} {e}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -181,7 +180,6 @@ def main(argv=None) -> int:
     if args.results is None:
         print(text)
     else:
-        sys.path.insert(0, str(ROOT / "src"))
         from ornet.runtime.atomic import write_text_atomic
 
         write_text_atomic(args.results, text)
