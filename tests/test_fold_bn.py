@@ -3,6 +3,8 @@ folded into the convolution before them, in a copy that gives the same outputs a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from timm.layers import BatchNormAct2d
@@ -156,3 +158,67 @@ def test_an_ornet_predict_copy_keeps_its_class_gate(alpha):
     torch.testing.assert_close(logits, logits0, rtol=1e-4, atol=1e-4)
     # min-max scaled maps, then minmax(CAM) ** alpha: float rounding near 0 grows (0.25: ~1e-3)
     torch.testing.assert_close(maps, maps0, rtol=0, atol=1e-4 if alpha != 0.25 else 5e-3)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_copy_is_the_float32_fold_bit_for_bit(channels_last):
+    """`folded_copy` folds its float64 probe copy and casts it back (one copy of the network, not three):
+    every tensor equal, bit for bit and in the same memory layout, to folding a float32 copy directly,
+    for the Lite0 evaluator (timm's BatchNormAct2d) and a torchvision ResNet-18."""
+    import copy
+
+    from ornet.models.backbones import build_classifier
+    from ornet.models.evaluator import build_evaluator
+    from ornet.models.fold_bn import _fold_pairs
+
+    torch.manual_seed(5)
+    x = torch.randn(1, 3, 64, 64)
+
+    def probe(m):
+        return m(x)
+
+    for net in (build_evaluator("efficientnet_lite0", 5, "none"), build_classifier("resnet18", 5, "none")):
+        net = _randomize(net).requires_grad_(False)
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        got = folded_copy(net, probe)
+        want = _fold_pairs(copy.deepcopy(net), conv_bn_pairs(net, probe))
+        a, b = got.state_dict(), want.state_dict()
+        assert a.keys() == b.keys() and len(a) >= 40
+        for k in a:
+            assert a[k].dtype == b[k].dtype and a[k].stride() == b[k].stride() and torch.equal(a[k], b[k]), k
+        assert not any(p.requires_grad for p in got.parameters())
+        assert [type(m) for m in got.modules()] == [type(m) for m in want.modules()]
+
+
+def test_a_network_not_in_float32_is_folded_from_its_own_copy():
+    """Half-precision weights: the float64 probe cast back would not be their fold; the copy is folded
+    from the network itself, in its own dtype."""
+    torch.manual_seed(6)
+    net = _randomize(Block())
+    x = torch.randn(2, 3, 8, 8)
+    half = folded_copy(net.to(torch.bfloat16), lambda m: m(x.to(torch.bfloat16)))
+    assert half is not None and half.conv.weight.dtype == torch.bfloat16 and half.last.weight.dtype == torch.bfloat16
+
+
+def test_the_cost_study_times_both_versions_and_tells_a_different_fold(tmp_path, capsys):
+    """benchmarks/studies/fold_copy_cost.py: a row per network with both versions' seconds; a version
+    whose fold differs (here: one that rounds the batch norms' scale to float32 first) shows False."""
+    from conftest import load_study
+
+    study = load_study("fold_copy_cost")
+    source = Path(__file__).resolve().parents[1] / "src" / "ornet" / "models" / "fold_bn.py"
+    same = tmp_path / "same.py"
+    same.write_text(source.read_text())
+    assert study.main(["--old", str(same), "--repeats", "1", "--size", "32"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [r[0].strip() for r in rows] == ["ORNet (predict)", "evaluator"]
+    assert all(float(r[1]) > 0 and float(r[2]) > 0 and r[4].strip() == "True" for r in rows)
+    wrong = tmp_path / "wrong.py"
+    text = source.read_text()
+    assert "weight.double() * scale.view(" in text
+    wrong.write_text(text.replace("weight.double() * scale.view(", "weight.double() * scale.float().double().view("))
+    assert study.main(["--old", str(wrong), "--repeats", "1", "--size", "32"]) == 0
+    assert all(line.split("|")[5].strip() == "False" for line in capsys.readouterr().out.splitlines()[2:])
+    with pytest.raises(SystemExit):
+        study.main(["--old", str(tmp_path / "missing.py")])

@@ -192,16 +192,25 @@ def folded_copy(module: nn.Module, run: Callable[[nn.Module], Any]) -> nn.Module
         pairs = conv_bn_pairs(module, run)
         if not pairs:
             return None
-        reference = copy.deepcopy(module).double()
-        folded = _fold_pairs(copy.deepcopy(reference), pairs)
-        with torch.no_grad(), _in_float64(reference), _in_float64(folded):
-            gap = _differs(run(reference), run(folded))
-        del reference, folded
+        probe = copy.deepcopy(module).double()  # the one copy: the reference, then folded in place
+        with torch.no_grad(), _in_float64(probe):
+            expected = run(probe)
+            _fold_pairs(probe, pairs)
+            gap = _differs(expected, run(probe))
+        del expected
     if gap is None or gap > _TOLERANCE:
         log.warning("fold_frozen_bn: folding %d batch norms of %s changes its outputs (relative difference %s "
                     "in float64); running it unfolded", len(pairs), type(module).__name__, gap)
         return None
+    if _all_float32(module):
+        # the float64 fold cast to float32 is the float32 fold bit for bit: `_fold` computes in float64
+        # from the same values either way (float32 -> float64 is exact) and rounds once at the end
+        return probe.float()
     return _fold_pairs(copy.deepcopy(module), pairs)
+
+
+def _all_float32(module: nn.Module) -> bool:
+    return all(t.dtype == torch.float32 for t in (*module.parameters(), *module.buffers()) if t.is_floating_point())
 
 
 def _state_key(module: nn.Module) -> tuple:
