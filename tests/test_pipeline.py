@@ -15,7 +15,7 @@ from ornet.cli import main
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--model.backbone", "resnet18", "--model.evaluator", "resnet18", "--model.generator_width", "8",
+TINY = ["--model.backbone", "mobilenet_v3_small", "--model.evaluator", "mobilenet_v3_small", "--model.generator_width", "8",
         "--data.resize", "40", "--data.crop", "32", "--data.batch_size", "4", "--data.eval_batch_size", "8",
         "--data.num_workers", "0", "--data.val_per_class", "2", "--trainer.accelerator", "cpu",
         "--trainer.devices", "1", "--trainer.limit_train_batches", "2", "--trainer.snapshot_images", "2",
