@@ -20,10 +20,6 @@ from PIL import Image
 import ornet
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ornet", *args], capture_output=True, text=True, timeout=300)
-
-
 def _test_images(run: Path, n: int = 6) -> list[Path]:
     return sorted((run.parent / "data" / "images").rglob("test_*.jpg"))[:n]
 
@@ -122,10 +118,11 @@ def test_the_protocol_that_chose_the_threshold_reuses_it_without_a_val_split(api
 
 
 def test_predict_gives_the_boxes_and_classes_of_ornet_localize(api_run, tmp_path):
-    paths = _test_images(api_run)
-    proc = _cli("localize", str(api_run), *map(str, paths), "--out", str(tmp_path / "loc"), "--quiet",
-                "--device", "cpu", "--box-mode", "multi")
-    assert proc.returncode == 0, proc.stderr
+    from ornet.cli import main
+
+    paths = _test_images(api_run)  # the command runs in this process: a subprocess spends seconds on imports
+    assert main(["localize", str(api_run), *map(str, paths), "--out", str(tmp_path / "loc"), "--quiet",
+                 "--device", "cpu", "--box-mode", "multi"]) == 0
     cli = json.loads((tmp_path / "loc" / "boxes.json").read_text())["images"]
     loc = ornet.load_model(api_run, device="cpu")
     pred = loc.predict(paths, box_mode="multi")
