@@ -24,6 +24,11 @@ class StageConfig:
     head_lr_mult: float = 1.0
     """Learning-rate multiplier of newly initialised layers (classifier heads, generator); in stage 2
     (refine), of the generator's output conv and its BN (the map's calibration)."""
+    frozen_stem: bool = False
+    """Train with the classifier's stem (its layers up to stride 4, `SplitClassifier.stem`) kept as it
+    starts: its ImageNet weights and batch-norm statistics, no gradient through it. Stages that train a
+    classifier (evaluator, cam, has, cutmix); stage 1's stem: `model.freeze_features`. Much of a CPU
+    training step is the stem's backward at full resolution (docs/training.md)."""
     keep: Literal["last", "best_val", "best_test"] = "last"
     """Which epoch's weights the stage hands on: the last; the best `val/acc` on the val split; or
     the best on the TEST split (the release's evaluator rule, best_epoch.pth: selection on test)."""

@@ -104,9 +104,20 @@ def check_config(cfg):
                           f"training evaluates and exports the run's own maps (eval.maps {DEFAULT_MAPS})")
     cfg = resolve(cfg)
     method = METHODS.get(cfg.wsol_method)
+    _check_frozen_stem(cfg, method)
     method.check_config(cfg)
     check_threshold_source(cfg, maps=method.makes_maps(cfg.stages))
     return cfg
+
+
+def _check_frozen_stem(cfg, method) -> None:
+    able = [s.name for s in method.stages if s.frozen_stem]
+    for stage in method.stages:
+        if stage.name in cfg.stages and getattr(cfg, stage.name).frozen_stem and not stage.frozen_stem:
+            where = f"{method.name}'s stages that can: {', '.join(able)}" if able else f"{method.name} has none"
+            hint = "; stage 1's stem: model.freeze_features" if stage.name == "coarse" else ""
+            raise ConfigError(f"{stage.name}.frozen_stem: stage {stage.name} does not train a classifier stem it could "
+                              f"keep fixed ({where}){hint}")
 
 
 _RESOLVED = frozenset({"model.evaluator_mean", "model.evaluator_std"})

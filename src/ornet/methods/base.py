@@ -24,7 +24,7 @@ from torch import nn
 
 from ..config.schema import EvalConfig, MethodConfig, ModelConfig, RunConfig, StageConfig, from_dict
 from ..data.sample import Batch
-from ..errors import ConfigError
+from ..errors import ConfigError, OrnetError
 from ..runtime.guards import check_loss_terms, check_parameters, where
 
 
@@ -112,6 +112,27 @@ class StageTask(L.LightningModule):
     def _step(self, batch: Batch, split: str) -> torch.Tensor:
         raise NotImplementedError
 
+    def stem(self) -> nn.Module | None:
+        """The classifier's stem that `<stage>.frozen_stem` keeps fixed (stages whose registry entry
+        has ``frozen_stem``); None: the stage has none."""
+        return None
+
+    def frozen_stem(self) -> nn.Module | None:
+        """The stem, without gradients, when `<stage>.frozen_stem`; else None."""
+        if not getattr(self.stage_cfg, "frozen_stem", False):
+            return None
+        stem = self.stem()
+        if stem is None:  # the config check refuses it first (methods._check_frozen_stem)
+            raise OrnetError(f"{self.stage}.frozen_stem: stage {self.stage} has no classifier stem to keep fixed")
+        return stem.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        stem = self.frozen_stem()
+        if stem is not None:  # its ImageNet batch-norm statistics too
+            stem.eval()
+        return self
+
     # --- Lightning hooks ---------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
         # Lightning does not call `train()` on the module at the start of an epoch (it restores
@@ -150,6 +171,7 @@ class StageTask(L.LightningModule):
         return self._step(batch, "test")
 
     def configure_optimizers(self) -> Any:
+        self.frozen_stem()  # its parameters leave the optimiser (build_optimizer skips frozen ones)
         optimizer = build_optimizer(self.stage_cfg, self.param_groups())
         total = self.trainer.estimated_stepping_batches if self._trainer is not None else self.stage_cfg.epochs
         scheduler = build_scheduler(self.stage_cfg, optimizer, total)

@@ -31,6 +31,8 @@ class Stage:
     """`module:Class` of its LightningModule, the module relative to ``ornet.methods``."""
     export: str | None = None
     """model.json's ``method`` when this stage's model is the run's final one; None: no maps."""
+    frozen_stem: bool = False
+    """Its task can keep its classifier's stem fixed (`StageConfig.frozen_stem`, `StageTask.stem`)."""
 
     def task_class(self) -> type:
         module, cls = self.task.split(":")

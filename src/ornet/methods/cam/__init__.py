@@ -18,7 +18,7 @@ NO_EVALUATOR_WEIGHTS = ("model.backbone_weights=evaluator is for ORNet's stage 1
 class CamMethod(Method):
     name = "cam"
     description = "the CAM baseline: a GAP-FC classifier and its class activation map (Zhou et al., CVPR 2016)"
-    stages = (Stage("cam", "cam.cam_stage:CamTask", export="cam"),)
+    stages = (Stage("cam", "cam.cam_stage:CamTask", export="cam", frozen_stem=True),)
 
     def check_run(self, cfg, out) -> None:
         from ...models.weights_spec import weights_spec

@@ -39,6 +39,9 @@ class CamTask(MapValidation, StageTask):
     def param_groups(self):
         return head_split(self.model.net, self.stage_cfg.head_lr_mult)
 
+    def stem(self):
+        return self.model.net.stem
+
     def logits_and_loss(self, images: torch.Tensor, labels: torch.Tensor, train: bool):
         """The batch's logits and loss (a method that changes the training input, HaS or CutMix,
         overrides it; accuracy is logged against `labels` either way)."""

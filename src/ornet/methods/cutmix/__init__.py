@@ -13,7 +13,7 @@ class CutMixMethod(CamMethod):
     name = "cutmix"
     description = ("CutMix: CAM trained on batches with boxes pasted between images and mixed labels "
                    "(Yun et al., ICCV 2019; as wsolevaluation)")
-    stages = (Stage("cutmix", "cutmix.cutmix_stage:CutMixTask", export="cutmix"),)
+    stages = (Stage("cutmix", "cutmix.cutmix_stage:CutMixTask", export="cutmix", frozen_stem=True),)
 
     def check_config(self, cfg) -> None:
         cfg.cutmix.check("cutmix")

@@ -13,7 +13,7 @@ class HasMethod(CamMethod):
     name = "has"
     description = ("Hide-and-Seek: CAM trained on images with random grid patches hidden "
                    "(Singh and Lee, ICCV 2017; as wsolevaluation)")
-    stages = (Stage("has", "has.has_stage:HasTask", export="has"),)
+    stages = (Stage("has", "has.has_stage:HasTask", export="has", frozen_stem=True),)
 
     def check_config(self, cfg) -> None:
         cfg.has.check("has")

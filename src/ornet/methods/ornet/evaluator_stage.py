@@ -31,6 +31,9 @@ class EvaluatorTask(StageTask):
     def param_groups(self):
         return head_split(self.model, self.stage_cfg.head_lr_mult)
 
+    def stem(self):
+        return self.model.stem
+
     def _step(self, batch: Batch, split: str) -> torch.Tensor:
         logits = self(batch.images)
         loss = cross_entropy(logits, batch.labels)

@@ -29,7 +29,7 @@ EVALUATOR, COARSE, REFINE = "evaluator", "coarse", "refine"
 class OrnetMethod(Method):
     name = "ornet"
     description = "ORNet (ICCV 2021): evaluator, coarse map, online refinement against the frozen evaluator"
-    stages = (Stage(EVALUATOR, "ornet.evaluator_stage:EvaluatorTask"),
+    stages = (Stage(EVALUATOR, "ornet.evaluator_stage:EvaluatorTask", frozen_stem=True),
               Stage(COARSE, "ornet.coarse_stage:CoarseTask", export="ornet-coarse"),
               Stage(REFINE, "ornet.refine_stage:RefineTask", export="ornet"))
     class_gate = True
