@@ -59,6 +59,22 @@ def test_report_pairs_the_seeds_both_runs_finished(ps, tmp_path):
                                  "--variant", "a=b"]), ps.read_pairs(work, [7]))
 
 
+def test_runs_without_val_figures_report_test_and_time_only(ps, tmp_path):
+    """CAM runs have no gate candidates, so no val figures in metrics.json: '-' there, the test and time as usual."""
+    work = tmp_path / "w"
+    for name, gt, seconds in (("s1_on", 83.5, 167), ("s1_off", 80.5, 139), ("s2_on", 81.5, 141), ("s2_off", 82.0, 123)):
+        (work / name).mkdir(parents=True)
+        (work / name / "metrics.json").write_text(json.dumps({"gt_known_loc": gt, "seconds": seconds}))
+    args = ps.parse_args(["--data", str(tmp_path), "--work", str(work), "--seeds", "1", "2", "--report-only",
+                          "--variant", "cam.frozen_stem=true"])
+    text = ps.report(args, ps.read_pairs(work, args.seeds))
+    assert "| 1 | - / - | - / - | 83.5 / 80.5 | +3.0 | 167 / 139 |" in text
+    assert "val (default evaluation): - (the runs' metrics.json have no such figure)" in text
+    # test: +3.0 and -0.5 -> mean +1.25, sd 2.47, se 1.75; time 139/167 = 0.83, 123/141 = 0.87
+    assert "test GT-known: +1.25 (sd 2.47, se 1.75, n 2)" in text
+    assert "median 0.85 (0.83 / 0.87)" in text
+
+
 def test_bad_arguments_are_refused_in_one_line(ps, tmp_path, capsys):
     base = ["--data", str(tmp_path), "--work", str(tmp_path), "--seeds", "1"]
     for argv, says in ((base, "give the variant's settings with --variant"),

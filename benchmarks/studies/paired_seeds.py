@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
 import statistics
@@ -127,12 +128,19 @@ def val_figures(m: dict) -> tuple[float, float]:
 
 
 def spread(values: list[float]) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:  # e.g. CAM runs: no gate candidates, so no val figures in metrics.json
+        return "- (the runs' metrics.json have no such figure)"
     n = len(values)
     mean = statistics.mean(values)
     if n < 2:
         return f"{mean:+.2f} (one seed)"
     sd = statistics.stdev(values)
     return f"{mean:+.2f} (sd {sd:.2f}, se {sd / n ** 0.5:.2f}, n {n})"
+
+
+def _cell(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"
 
 
 def report(args, pairs: list[tuple[int, dict, dict]]) -> str:
@@ -146,7 +154,7 @@ def report(args, pairs: list[tuple[int, dict, dict]]) -> str:
         d_plain.append(p_on - p_off)
         d_test.append(t_on - t_off)
         ratios.append(off["seconds"] / on["seconds"])
-        rows.append(f"| {s} | {p_on:.1f} / {p_off:.1f} | {v_on:.1f} / {v_off:.1f} | {t_on:.1f} / {t_off:.1f} | "
+        rows.append(f"| {s} | {_cell(p_on)} / {_cell(p_off)} | {_cell(v_on)} / {_cell(v_off)} | {t_on:.1f} / {t_off:.1f} | "
                     f"{t_on - t_off:+.1f} | {on['seconds']:.0f} / {off['seconds']:.0f} |")
     flags = " ".join(f"--variant {v}" for v in args.variant)
     return "\n".join([
