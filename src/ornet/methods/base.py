@@ -117,20 +117,26 @@ class StageTask(L.LightningModule):
         has ``frozen_stem``); None: the stage has none."""
         return None
 
-    def frozen_stem(self) -> nn.Module | None:
-        """The stem, without gradients, when `<stage>.frozen_stem`; else None."""
+    def fixed_modules(self) -> list[nn.Module]:
+        """Modules this stage keeps as they start: no gradient, out of the optimiser, batch norms in
+        eval mode (their statistics kept). Here the stem when `<stage>.frozen_stem`; a stage adds its own."""
         if not getattr(self.stage_cfg, "frozen_stem", False):
-            return None
+            return []
         stem = self.stem()
         if stem is None:  # the config check refuses it first (methods._check_frozen_stem)
             raise OrnetError(f"{self.stage}.frozen_stem: stage {self.stage} has no classifier stem to keep fixed")
-        return stem.requires_grad_(False)
+        return [stem]
+
+    def _fix(self) -> list[nn.Module]:
+        modules = self.fixed_modules()
+        for module in modules:
+            module.requires_grad_(False)
+        return modules
 
     def train(self, mode: bool = True):
         super().train(mode)
-        stem = self.frozen_stem()
-        if stem is not None:  # its ImageNet batch-norm statistics too
-            stem.eval()
+        for module in self._fix():
+            module.eval()
         return self
 
     # --- Lightning hooks ---------------------------------------------------------------------
@@ -171,7 +177,7 @@ class StageTask(L.LightningModule):
         return self._step(batch, "test")
 
     def configure_optimizers(self) -> Any:
-        self.frozen_stem()  # its parameters leave the optimiser (build_optimizer skips frozen ones)
+        self._fix()  # fixed modules leave the optimiser (build_optimizer skips frozen parameters)
         optimizer = build_optimizer(self.stage_cfg, self.param_groups())
         total = self.trainer.estimated_stepping_batches if self._trainer is not None else self.stage_cfg.epochs
         scheduler = build_scheduler(self.stage_cfg, optimizer, total)

@@ -77,26 +77,18 @@ class CoarseTask(OrnetTask):
     def __init__(self, cfg: dict, num_classes: int, classes: list[str] | None = None):
         super().__init__(cfg, num_classes, classes)
         self.reinit_layers()
-        self.model.evaluator.requires_grad_(False)
         if self.model.generator.obj_conv is not None:  # the learned class gate's head: stage 2 trains it
             self.model.generator.obj_conv.requires_grad_(False)
-        for module in self._frozen_features():
-            module.requires_grad_(False)
-        self.train(True)
+        self.train(True)  # the fixed modules: no gradient, eval mode
 
-    def _frozen_features(self) -> list:
-        """The stem, and a backbone generator encoder, when `model.freeze_features` (else nothing)."""
-        if not self.model_cfg.freeze_features:
-            return []
-        encoder = self.model.generator.encoder
-        return [self.model.stem] + ([encoder] if encoder is not None else [])
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.model.evaluator.eval()  # not trained in this stage
-        for module in self._frozen_features():  # fixed batch-norm statistics too
-            module.eval()
-        return self
+    def fixed_modules(self) -> list:
+        """The evaluator (not trained in this stage); with `model.freeze_features` also the stem and a
+        backbone generator encoder."""
+        fixed = [*super().fixed_modules(), self.model.evaluator]
+        if self.model_cfg.freeze_features:
+            encoder = self.model.generator.encoder
+            fixed += [self.model.stem] + ([encoder] if encoder is not None else [])
+        return fixed
 
     def param_groups(self):
         """Pretrained stem, F_c2 body and generator encoder (``backbone``) at lr; the rest of the
