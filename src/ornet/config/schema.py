@@ -179,6 +179,12 @@ class TrainerConfig:
     """Networks in channels-last (NHWC) memory layout for training and evaluation: faster
     convolutions on CPU and GPU, results equal up to float rounding (`models/memory_format.py`;
     benchmarks/bench_train_speed.py measures it). false: PyTorch's default layout."""
+    dilated_phases: bool = True
+    """Training runs the backward of dilated depthwise convolutions (timm CAM networks at
+    ``output_stride=16``, e.g. Lite0's last stage) as undilated convolutions on the input's dilation
+    phases, where oneDNN's dilated depthwise backward is slow; on CPU only. Forward and input gradient
+    bit for bit the same, weight gradient equal up to float rounding (`models/dilated_phases.py`).
+    false: PyTorch's kernels."""
     fold_frozen_bn: bool = True
     """Batch norms of networks that do not train folded into the convolution before them, in a copy
     used for speed (`models/fold_bn.py`): stage 2's frozen evaluator, and every network during

@@ -48,7 +48,9 @@ def _batchnorm_kinds() -> tuple[type, ...]:
 
 def _conv_kinds() -> tuple[type, ...]:
     """Convolutions whose forward uses weight and bias as they are: nn.Conv2d and timm's Conv2dSame
-    (TensorFlow's "same" padding, the Lite0 stride-2 convolutions: it pads the input, then convolves)."""
+    (TensorFlow's "same" padding, the Lite0 stride-2 convolutions: it pads the input, then convolves).
+    A subclass that says so (``folds_as_conv2d = True``: `dilated_phases.PhaseDepthwiseConv2d`, whose
+    backward alone differs) counts too (`conv_bn_pairs`)."""
     try:
         from timm.layers import Conv2dSame
     except ImportError:  # pragma: no cover - timm is a dependency
@@ -82,7 +84,7 @@ def conv_bn_pairs(module: nn.Module, run: Callable[[nn.Module], Any]) -> list[tu
 
     handles = []
     for m in module.modules():
-        if type(m) in _conv_kinds():
+        if type(m) in _conv_kinds() or getattr(type(m), "folds_as_conv2d", False):
             handles.append(m.register_forward_hook(on_conv))
         elif _foldable(m):
             handles.append(m.register_forward_hook(on_bn))

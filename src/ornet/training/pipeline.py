@@ -26,6 +26,7 @@ import torch
 from ..config.schema import RunConfig
 from ..errors import DiskFull, PeerLost, Preempted
 from ..methods import STAGES, load_state, method_of
+from ..models.dilated_phases import use_dilated_phases
 from ..models.memory_format import use_channels_last
 from ..runtime.stage_checkpoints import checkpoint_path
 
@@ -139,6 +140,7 @@ def run_stage(cfg: RunConfig, stage: str, datamodule, out: Path, ckpt_path: Path
     else:
         check_resume_checkpoint(ckpt_path, stage)
     use_channels_last(task, cfg.trainer.channels_last)
+    use_dilated_phases(task, cfg.trainer.dilated_phases)
     ckpt_dir = Path(out) / "checkpoints"
     last_path = checkpoint_path(out, stage, last=True)
     last = ModelCheckpoint(dirpath=str(ckpt_dir), filename=f"{stage}-last", monitor=None, save_top_k=1,
