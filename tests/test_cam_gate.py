@@ -382,6 +382,7 @@ def test_the_gate_is_chosen_on_val_by_its_val_scores_and_reported_on_test(tmp_pa
     assert m["cam_gate"] == 0.5 and m["gt_known_loc"] == 0.0  # reported on test, where blue shows the decoy
     curve = result.curves  # the val pass of the chosen gate: the score is its value at the chosen threshold
     assert curve["split"] == "val" and curve["accuracy"]["50"][curve["chosen_index"]] == m["cam_gate_scores"]["0.5"]
+    assert m["val_gt_known_loc"] == 100.0  # the figure the choice was made on, beside the test figure
     assert curve["num_images"] == 6 and m["num_images"] == 6  # 2 val and 2 test images per class
     # the margin rule: a gate only when it beats no gate by more than the margin
     assert evaluate(cam_gate_margin=100.0).metrics["cam_gate"] == 0.0
@@ -390,3 +391,4 @@ def test_the_gate_is_chosen_on_val_by_its_val_scores_and_reported_on_test(tmp_pa
     on_test = evaluate(threshold_split="test").metrics
     assert on_test["cam_gate_split"] == "test" and on_test["cam_gate"] == 0.25
     assert on_test["cam_gate_scores"] == {"0.0": 0.0, "0.25": 100.0, "0.5": 0.0} and on_test["gt_known_loc"] == 100.0
+    assert "val_gt_known_loc" not in on_test  # val took no part

@@ -176,6 +176,11 @@ def test_each_protocol_writes_the_metrics_keys_it_says(protocol, tmp_path):
     assert m["threshold"] == pytest.approx(protocol.thresholds(cfg.eval)[m["threshold_index"]])
     assert m["threshold_split"] == protocol.threshold_split(cfg.eval)
     assert result.curves["chosen_index"] == m["threshold_index"]
+    if m["threshold_split"] == "val":  # the val figure the threshold was chosen on, read from its curve
+        curve = result.curves
+        assert curve["split"] == "val" and m["val_gt_known_loc"] == curve["accuracy"]["50"][curve["chosen_index"]]
+    else:
+        assert "val_gt_known_loc" not in m
 
 
 def test_notes_come_from_the_metrics_protocol():

@@ -13,7 +13,8 @@ float rounding only, and a training that starts from other rounding follows anot
 moves is a question for many paired seeds.
 
 The report gives per seed the run's own figures from its metrics.json: on val, the plain map's
-GT-known (class gate 0) and the default evaluation's (the gate chosen there, `cam_gate_scores`); on
+GT-known (class gate 0) and the default evaluation's (the gate chosen there, `cam_gate_scores`; a CAM
+run's one map: `val_gt_known_loc`, or its curves.json for runs from before that key); on
 test, GT-known; and each run's seconds. Then the paired differences (as is - variant) with their mean,
 standard deviation and standard error, and the median time ratio. Val is where a choice between the two
 would be made; test is issue 28's "quality holds" figure, reported, not chosen on. `--report-only`
@@ -111,25 +112,39 @@ def read_pairs(work: Path, seeds: list[int]) -> list[tuple[int, dict, dict]]:
     """(seed, as-is metrics, variant metrics) for the seeds whose two runs both finished."""
     out = []
     for s in seeds:
-        files = [work / f"s{s}_{v}" / "metrics.json" for v in ("on", "off")]
-        if all(f.is_file() for f in files):
-            out.append((s, *(json.loads(f.read_text()) for f in files)))
+        runs = [work / f"s{s}_{v}" for v in ("on", "off")]
+        if all((r / "metrics.json").is_file() for r in runs):
+            out.append((s, *(read_metrics(r) for r in runs)))
     return out
+
+
+def read_metrics(run: Path) -> dict:
+    """The run's metrics.json; for a run without gate candidates written before metrics.json had
+    `val_gt_known_loc`, that figure read from its curves.json (val's curve at the chosen threshold)."""
+    m = json.loads((run / "metrics.json").read_text())
+    curves = run / "curves.json"
+    if "val_gt_known_loc" not in m and not m.get("cam_gate_scores") and curves.is_file():
+        c = json.loads(curves.read_text())
+        if c.get("split") == "val":
+            m["val_gt_known_loc"] = float(c["accuracy"]["50"][c["chosen_index"]])
+    return m
 
 
 def val_figures(m: dict) -> tuple[float, float]:
     """(the plain map's val GT-known, the default evaluation's): class gate 0 and the chosen gate
-    in `cam_gate_scores`; without gate candidates, the run's val figures are not in metrics.json."""
+    in `cam_gate_scores`; a run without gate candidates (CAM) has one map: `val_gt_known_loc` for
+    both; NaN when the run has no val figure."""
     scores = m.get("cam_gate_scores") or {}
     if not scores:
-        return float("nan"), float("nan")
+        v = float(m.get("val_gt_known_loc", float("nan")))
+        return v, v
     chosen = m.get("cam_gate", 0.0)
     return float(scores.get("0.0", float("nan"))), float(scores.get(str(float(chosen)), float("nan")))
 
 
 def spread(values: list[float]) -> str:
     values = [v for v in values if not math.isnan(v)]
-    if not values:  # e.g. CAM runs: no gate candidates, so no val figures in metrics.json
+    if not values:  # runs that chose nothing on val
         return "- (the runs' metrics.json have no such figure)"
     n = len(values)
     mean = statistics.mean(values)

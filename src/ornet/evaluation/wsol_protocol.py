@@ -30,7 +30,7 @@ class WsolEvaluation(Protocol):
                "pixels, threshold chosen on val")
     metric_keys = _BOX_KEYS
     optional_metric_keys = frozenset({"top1_cls", "top5_cls", "top1_loc", "top5_loc", "pxap", "cam_gate",
-                                      "cam_gate_split", "cam_gate_scores", "maps_network"})
+                                      "cam_gate_split", "cam_gate_scores", "maps_network", "val_gt_known_loc"})
 
     def thresholds(self, eval_cfg) -> np.ndarray:
         from ..localization.boxes import cam_thresholds
@@ -94,6 +94,9 @@ class WsolEvaluation(Protocol):
             test = run_pass(trainer, model, datamodule, split, e, threshold_index=index)
         metrics = summarize(test.sweep, index, threshold_split=threshold_split, pxap=test.pxap)
         metrics.update(split=split, protocol=self.name, **gate.metrics())
+        if threshold_split == "val" and chooser is not None and chooser is not test:
+            # the val figure behind the choice, for every method: what a setting is chosen on
+            metrics["val_gt_known_loc"] = summarize(chooser.sweep, index)["gt_known_loc"]
         for key, value in list(metrics.items()):
             if isinstance(value, float) and not math.isfinite(value):
                 metrics[key] = None
