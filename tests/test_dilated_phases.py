@@ -196,3 +196,25 @@ def test_batch_norms_fold_into_the_swapped_layers_as_into_pytorchs():
     assert folded is not None
     with torch.no_grad():
         torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-4)
+
+
+def test_the_cost_study_times_each_dilated_layer_and_a_whole_step(capsys):
+    from conftest import load_study
+
+    study = load_study("dilated_phases_cost")
+    assert study.main(["--size", "64", "--batch", "2", "--repeats", "1", "--threads", "1"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][2:]
+    assert [r[0].split(" (")[0].strip() for r in rows[:4]] == [
+        "rest.blocks.5.1.conv_dw", "rest.blocks.5.2.conv_dw", "rest.blocks.5.3.conv_dw", "rest.blocks.6.0.conv_dw"]
+    assert rows[0][1].strip() == "2x1152x4x4" and rows[4][0].strip().startswith("one training step, 4 dilated")
+    assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)
+    assert all(r[6].strip() == "True" and 0 <= float(r[5]) < 1e-4 for r in rows[:4])
+    assert float(rows[4][5]) < 1e-3
+
+
+def test_ornets_networks_have_no_dilated_layer_so_its_numbers_stay_bit_for_bit():
+    from ornet.models.evaluator import build_evaluator
+    from ornet.models.ornet_network import ORNet
+
+    net = ORNet("efficientnet_lite0", 5, evaluator="efficientnet_lite0", generator_width=16)
+    assert use_dilated_phases(net) == 0 and use_dilated_phases(build_evaluator("efficientnet_lite0", 5, "none")) == 0
