@@ -17,8 +17,8 @@ float rounding (the sum over positions runs in another order). A side whose size
 of ``d`` is padded with zeros at its end, which the convolution's own zero padding reads anyway.
 
 Only where it was measured to pay: depthwise (``groups == in_channels == out_channels``),
-stride 1, zero padding, on CPU tensors outside autocast (`benchmarks/results/train_speed.md`; dense
-dilated convolutions gain nothing, GPUs were not measured); elsewhere the layer runs PyTorch's own
+stride 1, zero padding, on CPU tensors outside autocast (`benchmarks/studies/dilated_phases_cost.py`,
+`benchmarks/results/train_speed_dilated.md`; dense dilated convolutions gained nothing, GPUs were not measured); elsewhere the layer runs PyTorch's own
 backward. The swap changes the modules' class only (as `torch.nn.utils.parametrize` does):
 parameters, state-dict keys and checkpoints stay as they are.
 """
