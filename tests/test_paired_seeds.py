@@ -59,15 +59,28 @@ def test_report_pairs_the_seeds_both_runs_finished(ps, tmp_path):
                                  "--variant", "a=b"]), ps.read_pairs(work, [7]))
 
 
-def test_runs_without_val_figures_report_test_and_time_only(ps, tmp_path):
-    """Runs that chose nothing on val have no val figures: '-' there, the test and time as usual."""
+def cam_like_report(ps, tmp_path, extras=None, curves=None) -> str:
+    """The report of two seeds' four runs (test GT-known 83.5 / 80.5 and 81.5 / 82.0, seconds 167 / 139 and
+    141 / 123), each run's metrics.json with `extras[name]` added and, for names in `curves`, a curves.json
+    (split, GT-known accuracy per threshold, chosen index)."""
     work = tmp_path / "w"
-    for name, gt, seconds in (("s1_on", 83.5, 167), ("s1_off", 80.5, 139), ("s2_on", 81.5, 141), ("s2_off", 82.0, 123)):
+    runs = (("s1_on", 83.5, 167), ("s1_off", 80.5, 139), ("s2_on", 81.5, 141), ("s2_off", 82.0, 123))
+    for name, gt, seconds in runs:
         (work / name).mkdir(parents=True)
-        (work / name / "metrics.json").write_text(json.dumps({"gt_known_loc": gt, "seconds": seconds}))
+        extra = (extras or {}).get(name, {})
+        (work / name / "metrics.json").write_text(json.dumps({"gt_known_loc": gt, "seconds": seconds, **extra}))
+        if name in (curves or {}):
+            split, accuracy, index = curves[name]
+            (work / name / "curves.json").write_text(json.dumps(
+                {"split": split, "chosen_index": index, "accuracy": {"30": [0.0] * len(accuracy), "50": accuracy}}))
     args = ps.parse_args(["--data", str(tmp_path), "--work", str(work), "--seeds", "1", "2", "--report-only",
                           "--variant", "cam.frozen_stem=true"])
-    text = ps.report(args, ps.read_pairs(work, args.seeds))
+    return ps.report(args, ps.read_pairs(work, args.seeds))
+
+
+def test_runs_without_val_figures_report_test_and_time_only(ps, tmp_path):
+    """Runs that chose nothing on val have no val figures: '-' there, the test and time as usual."""
+    text = cam_like_report(ps, tmp_path)
     assert "| 1 | - / - | - / - | 83.5 / 80.5 | +3.0 | 167 / 139 |" in text
     assert "val (default evaluation): - (the runs' metrics.json have no such figure)" in text
     # test: +3.0 and -0.5 -> mean +1.25, sd 2.47, se 1.75; time 139/167 = 0.83, 123/141 = 0.87
@@ -78,19 +91,8 @@ def test_runs_without_val_figures_report_test_and_time_only(ps, tmp_path):
 def test_cam_runs_val_figure_from_metrics_or_from_the_curve_of_older_runs(ps, tmp_path):
     """A CAM run has one map: its `val_gt_known_loc` fills both val columns; a run from before that key
     gives it through curves.json (val's GT-known curve at the chosen index); a test-chosen curve does not."""
-    work = tmp_path / "w"
-    runs = {"s1_on": ({"val_gt_known_loc": 90.0}, None), "s1_off": ({}, ("val", [10.0, 89.0, 5.0], 1)),
-            "s2_on": ({"val_gt_known_loc": 83.0}, None), "s2_off": ({}, ("test", [84.0], 0))}
-    for (name, (extra, curve)), (gt, seconds) in zip(runs.items(), ((83.5, 167), (80.5, 139), (81.5, 141), (82.0, 123))):
-        (work / name).mkdir(parents=True)
-        (work / name / "metrics.json").write_text(json.dumps({"gt_known_loc": gt, "seconds": seconds, **extra}))
-        if curve:
-            split, accuracy, index = curve
-            (work / name / "curves.json").write_text(json.dumps(
-                {"split": split, "chosen_index": index, "accuracy": {"30": [0.0] * len(accuracy), "50": accuracy}}))
-    args = ps.parse_args(["--data", str(tmp_path), "--work", str(work), "--seeds", "1", "2", "--report-only",
-                          "--variant", "cam.frozen_stem=true"])
-    text = ps.report(args, ps.read_pairs(work, args.seeds))
+    text = cam_like_report(ps, tmp_path, extras={"s1_on": {"val_gt_known_loc": 90.0}, "s2_on": {"val_gt_known_loc": 83.0}},
+                           curves={"s1_off": ("val", [10.0, 89.0, 5.0], 1), "s2_off": ("test", [84.0], 0)})
     assert "| 1 | 90.0 / 89.0 | 90.0 / 89.0 | 83.5 / 80.5 | +3.0 | 167 / 139 |" in text
     assert "| 2 | 83.0 / - | 83.0 / - | 81.5 / 82.0 | -0.5 | 141 / 123 |" in text
     assert "val (default evaluation): +1.00 (one seed)" in text

@@ -35,13 +35,13 @@ def eligible(conv: nn.Module) -> bool:
     """A depthwise, stride-1, zero-padded "same" convolution with dilation > 1 (odd kernel)."""
     if type(conv) not in (nn.Conv2d, PhaseDepthwiseConv2d):
         return False
-    c = conv
-    if not (c.groups == c.in_channels == c.out_channels and c.stride == (1, 1) and c.padding_mode == "zeros"):
+    if not (conv.groups == conv.in_channels == conv.out_channels and conv.stride == (1, 1)
+            and conv.padding_mode == "zeros"):
         return False
-    if not isinstance(c.padding, tuple) or c.dilation[0] != c.dilation[1] or c.dilation[0] < 2:
+    d = conv.dilation[0]
+    if not isinstance(conv.padding, tuple) or conv.dilation[1] != d or d < 2:
         return False
-    d = c.dilation[0]
-    return all(k % 2 == 1 and p == d * (k - 1) // 2 for k, p in zip(c.kernel_size, c.padding))
+    return all(k % 2 == 1 and p == d * (k - 1) // 2 for k, p in zip(conv.kernel_size, conv.padding))
 
 
 def use_dilated_phases(module: nn.Module, enabled: bool = True) -> int:
