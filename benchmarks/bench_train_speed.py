@@ -16,7 +16,7 @@ the versions alternate old, new, new, old, old, new ... so neither always goes f
 `--override` flags go to both versions, `--extra-new` flags to the new one only (to measure a
 lever, or a setting's cost: `--target 0.833` for "at most 20 % slower"); both are named in the report. `--threads T` sets OMP_NUM_THREADS, else it is unset (torch's
 default, as a user runs it). A run's time is the wall clock of the whole subprocess (imports, data
-indexing, training, evaluation, reports); its GT-known Loc and seconds per stage come from the run's
+indexing, training, evaluation, reports), its peak memory the subprocess's peak resident set; its GT-known Loc and seconds per stage come from the run's
 metrics.json (a key that version does not write shows as '-'). Each run's checkpoints/ is deleted once
 read (`--keep-checkpoints` keeps them); its log is RUNS/CASE/<order>_<version>.log.
 
@@ -131,15 +131,18 @@ def check_import(checkout: Path, env: dict[str, str]) -> None:
         raise SystemExit(f"`import ornet` with PYTHONPATH={env['PYTHONPATH']} gives {found.stdout or found.stderr!r}")
 
 
-def timed_run(cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> float:
-    """Wall seconds of the whole subprocess; a failure stops the benchmark naming its log."""
+def timed_run(cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> tuple[float, float]:
+    """Wall seconds of the whole subprocess and its peak resident memory in MiB (its own `ru_maxrss`,
+    from `os.wait4`); a failure stops the benchmark naming its log."""
     start = time.perf_counter()
     with log.open("w") as f:
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {shlex.join(cmd)}; see {log}")
-    return seconds
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"failed ({code}): {shlex.join(cmd)}; see {log}")
+    return seconds, usage.ru_maxrss / 1024  # Linux: KiB
 
 
 def run_metrics(out: Path) -> tuple[float | None, str]:
@@ -169,10 +172,10 @@ def case_table(case: str, runs: list[dict], target: float | None = None) -> list
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     if not runs:
         return [f"### {case}", "", "Not run yet.", ""]
-    lines = [f"### {case}", "", "| order | version | seconds | GT-known Loc | seconds per stage (metrics.json) |",
-             "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {i} | {r['version']} | {r['seconds']:.1f} | {fmt(r['gt_known'])} | {r['stages']} |"
-              for i, r in enumerate(runs, 1)]
+    lines = [f"### {case}", "", "| order | version | seconds | GT-known Loc | peak memory (MiB) "
+             "| seconds per stage (metrics.json) |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {i} | {r['version']} | {r['seconds']:.1f} | {fmt(r['gt_known'])} | {r['peak_mib']:.0f} "
+              f"| {r['stages']} |" for i, r in enumerate(runs, 1)]
     old, new = median(runs, "old"), median(runs, "new")
     which = "the issue's target" if target is None else "the target (--target)"
     target = CASES[case][3] if target is None else target
@@ -200,7 +203,8 @@ def render(meta: dict, results: dict[str, list[dict]], done: int, total: int) ->
         f"- flags given to both versions (`--override`): {meta['override'] or 'none'}",
         f"- flags given to the new version only (`--extra-new`): {meta['extra_new'] or 'none'}",
         "- seconds: wall clock of the whole `ornet train` subprocess; GT-known Loc (test split) and seconds per "
-        "stage (the run's own clock, evaluation included): its metrics.json",
+        "stage (the run's own clock, evaluation included): its metrics.json; peak memory: the subprocess's "
+        "peak resident set (`ru_maxrss`)",
         "- the versions alternate (old, new, new, old, ...); the ratio is old / new of the medians", "",
         "## Results", "",
     ]
@@ -269,12 +273,12 @@ def main() -> int:
                 shutil.rmtree(out)
             out.parent.mkdir(parents=True, exist_ok=True)
             cmd = train_cmd(checkouts[version], case, case_data[case], out, flags[version])
-            seconds = timed_run(cmd, envs[version], checkouts[version], out.with_suffix(".log"))
+            seconds, peak = timed_run(cmd, envs[version], checkouts[version], out.with_suffix(".log"))
             score, stages = run_metrics(out)
             if not args.keep_checkpoints:
                 shutil.rmtree(out / "checkpoints", ignore_errors=True)
             results[case].append({"version": version, "seconds": seconds, "gt_known": score,
-                                  "stages": stages})
+                                  "stages": stages, "peak_mib": peak})
             done += 1
             print(f"[{done}/{total}] {case} {version}: {seconds:.1f} s, GT-known "
                   f"{'-' if score is None else f'{score:.1f}'}  ({out})", flush=True)

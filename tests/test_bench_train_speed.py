@@ -4,6 +4,8 @@ two versions alternate so that neither always runs first. No training runs here.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,13 +59,22 @@ def test_versions_alternate(bench):
 
 
 def test_case_table_ratio_against_the_issue_target_or_the_given_one(bench):
-    runs = [{"version": "old", "seconds": 100.0, "gt_known": 80.0, "stages": "-"},
-            {"version": "new", "seconds": 115.0, "gt_known": 81.0, "stages": "-"},
-            {"version": "new", "seconds": 125.0, "gt_known": 81.0, "stages": "-"},
-            {"version": "old", "seconds": 110.0, "gt_known": 80.0, "stages": "-"}]
+    runs = [{"version": "old", "seconds": 100.0, "gt_known": 80.0, "stages": "-", "peak_mib": 900.0},
+            {"version": "new", "seconds": 115.0, "gt_known": 81.0, "stages": "-", "peak_mib": 900.0},
+            {"version": "new", "seconds": 125.0, "gt_known": 81.0, "stages": "-", "peak_mib": 900.0},
+            {"version": "old", "seconds": 110.0, "gt_known": 80.0, "stages": "-", "peak_mib": 900.0}]
     # by hand: medians old 105, new 120; 105 / 120 = 0.875
     assert ("Median seconds: old 105.0, new 120.0; old / new **0.88x**; the issue's target >= 2.5x (not met)."
             in bench.case_table("demo_subset", runs))
     assert ("Median seconds: old 105.0, new 120.0; old / new **0.88x**; the target (--target) >= 0.833x (met)."
             in bench.case_table("demo_subset", runs, 0.833))
     assert "(not met)" in bench.case_table("demo_subset", runs, 0.9)[-2]
+
+
+def test_timed_run_gives_the_subprocess_peak_memory_and_stops_on_failure(bench, tmp_path):
+    env = dict(os.environ)
+    code = "b = b'x' * (200 * 2**20)"  # 200 MiB written
+    seconds, peak = bench.timed_run([sys.executable, "-c", code], env, tmp_path, tmp_path / "ok.log")
+    assert seconds > 0 and 200 <= peak < 400
+    with pytest.raises(SystemExit, match="failed \\(3\\).*bad.log"):
+        bench.timed_run([sys.executable, "-c", "raise SystemExit(3)"], env, tmp_path, tmp_path / "bad.log")

@@ -77,6 +77,19 @@ def test_channels_last_is_the_layout_of_the_trained_network(data, tmp_path):
     assert max((cl[k] - plain[k]).abs().max().item() for k in convs) < 1e-3
 
 
+def test_keep_freed_memory_is_set_as_the_key_says_and_trains_the_same_weights(data, tmp_path, monkeypatch):
+    from ornet.runtime import heap
+
+    calls = []
+    real = heap.keep_freed_memory
+    monkeypatch.setattr(heap, "keep_freed_memory", lambda: calls.append(True) or real())
+    off = _weights(_train(data, tmp_path / "off", "--trainer.keep_freed_memory", "false"))
+    assert calls == []
+    on = _weights(_train(data, tmp_path / "on"))  # the default: true
+    assert calls == [True]
+    assert off.keys() == on.keys() and all(torch.equal(off[k], on[k]) for k in off)  # where memory comes from only
+
+
 def test_use_channels_last_keeps_values_and_outputs():
     from ornet.models.backbones import build_classifier
     from ornet.models.memory_format import use_channels_last

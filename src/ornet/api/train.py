@@ -53,6 +53,10 @@ def train(cfg: RunConfig | None, out: str | os.PathLike, *, resume: bool = False
         raise OrnetError(f"--out {out} exists and is not a folder")
     rank = global_rank()  # ranks > 0 are re-executions of this command by a DDP launcher
     check_out_dir(out, "--out")
+    if cfg.trainer.keep_freed_memory:
+        from ..runtime.heap import keep_freed_memory
+
+        keep_freed_memory()
     from ..runtime.runlock import run_lock
 
     with run_lock(out, command=command, rank=rank):  # one writer per run folder
