@@ -61,3 +61,27 @@ def test_other_c_libraries_are_left_alone(monkeypatch):
     monkeypatch.setattr(heap.sys, "platform", "darwin")
     assert heap._glibc() is None
     assert heap.keep_freed_memory() is False
+
+
+def test_the_cost_study_trains_each_network_and_tabulates_both_settings(capsys, monkeypatch):
+    from conftest import load_study
+
+    study = load_study("heap_step_cost")
+    got = study.child("cam", False, 64, 2, 2, 1)  # in this process, without the setting
+    assert got["set"] is False and got["seconds"] > 0 and got["faults"] >= 0 and got["peak_mib"] > 100
+    calls = []
+
+    def fake(net_name, keep, args):  # each process's figures, as `child` prints them
+        calls.append((net_name, keep))
+        return {"set": keep, "seconds": 1.0 if keep else 1.5 + len(calls) / 10, "faults": 0 if keep else 9000,
+                "peak_mib": 900.0}
+
+    monkeypatch.setattr(study, "measure", fake)
+    assert study.main(["--rounds", "2"]) == 0
+    assert calls == [("evaluator", False), ("evaluator", True), ("evaluator", True), ("evaluator", False),
+                     ("cam", False), ("cam", True), ("cam", True), ("cam", False)]
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][2:]
+    # by hand: evaluator default 1.6 and 1.9 -> median 1.75; cam 2.0 and 2.3 -> 2.15
+    assert [r[2].strip() for r in rows] == ["1.75", "1.00", "1.75x", "2.15", "1.00", "2.15x"]
+    assert rows[0][1].strip() == "glibc's default" and rows[1][1].strip() == "freed memory kept"
+    assert rows[0][3].strip() == "9000" and rows[1][3].strip() == "0"

@@ -88,6 +88,15 @@ def test_keep_freed_memory_is_set_as_the_key_says_and_trains_the_same_weights(da
     on = _weights(_train(data, tmp_path / "on"))  # the default: true
     assert calls == [True]
     assert off.keys() == on.keys() and all(torch.equal(off[k], on[k]) for k in off)  # where memory comes from only
+    # `ornet evaluate` reads the same key (its passes allocate the eval batch's activations)
+    evaluate = ["evaluate", str(tmp_path / "on"), "--split", "test", "--quiet"]
+    assert main([*evaluate, "--out", str(tmp_path / "e_off"), "--trainer.keep_freed_memory", "false"]) == 0
+    assert calls == [True]
+    assert main([*evaluate, "--out", str(tmp_path / "e_on")]) == 0
+    assert calls == [True, True]
+    a, b = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("e_off", "e_on"))
+    assert a["gt_known_loc"] == b["gt_known_loc"] == json.loads((tmp_path / "on" / "metrics.json").read_text())[
+        "gt_known_loc"]
 
 
 def test_use_channels_last_keeps_values_and_outputs():

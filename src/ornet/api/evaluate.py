@@ -92,6 +92,10 @@ def evaluate(model, data: dict | DataConfig | None = None, split: str = "test", 
     trainer_cfg = trainer if isinstance(trainer, TrainerConfig) else from_dict(TrainerConfig, dict(trainer or {}))
     cfg = apply_protocol(RunConfig(data=data_cfg, eval=eval_cfg, trainer=trainer_cfg))
     validate(cfg)
+    if cfg.trainer.keep_freed_memory:
+        from ..runtime.heap import keep_freed_memory
+
+        keep_freed_memory()
     cfg.data.batch_size = cfg.data.eval_batch_size
     if out is not None:
         out = Path(out)

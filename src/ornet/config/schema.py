@@ -189,8 +189,8 @@ class TrainerConfig:
     """Large tensors freed by a step stay in the process's heap for the next step instead of being
     unmapped and mapped again (glibc's malloc, Linux; `runtime/heap.py`): fewer page faults, about
     1.6x faster CPU training steps on the benchmarks' machine. Results bit for bit the same; the
-    process keeps its peak memory. It acts on the whole process from the first run that sets it on.
-    false: the C library's defaults."""
+    process keeps its peak memory. It acts on the whole process from the first run (or `ornet evaluate`)
+    that sets it on. false: the C library's defaults."""
     fold_frozen_bn: bool = True
     """Batch norms of networks that do not train folded into the convolution before them, in a copy
     used for speed (`models/fold_bn.py`): stage 2's frozen evaluator, and every network during
