@@ -187,8 +187,8 @@ class TrainerConfig:
     false: PyTorch's kernels."""
     keep_freed_memory: bool = True
     """Large tensors freed by a step stay in the process's heap for the next step instead of being
-    unmapped and mapped again (glibc's malloc, Linux; `runtime/heap.py`): fewer page faults, about
-    1.6x faster CPU training steps on the benchmarks' machine. Results bit for bit the same; the
+    unmapped and mapped again (glibc's malloc, Linux; `runtime/heap.py`): no page faults in a step,
+    1.6-1.7x faster Lite0 training steps on the 2-core benchmark machine (docs/training.md). Results bit for bit the same; the
     process keeps its peak memory. It acts on the whole process from the first run (or `ornet evaluate`)
     that sets it on. false: the C library's defaults."""
     fold_frozen_bn: bool = True

@@ -3,14 +3,17 @@
 glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh ``mmap`` and
 returns it with ``munmap`` when freed. A CPU training step allocates and frees the same large
 activations every step (Lite0 at 192 px, batch 32: 38-113 MB each), so each of them is mapped again and
-its pages are faulted in and zeroed by the kernel: on the 2-core machine of
-`benchmarks/results/train_speed.md` a fresh 113 MB tensor cost 67 ms to fill against 8 ms for a reused
-one, and one evaluator training step took 2.75 s against 1.67 s once freed memory stayed in the heap.
+its pages are faulted in and zeroed by the kernel: on the 2-core machine of the issue-28 benchmarks a fresh
+113 MB tensor cost 67 ms to fill against 8 ms for a reused one, and one training step of the ORNet preset's
+evaluator took 2.88 s against 1.72 s once freed memory stayed in the heap
+(`benchmarks/studies/heap_step_cost.py`; docs/training.md).
 
 `keep_freed_memory` sets ``M_MMAP_MAX = 0`` (every allocation from the heap, where freed chunks are
 reused) and ``M_TRIM_THRESHOLD`` to 2 GiB (free memory at the top of the heap is returned to the kernel
 only beyond that). Numbers are unchanged (only where memory comes from); the process keeps up to its
-peak memory mapped instead of returning it between steps. It acts on the whole process and stays
+peak memory mapped instead of returning it between steps, and glibc's ``memalign`` (PyTorch asks for
+64-byte alignment) leaves some freed chunks unused, so the peak rises a little (a whole demo-preset run:
+4.4 -> 4.5-4.6 GiB). It acts on the whole process and stays
 set. Other C libraries (musl, macOS, Windows) are left alone: the call returns False.
 """
 
