@@ -132,8 +132,9 @@ def check_import(checkout: Path, env: dict[str, str]) -> None:
 
 
 def timed_run(cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> tuple[float, float]:
-    """Wall seconds of the whole subprocess and its peak resident memory in MiB (its own `ru_maxrss`,
-    from `os.wait4`); a failure stops the benchmark naming its log."""
+    """Wall seconds of the whole subprocess and its peak resident memory in MiB (its `ru_maxrss`, from
+    `os.wait4`; Linux counts the spawning process's own resident set in it, which for this script, no
+    torch imported, is small); a failure stops the benchmark naming its log."""
     start = time.perf_counter()
     with log.open("w") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=cwd)
