@@ -1,5 +1,6 @@
 """`trainer.keep_freed_memory` (runtime/heap.py): glibc serves large tensors from its heap, where a freed one is
-reused, instead of mapping and unmapping them; set by `ornet train` as the key says."""
+reused, instead of mapping and unmapping them; other C libraries left alone; the study that times it. (`ornet train`
+and `ornet evaluate` setting it as the key says: tests/test_speed_settings.py.)"""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ reused) and ``M_TRIM_THRESHOLD`` to 2 GiB (free memory at the top of the heap is
 only beyond that). Numbers are unchanged (only where memory comes from); the process keeps up to its
 peak memory mapped instead of returning it between steps, and glibc's ``memalign`` (PyTorch asks for
 64-byte alignment) leaves some freed chunks unused, so the peak rises a little (a whole demo-preset run:
-4.4 -> 4.5-4.6 GiB). It acts on the whole process and stays
+4,360-4,421 -> 4,500-4,600 MiB). It acts on the whole process and stays
 set. Other C libraries (musl, macOS, Windows) are left alone: the call returns False.
 """
 
