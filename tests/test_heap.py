@@ -35,7 +35,7 @@ PROBE = textwrap.dedent("""
         mapped.append(libc.mallinfo2().hblkhd)  # bytes in chunks served by mmap, while they live
         del step
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-    print(sum(faults[3:]), min(mapped))
+    print(min(faults[3:]), min(mapped))
 """)
 
 
@@ -51,10 +51,14 @@ def test_large_tensors_come_from_the_heap_and_are_reused_once_set():
     label, faults, mapped = probe("0")
     assert label == "default"
     assert mapped >= 2**27  # glibc's default: each tensor above 32 MiB is its own mapping
+    assert faults >= 50_000  # ... faulted in afresh every step (53,248 pages)
     label, faults, mapped = probe("1")
     assert label == "set"
     assert mapped < 2**25  # from the heap
-    assert faults < 1000  # steps 4-6 (3 x 53,248 pages) reuse the pages of the first ones
+    # a step reuses the pages of the first ones; the quietest of steps 4-6, because the kernel may reclaim
+    # freed-but-kept pages now and then (seen on the 2-core CI machine: one tensor of one step, in about one
+    # run of eight; the sum over the steps then failed a suite)
+    assert faults < 1000
 
 
 def test_other_c_libraries_are_left_alone(monkeypatch):
