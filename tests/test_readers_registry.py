@@ -94,7 +94,9 @@ def test_preset_options_are_valid_for_its_reader(tmp_path, name):
     assert index.problems == []
 
 
-TRAIN = ["--model.backbone", "mobilenet_v3_small", "--model.evaluator", "mobilenet_v3_small", "--model.generator_width", "8",
+# one CAM stage: each reader's samples go through training and the run's evaluation (ORNet's three stages on a
+# tiny tree: tests/test_pipeline.py; the reader is the same for every method)
+TRAIN = ["--stages", "[cam]", "--model.backbone", "mobilenet_v3_small",
          "--data.resize", "40", "--data.crop", "32", "--data.batch_size", "2", "--data.eval_batch_size", "4",
          "--data.num_workers", "0", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
          "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1",
