@@ -4,9 +4,11 @@ and `ornet evaluate` setting it as the key says: tests/test_speed_settings.py.)"
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +92,42 @@ def test_the_cost_study_trains_each_network_and_tabulates_both_settings(capsys, 
     assert [r[2].strip() for r in rows] == ["1.75", "1.00", "1.75x", "2.15", "1.00", "2.15x"]
     assert rows[0][1].strip() == "glibc's default" and rows[1][1].strip() == "freed memory kept"
     assert rows[0][3].strip() == "9000" and rows[1][3].strip() == "0"
+
+
+def test_the_localize_study_alternates_the_flag_and_refuses_different_boxes(tmp_path):
+    from conftest import load_study
+
+    study = load_study("localize_heap_cost")
+    calls = []
+
+    def fake(cmd):  # one `ornet localize` command: write its boxes.json, give its figures
+        out, keep = Path(cmd[cmd.index("--out") + 1]), cmd[-1] == "--keep-freed-memory"
+        calls.append((int(cmd[cmd.index("--batch-size") + 1]), keep))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "boxes.json").write_text(json.dumps({"images": [{"file": f"{i}.jpg", "boxes": [[0, 0, 3, 3]]}
+                                                              for i in range(10)]}))
+        return {"seconds": 2.0 if keep else 3.0 + len(calls) / 10, "faults": 10 if keep else 5000,
+                "peak_mib": 500.0 + keep}
+
+    rows, count = study.study(Path("run"), "imgs/*.jpg", [16, 64], 2, tmp_path, measure=fake)
+    assert calls == [(16, False), (16, True), (16, True), (16, False), (64, False), (64, True), (64, True),
+                     (64, False)]
+    assert count == 10
+    lines = study.table(rows, count).splitlines()[2:]
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in lines]
+    # by hand: batch 16 default runs 3.1 and 3.4 -> median 3.25 (3.2 printed), 10 / 3.25 = 3.1 images/s
+    assert cells[0][2] == "3.2 (3.1 / 3.4)" and cells[0][3] == "3.1" and cells[0][4] == "5,000"
+    assert cells[1][2] == "2.0 (2.0 / 2.0)" and cells[1][3] == "5.0" and cells[1][5] == "501"
+    assert cells[2][2] == "1.62x"  # 3.25 / 2.0
+    assert cells[5][2] == "1.82x"  # batch 64: 3.5 and 3.8 -> 3.65 / 2.0 (1.8249... in floats)
+    cmd = study.command(Path("run"), "imgs/*.jpg", Path("o"), 16, False)
+    assert cmd[2:5] == ["ornet", "localize", "run"] and cmd[-1] == "--no-keep-freed-memory"
+
+    def differs(cmd):
+        got = fake(cmd)
+        if cmd[-1] == "--keep-freed-memory":
+            (Path(cmd[cmd.index("--out") + 1]) / "boxes.json").write_text(json.dumps({"images": []}))
+        return got
+
+    with pytest.raises(SystemExit, match="batch 16: boxes.json differs"):
+        study.study(Path("run"), "imgs/*.jpg", [16], 1, tmp_path / "again", measure=differs)

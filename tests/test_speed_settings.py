@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -97,6 +98,19 @@ def test_keep_freed_memory_is_set_as_the_key_says_and_trains_the_same_weights(da
     a, b = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("e_off", "e_on"))
     assert a["gt_known_loc"] == b["gt_known_loc"] == json.loads((tmp_path / "on" / "metrics.json").read_text())[
         "gt_known_loc"]
+    # `ornet localize` too, with its own flag (on by default). The setting is process-wide and the training above
+    # made it here, so this checks the flag's wiring and equal outputs; that the setting changes no number: the
+    # weights above, trained off before on
+    localize = ["localize", str(tmp_path / "on"), str(data / "images"), "--quiet", "--save-maps"]
+    assert main([*localize, "--out", str(tmp_path / "l_off"), "--no-keep-freed-memory"]) == 0
+    assert calls == [True, True]
+    assert main([*localize, "--out", str(tmp_path / "l_on")]) == 0
+    assert calls == [True, True, True]
+    a, b = (json.loads((tmp_path / name / "boxes.json").read_text())["images"] for name in ("l_off", "l_on"))
+    assert len(a) == 21 and a == b
+    maps = sorted((tmp_path / "l_on" / "maps").glob("*.npy"))
+    assert len(maps) == 21
+    assert all(np.array_equal(np.load(m), np.load(tmp_path / "l_off" / "maps" / m.name)) for m in maps)
 
 
 def test_use_channels_last_keeps_values_and_outputs():

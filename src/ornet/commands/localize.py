@@ -64,6 +64,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     p.add_argument("--save-maps", action="store_true", help="also write maps/<name>.png and maps/<name>.npy")
+    p.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
+                   help="large tensors freed by a batch stay in the process for the next one instead of being "
+                        "mapped afresh (glibc; the same numbers; as trainer.keep_freed_memory, docs/training.md; "
+                        "default: on)")
     p.add_argument("--quiet", action="store_true", help="no progress and no summary")
     p.add_argument("--force", action="store_true",
                    help="write into a non-empty OUT (replaces boxes.json, overlays/ and maps/ there)")
@@ -134,6 +138,10 @@ def _localize(ns, out: Path, prog: str) -> int:
     from ..inference.loading import load_model, pick_device
     from ..runs.export import resolve
 
+    if ns.keep_freed_memory:
+        from ..runtime import heap
+
+        heap.keep_freed_memory()
     info, _ = resolve(ns.model)  # a run folder or its model files (checkpoints are for the Python API)
     loc = load_model(info, device=pick_device(ns.device, "--device")).use_maps(ns.maps)
     threshold = ns.threshold if ns.threshold is not None else loc.threshold
