@@ -94,40 +94,39 @@ def test_the_cost_study_trains_each_network_and_tabulates_both_settings(capsys, 
     assert rows[0][3].strip() == "9000" and rows[1][3].strip() == "0"
 
 
-def test_the_localize_study_alternates_the_flag_and_refuses_different_boxes(tmp_path):
+def test_the_localize_study_alternates_the_variants_and_counts_different_boxes(tmp_path):
     from conftest import load_study
 
-    study = load_study("localize_heap_cost")
+    study = load_study("localize_cost")
     calls = []
 
-    def fake(cmd):  # one `ornet localize` command: write its boxes.json, give its figures
-        out, keep = Path(cmd[cmd.index("--out") + 1]), cmd[-1] == "--keep-freed-memory"
-        calls.append((int(cmd[cmd.index("--batch-size") + 1]), keep))
+    def fake(cmd, moved=0):  # one `ornet localize` command: write its boxes.json, give its figures
+        out, default = Path(cmd[cmd.index("--out") + 1]), cmd[-1] != "--no-keep-freed-memory"
+        calls.append((int(cmd[cmd.index("--batch-size") + 1]), default))
         out.mkdir(parents=True, exist_ok=True)
-        (out / "boxes.json").write_text(json.dumps({"images": [{"file": f"{i}.jpg", "boxes": [[0, 0, 3, 3]]}
-                                                              for i in range(10)]}))
-        return {"seconds": 2.0 if keep else 3.0 + len(calls) / 10, "faults": 10 if keep else 5000,
-                "peak_mib": 500.0 + keep}
+        shift = moved if default else 0  # the first `moved` images get another box under the defaults
+        (out / "boxes.json").write_text(json.dumps({"images": [
+            {"file": f"{i}.jpg", "boxes": [[0, 0, 3 + (i < shift), 3]]} for i in range(10)]}))
+        return {"seconds": 2.0 if default else 3.0 + len(calls) / 10, "faults": 10 if default else 5000,
+                "peak_mib": 500.0 + default}
 
-    rows, count = study.study(Path("run"), "imgs/*.jpg", [16, 64], 2, tmp_path, measure=fake)
+    off = ["--no-keep-freed-memory"]
+    rows, count, differ = study.study(Path("run"), "imgs/*.jpg", off, [16, 64], 2, tmp_path, measure=fake)
     assert calls == [(16, False), (16, True), (16, True), (16, False), (64, False), (64, True), (64, True),
                      (64, False)]
-    assert count == 10
-    lines = study.table(rows, count).splitlines()[2:]
+    assert count == 10 and differ == 0
+    lines = study.table(rows, count, off).splitlines()[2:]
     cells = [[c.strip() for c in line.split("|")[1:-1]] for line in lines]
-    # by hand: batch 16 default runs 3.1 and 3.4 -> median 3.25 (3.2 printed), 10 / 3.25 = 3.1 images/s
+    # by hand: batch 16 off runs 3.1 and 3.4 -> median 3.25 (3.2 printed), 10 / 3.25 = 3.1 images/s
+    assert cells[0][1] == "`--no-keep-freed-memory`" and cells[1][1] == "the defaults"
     assert cells[0][2] == "3.2 (3.1 / 3.4)" and cells[0][3] == "3.1" and cells[0][4] == "5,000"
     assert cells[1][2] == "2.0 (2.0 / 2.0)" and cells[1][3] == "5.0" and cells[1][5] == "501"
     assert cells[2][2] == "1.62x"  # 3.25 / 2.0
     assert cells[5][2] == "1.82x"  # batch 64: 3.5 and 3.8 -> 3.65 / 2.0 (1.8249... in floats)
-    cmd = study.command(Path("run"), "imgs/*.jpg", Path("o"), 16, False)
+    cmd = study.command(Path("run"), "imgs/*.jpg", Path("o"), 16, off)
     assert cmd[2:5] == ["ornet", "localize", "run"] and cmd[-1] == "--no-keep-freed-memory"
 
-    def differs(cmd):
-        got = fake(cmd)
-        if cmd[-1] == "--keep-freed-memory":
-            (Path(cmd[cmd.index("--out") + 1]) / "boxes.json").write_text(json.dumps({"images": []}))
-        return got
-
-    with pytest.raises(SystemExit, match="batch 16: boxes.json differs"):
-        study.study(Path("run"), "imgs/*.jpg", [16], 1, tmp_path / "again", measure=differs)
+    _, _, differ = study.study(Path("run"), "imgs/*.jpg", off, [16], 1, tmp_path / "b", measure=lambda c: fake(c, 3))
+    assert differ == 3
+    with pytest.raises(SystemExit, match=r"batch 16: boxes.json differs between the two variants \(3 images\)"):
+        study.study(Path("run"), "imgs/*.jpg", off, [16], 1, tmp_path / "c", exact=True, measure=lambda c: fake(c, 3))
