@@ -406,31 +406,3 @@ def test_train_continues_a_run_and_refuses_a_used_folder(api_run, tmp_path):
     metrics = ornet.train(None, run, resume=True, quiet=True)  # every stage complete: evaluation only
     saved = json.loads((api_run / "metrics.json").read_text())
     assert metrics["stages_run"] == [] and metrics["gt_known_loc"] == saved["gt_known_loc"]
-
-
-def test_predict_runs_a_folded_channels_last_copy_as_evaluation_does(api_run, monkeypatch):
-    from ornet.models import fold_bn
-
-    built = []
-    real = fold_bn.folded_copy
-    monkeypatch.setattr(fold_bn, "folded_copy", lambda module, run: built.append(module) or real(module, run))
-    plain = ornet.load_model(api_run, device="cpu", fold_bn=False, channels_last=False)
-    loc = ornet.load_model(api_run, device="cpu")  # the default: folded, channels-last
-    batch = torch.stack([loc.transform(p) for p in _test_images(api_run, 4)])
-    expected = plain.predict(batch)
-    assert built == []  # off: the network as it is
-    got = loc.predict(batch)
-    assert len(built) == 1 and built[0] is loc.model
-    conv = next(m for m in loc.model.modules() if isinstance(m, torch.nn.Conv2d))
-    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
-    assert loc._folded_cache()._copy is not None  # the fold passed its float64 check (the copy: test_fold_bn.py)
-    # float rounding only (0.00046 at most here; a class gate's minmax(CAM) ** alpha amplifies it, if the run
-    # chose one); a wrong fold moves maps by far more (tests/test_fold_bn.py)
-    torch.testing.assert_close(got.maps, expected.maps, atol=1e-3, rtol=0)
-    torch.testing.assert_close(got.logits, expected.logits, atol=1e-4, rtol=1e-4)
-    loc.predict(batch)
-    assert len(built) == 1  # the copy is kept while the weights stay as they are
-    with torch.no_grad():
-        conv.weight.mul_(1.0)  # a weight written (its version moves): the copy is rebuilt
-    loc.predict(batch)
-    assert len(built) == 2

@@ -1,7 +1,7 @@
-"""What one of `ornet localize`'s speed defaults saves: whole `ornet localize` commands on a folder of images
-with its defaults and with `--off` (default ``--no-keep-freed-memory``: glibc's default malloc, every tensor
-above its mmap threshold mapped and unmapped on each allocation, instead of freed memory kept for reuse,
-`runtime/heap.py`; ``--no-fold-bn``: the network as it is instead of its batch-norm-folded, channels-last copy).
+"""What one of `ornet localize`'s defaults costs or saves: whole `ornet localize` commands on a folder of images
+with its defaults and with the flags `--off` (default ``--no-keep-freed-memory``: glibc's default malloc, every
+tensor above its mmap threshold mapped and unmapped on each allocation, instead of freed memory kept for reuse,
+`runtime/heap.py`).
 
     .venv/bin/python benchmarks/studies/localize_cost.py --model RUN --images DIR_OR_GLOB [--off FLAGS] \\
         [--batch-sizes 16 64] [--rounds 3] [--results FILE]
@@ -11,7 +11,7 @@ Each command is a fresh process (the malloc setting acts on a whole process), th
 loading the model, every batch, overlays and boxes.json), images per second, the command's minor page
 faults (the kernel zero-filling fresh pages) and its peak resident memory, from `os.wait4`. The two variants'
 boxes.json are compared: `--exact` requires them equal (the malloc setting changes where memory comes from,
-not a number); otherwise the share of images whose boxes differ is reported (a fold rounds differently).
+not a number); otherwise the number of images whose boxes differ is reported.
 """
 
 from __future__ import annotations

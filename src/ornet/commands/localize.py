@@ -64,10 +64,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     p.add_argument("--save-maps", action="store_true", help="also write maps/<name>.png and maps/<name>.npy")
-    p.add_argument("--fold-bn", action=argparse.BooleanOptionalAction, default=True,
-                   help="run a copy of the network with its batch norms folded into the convolutions, and its "
-                        "weights channels-last, as evaluation does (trainer.fold_frozen_bn, trainer.channels_last): "
-                        "maps equal up to float rounding (default: on)")
     p.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
                    help="large tensors freed by a batch stay in the process for the next one instead of being "
                         "mapped afresh (glibc; the same numbers; as trainer.keep_freed_memory, docs/training.md; "
@@ -147,8 +143,7 @@ def _localize(ns, out: Path, prog: str) -> int:
 
         heap.keep_freed_memory()
     info, _ = resolve(ns.model)  # a run folder or its model files (checkpoints are for the Python API)
-    loc = load_model(info, device=pick_device(ns.device, "--device"), fold_bn=ns.fold_bn,
-                     channels_last=ns.fold_bn).use_maps(ns.maps)
+    loc = load_model(info, device=pick_device(ns.device, "--device")).use_maps(ns.maps)
     threshold = ns.threshold if ns.threshold is not None else loc.threshold
     if threshold is None:
         raise OrnetError(f"{ns.model}: model.json has no chosen threshold (the run was not evaluated); "

@@ -23,7 +23,7 @@ from ..errors import OrnetError
 from ..localization.boxes import MODES, box_iou, level_boxes, map_levels, truncate_boxes
 from ..localization.metrics import BoxAccuracySweep, PxAP, prepare_maps
 from ..localization.sweep import SweepResult
-from ..models.fold_bn import FoldedCache, folded_model, predict_folded
+from ..models.fold_bn import FoldedCache
 from ..runtime.atomic import write_npy_atomic
 from .split_runner import SplitData
 
@@ -86,6 +86,13 @@ def _box_sweep(e: EvalConfig) -> BoxAccuracySweep:
                             box_mode=e.box_mode, iou_strict=e.iou_strict, normalize=e.normalize)
 
 
+def folded_model(model: torch.nn.Module, fold_bn: bool) -> FoldedCache:
+    """The folded copy of `model` for evaluation passes (`trainer.fold_frozen_bn`; not for a model
+    that says it is not `foldable`). One per evaluation, handed to each of its passes: the copy is
+    built (and checked in float64, `fold_bn.folded_copy`) once, not once per pass."""
+    return FoldedCache(model, enabled=fold_bn and getattr(model, "foldable", True), frozen_only=False)
+
+
 class LocalizationPass(L.LightningModule):
     """One pass of a model with `predict(images, labels) -> (maps, logits)` over a split.
 
@@ -117,7 +124,16 @@ class LocalizationPass(L.LightningModule):
         self.result: PassResult | None = None
 
     def _predict(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return predict_folded(self._folded, self.model, images, labels)
+        """`model.predict` through the folded copy. A model with a class gate gets its exponent read
+        from the model itself, not the copy (`predict_gates`, the same operations as `predict`), so
+        a copy folded before `set_cam_gate` (the gate's own pass) serves the passes after it."""
+        alpha = getattr(self.model, "cam_gate", None)
+        if alpha is None:
+            net = self._folded.get(lambda m: m.predict(images[:1], labels[:1]))
+            return net.predict(images, labels)
+        net = self._folded.get(lambda m: m.predict_gates(images[:1], labels[:1], [alpha]))
+        maps, logits = net.predict_gates(images, labels, [alpha])
+        return maps[alpha], logits
 
     def test_step(self, batch, batch_idx: int) -> None:
         images, labels = batch.images, batch.labels

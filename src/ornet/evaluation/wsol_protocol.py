@@ -47,11 +47,10 @@ class WsolEvaluation(Protocol):
         """With threshold_split `val` and an empty val split, model.json's threshold (`stored`) is
         used when this protocol chose it, and ``threshold_split`` reads ``model``; else an error."""
         from ..localization.sweep import choose_threshold, summarize
-        from ..models.fold_bn import folded_model
         from .class_gate import choose_gate
         from .outputs import EvalResult
         from .split_runner import eval_trainer
-        from .sweep_pass import PassResult, curves, run_gate_passes
+        from .sweep_pass import PassResult, curves, folded_model, run_gate_passes
         from .sweep_pass import run_pass as one_pass
 
         folded = folded_model(model, cfg.trainer.fold_frozen_bn)  # one folded copy for every pass below

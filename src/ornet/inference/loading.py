@@ -30,27 +30,25 @@ def pick_device(device: str | torch.device | None = None, what: str = "device") 
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device | None = None,
-               threshold: float | None = None, *, fold_bn: bool = True, channels_last: bool = True) -> Localizer:
+               threshold: float | None = None) -> Localizer:
     """A `Localizer` in eval mode on `device` (default: cuda when available, else cpu).
 
     path: a run folder or its model.json / model.safetensors (`ornet train` exports them), or a
     stage checkpoint ``checkpoints/<stage>.ckpt`` of refine, coarse or cam (``-last`` too).
     threshold: replaces the stored one (model.json's: chosen on val at the end of training).
-    fold_bn, channels_last: how `Localizer.predict` runs the network (`Localizer`; on, as in evaluation).
     """
     device = pick_device(device)
     p = Path(path)
-    speed = {"fold_bn": fold_bn, "channels_last": channels_last}
     if p.suffix == ".ckpt":
-        return _from_checkpoint(p, device, threshold, speed)
+        return _from_checkpoint(p, device, threshold)
     from ..runs.export import load_exported, resolve
 
     info, _ = resolve(p)
     model, meta = load_exported(info, device=device)
-    return Localizer(model, meta, source=info, info=info, run_dir=info.parent, threshold=threshold, **speed)
+    return Localizer(model, meta, source=info, info=info, run_dir=info.parent, threshold=threshold)
 
 
-def _from_checkpoint(path: Path, device: torch.device, threshold: float | None, speed: dict) -> Localizer:
+def _from_checkpoint(path: Path, device: torch.device, threshold: float | None) -> Localizer:
     from ..config.schema import RunConfig, from_dict
     from ..methods import STAGES
     from ..models.weights import safe_torch_load
@@ -86,8 +84,7 @@ def _from_checkpoint(path: Path, device: torch.device, threshold: float | None, 
     except RuntimeError as e:
         raise OrnetError(f"{path}: weights do not fit the checkpoint's own config ({' '.join(str(e).split())[:300]})") from None
     entry.complete(model, stage, run_dir)  # as the run evaluates it (`Method.final_model`)
-    return Localizer(model.to(device).eval(), meta, source=path, info=None, run_dir=run_dir, threshold=threshold,
-                     **speed)
+    return Localizer(model.to(device).eval(), meta, source=path, info=None, run_dir=run_dir, threshold=threshold)
 
 
 def _stored_threshold(run_dir: Path, method: str) -> dict:

@@ -27,7 +27,6 @@ from torch import nn
 
 from ..errors import OrnetError
 from ..evaluation.protocols import PROTOCOLS, stored_protocol
-from ..models.fold_bn import folded_model, predict_folded
 from .preprocess import Preprocess, image_size, to_uint8
 
 
@@ -101,24 +100,13 @@ class Localizer:
     (`Preprocess`); ``model`` the network in eval mode, ``predict(images, labels) -> (maps,
     logits)``; ``meta`` model.json's dict. ``predict`` runs without gradients, inside your
     own loop too, and under ``torch.autocast``.
-
-    ``fold_bn`` and ``channels_last`` (both on by default, as in evaluation: ``trainer.fold_frozen_bn``,
-    ``trainer.channels_last``, docs/training.md): `predict` runs a copy of the network with its batch norms
-    folded into the convolutions (`models.fold_bn`, rebuilt whenever the network's weights change) and the
-    network's weights in channels-last layout. The maps equal the plain network's up to float rounding, as
-    `ornet evaluate`'s do; off: the network as it is. Under ``torch.autocast`` the network runs unfolded
-    (autocast keeps batch norms in float32; folded into bfloat16 convolutions they would round more).
     """
 
     def __init__(self, model: nn.Module, meta: dict, *, source: Path | None = None, info: Path | None = None,
-                 run_dir: Path | None = None, threshold: float | None = None, fold_bn: bool = True,
-                 channels_last: bool = True):
+                 run_dir: Path | None = None, threshold: float | None = None):
         from ..localization.boxes import MODES
-        from ..models.memory_format import use_channels_last
 
-        self.model, self.meta = use_channels_last(model.eval(), channels_last), meta
-        self.fold_bn = fold_bn
-        self._folded = None  # (the model it folds, its FoldedCache): `_folded_cache`
+        self.model, self.meta = model.eval(), meta
         self.source = source
         """What it was loaded from (model.json or a checkpoint), if anything."""
         self.info, self.run_dir = info, run_dir
@@ -225,12 +213,8 @@ class Localizer:
         if len(sizes) != len(x):
             raise ValueError(f"{len(x)} images but {len(sizes)} sizes")
         x = x.to(self.device, self.dtype)
-        labels = None if labels is None else labels.to(self.device)
         with torch.no_grad():
-            if torch.is_autocast_enabled(x.device.type):  # batch norms stay in float32 only unfolded
-                maps, logits = self.model.predict(x, labels)
-            else:
-                maps, logits = predict_folded(self._folded_cache(), self.model, x, labels)
+            maps, logits = self.model.predict(x, None if labels is None else labels.to(self.device))
         maps = maps.float()
         input_size = (int(x.shape[-2]), int(x.shape[-1]))
         scoremaps = eval_maps(maps, input_size, self.normalize)
@@ -244,13 +228,6 @@ class Localizer:
                           threshold=threshold, box_mode=box_mode, normalize=self.normalize, classes=self.classes)
 
     __call__ = predict
-
-    def _folded_cache(self):
-        """The `FoldedCache` of the current network (a new one after `use_maps` replaced it)."""
-        if self._folded is None or self._folded[0] is not self.model or self._folded[1].enabled != (
-                self.fold_bn and getattr(self.model, "foldable", True)):
-            self._folded = (self.model, folded_model(self.model, self.fold_bn))
-        return self._folded[1]
 
     def localize_files(self, inputs, **options):
         """Image files, folders (recursive) or globs -> one `on_files.FilePrediction` per image, in

@@ -251,26 +251,3 @@ class FoldedCache:
         if key != self._key:
             self._copy, self._key = folded_copy(self.module, run), key
         return self._copy if self._copy is not None else self.module
-
-
-def folded_model(model: nn.Module, fold_bn: bool) -> FoldedCache:
-    """The folded copy of `model` for evaluation passes (`trainer.fold_frozen_bn`) and `Localizer.predict`; not
-    for a model that says it is not `foldable`. One per evaluation, handed to each of its passes: the copy is
-    built (and checked in float64, `folded_copy`) once, not once per pass."""
-    return FoldedCache(model, enabled=fold_bn and getattr(model, "foldable", True), frozen_only=False)
-
-
-def predict_folded(folded: FoldedCache, model: nn.Module, images: torch.Tensor,
-                   labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``model.predict(images, labels)`` through `folded`'s copy of it (`folded_model`; the model itself when
-    nothing folds). A model with a class gate gets its exponent read from the model itself, not the copy
-    (`predict_gates`, the same operations as `predict`), so a copy folded before `set_cam_gate` (the gate's
-    own pass) serves the passes after it."""
-    first = None if labels is None else labels[:1]
-    alpha = getattr(model, "cam_gate", None)
-    if alpha is None:
-        net = folded.get(lambda m: m.predict(images[:1], first))
-        return net.predict(images, labels)
-    net = folded.get(lambda m: m.predict_gates(images[:1], first, [alpha]))
-    maps, logits = net.predict_gates(images, labels, [alpha])
-    return maps[alpha], logits
