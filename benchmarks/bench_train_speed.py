@@ -37,10 +37,9 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from machine import cpu_model, git_commit  # benchmarks/machine.py (scripts run from benchmarks/)
+from machine import cpu_model, git_commit, run_measured  # benchmarks/machine.py
 
 from ornet.runtime.atomic import write_text_atomic
 
@@ -132,15 +131,10 @@ def check_import(checkout: Path, env: dict[str, str]) -> None:
 
 
 def timed_run(cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> tuple[float, float]:
-    """Wall seconds of the whole subprocess and its peak resident memory in MiB (its `ru_maxrss`, from
-    `os.wait4`; Linux counts the spawning process's own resident set in it, which for this script, no
-    torch imported, is small); a failure stops the benchmark naming its log."""
-    start = time.perf_counter()
+    """Wall seconds of the whole subprocess and its peak resident memory in MiB (`machine.run_measured`: this
+    script imports no torch); a failure stops the benchmark naming its log."""
     with log.open("w") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
+        code, seconds, usage = run_measured(cmd, f, env=env, cwd=cwd)
     if code != 0:
         raise SystemExit(f"failed ({code}): {shlex.join(cmd)}; see {log}")
     return seconds, usage.ru_maxrss / 1024  # Linux: KiB

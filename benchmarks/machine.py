@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import time
 from pathlib import Path
 
 VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
@@ -45,3 +48,14 @@ def git_commit(root: Path) -> str:
         return head.stdout.strip()
     named = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
     return f"{head.stdout.strip()} + uncommitted changes ({named})"
+
+
+def run_measured(cmd: list[str], stdout, **popen) -> tuple[int, float, os.struct_rusage]:
+    """Run `cmd` to its end with its stdout and stderr to the open file `stdout`; its exit code, wall seconds and
+    resource usage (`os.wait4`: `ru_minflt` page faults,
+    `ru_maxrss` peak resident KiB). Linux counts the spawning process's own resident set in a child's
+    `ru_maxrss` (at exec): call it from a process without torch imported, whose resident set is small."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.STDOUT, **popen)
+    _, status, usage = os.wait4(proc.pid, 0)
+    return os.waitstatus_to_exitcode(status), time.perf_counter() - start, usage

@@ -30,3 +30,14 @@ def test_without_a_model_name_it_falls_back_to_platform(tmp_path, monkeypatch):
     _cpuinfo(tmp_path, "processor\t: 0\n", monkeypatch)
     monkeypatch.setattr(machine.platform, "processor", lambda: "armv8")
     assert machine.cpu_model() == "armv8"
+
+
+def test_run_measured_gives_the_exit_code_and_the_childs_page_faults(tmp_path):
+    import os
+
+    log = tmp_path / "child.log"
+    touch = "b = bytearray(64 * 2**20); print('done'); raise SystemExit(3)"  # 64 MiB zero-filled: 16,384 pages
+    with log.open("w") as f:
+        code, seconds, usage = machine.run_measured([sys.executable, "-c", touch], f, env=dict(os.environ))
+    assert code == 3 and seconds > 0 and log.read_text() == "done\n"
+    assert usage.ru_minflt >= 16_384 and usage.ru_maxrss >= 64 * 1024  # KiB

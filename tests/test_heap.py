@@ -100,7 +100,7 @@ def test_the_localize_study_alternates_the_variants_and_counts_different_boxes(t
     study = load_study("localize_cost")
     calls = []
 
-    def fake(cmd, moved=0):  # one `ornet localize` command: write its boxes.json, give its figures
+    def fake(cmd, log, moved=0):  # one `ornet localize` command: write its boxes.json, give its figures
         out, default = Path(cmd[cmd.index("--out") + 1]), cmd[-1] != "--no-keep-freed-memory"
         calls.append((int(cmd[cmd.index("--batch-size") + 1]), default))
         out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +126,7 @@ def test_the_localize_study_alternates_the_variants_and_counts_different_boxes(t
     cmd = study.command(Path("run"), "imgs/*.jpg", Path("o"), 16, off)
     assert cmd[2:5] == ["ornet", "localize", "run"] and cmd[-1] == "--no-keep-freed-memory"
 
-    _, _, differ = study.study(Path("run"), "imgs/*.jpg", off, [16], 1, tmp_path / "b", measure=lambda c: fake(c, 3))
+    _, _, differ = study.study(Path("run"), "imgs/*.jpg", off, [16], 1, tmp_path / "b", measure=lambda c, log: fake(c, log, 3))
     assert differ == 3
     with pytest.raises(SystemExit, match=r"batch 16: boxes.json differs between the two variants \(3 images\)"):
-        study.study(Path("run"), "imgs/*.jpg", off, [16], 1, tmp_path / "c", exact=True, measure=lambda c: fake(c, 3))
+        study.study(Path("run"), "imgs/*.jpg", off, [16], 1, tmp_path / "c", exact=True, measure=lambda c, log: fake(c, log, 3))

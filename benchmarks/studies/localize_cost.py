@@ -22,16 +22,14 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BENCH))
-from machine import cpu_model, git_commit  # noqa: E402  (benchmarks/machine.py)
+from machine import cpu_model, git_commit, run_measured  # noqa: E402  (benchmarks/machine.py)
 
 ROOT = BENCH.parent
 
@@ -41,17 +39,14 @@ def command(model: Path, images: str, out: Path, batch: int, flags: list[str]) -
             "--quiet", "--batch-size", str(batch), *flags]
 
 
-def timed(cmd: list[str]) -> dict:
-    """Wall seconds, minor page faults and peak resident MiB of one command (`os.wait4`; Linux counts the
-    spawner's resident set in `ru_maxrss`, small for this script: no torch imported); a failure stops the
-    study with the command's output."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {shlex.join(cmd)}\n{output[-2000:]}")
+def timed(cmd: list[str], log: Path) -> dict:
+    """Wall seconds, minor page faults and peak resident MiB of one command (`machine.run_measured`: this
+    script imports no torch before the commands), its output in `log`; a failure stops the study with the end
+    of that output (the log is in a temporary folder)."""
+    with log.open("w") as f:
+        code, seconds, usage = run_measured(cmd, f)
+    if code != 0:
+        raise SystemExit(f"failed ({code}): {shlex.join(cmd)}\n{log.read_text()[-2000:]}")
     return {"seconds": seconds, "faults": usage.ru_minflt, "peak_mib": usage.ru_maxrss / 1024}
 
 
@@ -66,12 +61,13 @@ def study(model: Path, images: str, off: list[str], batch_sizes: list[int], roun
     command (tests stub it)."""
     rows, count, differ = [], 0, 0
     for batch in batch_sizes:
+        outs = {default: work / f"b{batch}_{'default' if default else 'off'}" for default in (False, True)}
         runs: dict[bool, list[dict]] = {False: [], True: []}  # True: the defaults
         for r in range(rounds):
             for default in ((False, True) if r % 2 == 0 else (True, False)):
-                out = work / f"b{batch}_{'default' if default else 'off'}"
-                runs[default].append(measure(command(model, images, out, batch, [] if default else off)))
-        found = {default: boxes(work / f"b{batch}_{'default' if default else 'off'}") for default in (False, True)}
+                cmd = command(model, images, outs[default], batch, [] if default else off)
+                runs[default].append(measure(cmd, work / f"{outs[default].name}_{r}.log"))
+        found = {default: boxes(out) for default, out in outs.items()}
         count = len(found[True])
         differ = sum(found[False].get(name) != got for name, got in found[True].items())
         if exact and (differ or found[False].keys() != found[True].keys()):
